@@ -1,0 +1,266 @@
+"""What every grid agent shares: observations, the fit schedule, the loaded surrogate, reports.
+
+Determinism for resume and replay: the agent keeps observations keyed by ``step`` and sorts
+them by step, so the training data — and hence every fit and decision — depends on the set
+of observations, not on the order in which they arrived. The fit schedule is also a function
+of the data alone: the model serves the first ``n_fit`` observations in step order, with
+``n_fit = n`` while ``n < refit_every`` and ``refit_every * (n // refit_every)`` after, so an
+agent rebuilt from the trace fits exactly what the original fitted.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from coscope.errors import ConfigError, ModelError
+from coscope.models import GPState, fit_gp, load_model, predict
+from coscope.types import FitRecord, Location, Observation, Proposal
+
+
+@dataclass(frozen=True, eq=False)
+class AgentReport:
+    """What the agent believes now (plain data).
+
+    Attributes:
+        mean: Posterior mean of the target over the grid, ``(H, W)``; NaN without a model.
+        std: Posterior standard deviation, ``(H, W)``; NaN without a model.
+        model_version: Version of the model used (``-1`` if none).
+        n_observations: Observations ingested.
+        best_value: Best observed target value (NaN if none).
+        best_location: Where it was observed (earliest step on ties; None if none).
+        last_fit: Record of the model used (None if none).
+    """
+
+    mean: np.ndarray
+    std: np.ndarray
+    model_version: int
+    n_observations: int
+    best_value: float
+    best_location: Location | None
+    last_fit: FitRecord | None
+
+
+class GridAgent:
+    """Base of the agents over an ``H x W`` grid; subclasses implement ``suggest``.
+
+    Args:
+        grid_shape: ``(H, W)``.
+        seed: Campaign seed; all randomness derives from it and the step.
+        n_initial: Observations plus pending points before the policy takes over.
+        seed_points: Locations proposed first, in order.
+        refit_every: Fit schedule granularity (see module docstring).
+        fit_iterations: Iteration cap passed to :func:`coscope.models.fit_gp`.
+        batch_size: Candidates per prediction batch.
+    """
+
+    policy_name = "base"
+
+    def __init__(
+        self,
+        grid_shape: tuple[int, int],
+        *,
+        seed: int = 0,
+        n_initial: int = 5,
+        seed_points: Sequence[Location] = (),
+        refit_every: int = 1,
+        fit_iterations: int = 100,
+        batch_size: int = 4096,
+    ) -> None:
+        H, W = (int(v) for v in grid_shape)
+        if H < 1 or W < 1:
+            raise ConfigError(f"grid_shape must be two positive ints (H, W); got {grid_shape!r}.")
+        if refit_every < 1:
+            raise ConfigError(f"refit_every must be >= 1; got {refit_every!r}.")
+        for loc in seed_points:
+            if not (0 <= loc.row < H and 0 <= loc.col < W):
+                raise ConfigError(f"Seed point {loc} lies outside the {H} x {W} grid; fix it.")
+        self.grid_shape = (H, W)
+        self.seed = int(seed)
+        self.n_initial = int(n_initial)
+        self.seed_points = tuple(seed_points)
+        self.refit_every = int(refit_every)
+        self.fit_iterations = int(fit_iterations)
+        self.batch_size = int(batch_size)
+        rows, cols = np.divmod(np.arange(H * W), W)
+        self.candidates = np.stack([(rows + 0.5) / H, (cols + 0.5) / W], axis=1)
+        """Normalised coordinates of every pixel, ``(H*W) x 2``, row-major."""
+        self._obs: dict[int, Observation] = {}
+        self._state: GPState | None = None
+        self._model = None
+        self._fit_steps: tuple[int, ...] | None = None
+        self.model_version = -1
+        self.last_fit: FitRecord | None = None
+
+    # ------------------------------------------------------------------ data
+    def ingest(self, observations: Sequence[Observation]) -> None:
+        """Add observations; re-ingesting the same observation (same step) is a no-op.
+
+        Raises:
+            ModelError: Non-finite value, location outside the grid, or a step already
+                ingested with different content.
+        """
+        H, W = self.grid_shape
+        for ob in observations:
+            value = float(ob.value)
+            if not np.isfinite(value):
+                raise ModelError(
+                    f"Observation of step {ob.step} at {ob.location} has non-finite value "
+                    f"{value}; fix the scalarizer or drop that measurement before ingesting."
+                )
+            if not (0 <= ob.location.row < H and 0 <= ob.location.col < W):
+                raise ModelError(
+                    f"Observation of step {ob.step} at {ob.location} lies outside the "
+                    f"{H} x {W} grid; check the instrument's sample shape."
+                )
+            old = self._obs.get(ob.step)
+            if old is not None and old != ob:
+                raise ModelError(
+                    f"Step {ob.step} was already ingested with different content ({old}); "
+                    "each decision step must have one observation."
+                )
+            self._obs[ob.step] = ob
+
+    @property
+    def observations(self) -> tuple[Observation, ...]:
+        """All observations, sorted by step."""
+        return tuple(self._obs[k] for k in sorted(self._obs))
+
+    @property
+    def n_observations(self) -> int:
+        """Number of observations ingested."""
+        return len(self._obs)
+
+    def _flat(self, loc: Location) -> int:
+        return loc.flat(self.grid_shape[1])
+
+    def _excluded(self, pending: Sequence[Location]) -> np.ndarray:
+        """``(H*W,)`` mask of measured or pending pixels."""
+        mask = np.zeros(self.candidates.shape[0], dtype=bool)
+        for ob in self._obs.values():
+            mask[self._flat(ob.location)] = True
+        for loc in pending:
+            mask[self._flat(loc)] = True
+        return mask
+
+    # ------------------------------------------------------------------ fitting
+    def _n_fit(self) -> int:
+        n = self.n_observations
+        return n if n < self.refit_every else self.refit_every * (n // self.refit_every)
+
+    def _fit_subset(self) -> tuple[Observation, ...]:
+        return self.observations[: self._n_fit()]
+
+    def training_data(self) -> tuple[np.ndarray, np.ndarray]:
+        """What the next fit should train on: ``X`` (``n x 2``) and ``y`` (``(n,)``)."""
+        obs = self._fit_subset()
+        X = self.candidates[[self._flat(o.location) for o in obs]].reshape(-1, 2)
+        y = np.array([o.value for o in obs], dtype=np.float64)
+        return X, y
+
+    def fit_seed(self) -> int:
+        """Seed for the next fit, a function of the campaign seed and the data size."""
+        return int(np.random.SeedSequence([self.seed, 104729, self._n_fit()]).generate_state(1)[0])
+
+    def needs_fit(self, step: int) -> bool:
+        """Whether the loaded model does not serve the current data (see module docstring).
+
+        Args:
+            step: The next decision step (the schedule itself depends only on the data).
+        """
+        del step
+        subset = self._fit_subset()
+        return bool(subset) and tuple(o.step for o in subset) != self._fit_steps
+
+    def load_fit(self, state: GPState, version: int, step: int | None = None) -> FitRecord:
+        """Use a fitted state (e.g. from a Dask worker) as model ``version``; no refit."""
+        n = state.n_train
+        X, y = self.training_data()
+        subset = self._fit_subset()
+        same = n == len(subset) and np.array_equal(X, state.X) and np.array_equal(y, state.y)
+        self._fit_steps = tuple(o.step for o in subset) if same else None
+        self._state = state
+        self._model = load_model(state)
+        self.model_version = int(version)
+        self.last_fit = state.record(version, self.n_observations if step is None else step)
+        return self.last_fit
+
+    def fit(self, step: int) -> FitRecord:
+        """Fit locally on :meth:`training_data` and load the result as the next version."""
+        X, y = self.training_data()
+        if X.shape[0] == 0:
+            raise ModelError("Cannot fit a surrogate before any observation was ingested.")
+        state = fit_gp(X, y, seed=self.fit_seed(), iterations=self.fit_iterations)
+        return self.load_fit(state, self.model_version + 1, step)
+
+    def _ensure_model(self, step: int) -> bool:
+        """Fit if due; True when a model is available."""
+        if self.needs_fit(step):
+            self.fit(step)
+        return self._model is not None
+
+    # ------------------------------------------------------------------ output
+    def report(self) -> AgentReport:
+        """Mean and std maps over the whole grid (fits first if due), best observation."""
+        H, W = self.grid_shape
+        if self._ensure_model(self.n_observations):
+            mean, std = predict(self._model, self.candidates, batch_size=self.batch_size)
+            mean, std = mean.reshape(H, W), std.reshape(H, W)
+        else:
+            mean = std = np.full((H, W), np.nan)
+        obs = self.observations
+        best = max(obs, key=lambda o: o.value) if obs else None  # first max = earliest step
+        return AgentReport(
+            mean=mean,
+            std=std,
+            model_version=self.model_version,
+            n_observations=len(obs),
+            best_value=float(best.value) if best else float("nan"),
+            best_location=best.location if best else None,
+            last_fit=self.last_fit,
+        )
+
+    def _seed_choices(self, n: int, excluded: np.ndarray) -> list[int]:
+        """Seed points not yet measured or pending, in order; marks them excluded."""
+        out: list[int] = []
+        for loc in self.seed_points:
+            idx = self._flat(loc)
+            if len(out) < n and not excluded[idx]:
+                out.append(idx)
+                excluded[idx] = True
+        return out
+
+    def _proposal(
+        self,
+        idx: int,
+        *,
+        step: int,
+        instrument: str,
+        modality: str,
+        policy: str,
+        expected_cost: float,
+        score: float = float("nan"),
+        mean: float = float("nan"),
+        std: float = float("nan"),
+        model_version: int = -1,
+    ) -> Proposal:
+        return Proposal(
+            step=step,
+            instrument=instrument,
+            modality=modality,
+            location=Location.from_flat(idx, self.grid_shape[1]),
+            policy=policy,
+            score=float(score),
+            expected_cost=float(expected_cost),
+            model_version=int(model_version),
+            predicted_mean=float(mean),
+            predicted_std=float(std),
+            t_decided=time.time(),
+        )
+
+    def _candidates_tensor(self) -> torch.Tensor:
+        return torch.as_tensor(self.candidates, dtype=torch.float64)

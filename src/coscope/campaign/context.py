@@ -1,0 +1,79 @@
+"""Everything one campaign run needs, wired once by the composition root (``infra.compose``)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from coscope.config import CampaignSpec
+from coscope.instruments import Sample
+from coscope.scalarizers import scalarize
+from coscope.storage import TraceStore
+from coscope.types import Measurement, Observation
+
+
+@dataclass
+class CampaignContext:
+    """The wired parts of a campaign.
+
+    Attributes:
+        spec: The validated campaign spec.
+        sample: The sample (its grid, structure image, and ground truth when known).
+        store: The experimental trace, open for appending.
+        agent: The decision maker (``ingest`` / ``suggest`` / ``report``).
+        tracker: MLflow (or null) tracker.
+        truth_map: Ground-truth scalar target over the grid, ``(H, W)``, or ``None``.
+        on_measurement: Called with each history row (progress display), or ``None``.
+        metrics_every: Compute prediction error against ground truth every this many
+            measurements (it costs one prediction over the whole grid).
+    """
+
+    spec: CampaignSpec
+    sample: Sample
+    store: TraceStore
+    agent: Any
+    tracker: Any
+    truth_map: np.ndarray | None = None
+    on_measurement: Callable[[dict[str, float]], None] | None = None
+    metrics_every: int = 1
+    _n_metrics: int = field(default=0, repr=False)
+
+    @property
+    def target_modality(self) -> str:
+        """The modality whose scalarized signal is the campaign's target."""
+        return self.spec.scalarizer.modality
+
+    def observe(self, measurement: Measurement) -> Observation:
+        """Scalarize a measurement into the agent's training target."""
+        axis = self.sample.info(measurement.modality).axis
+        value = scalarize(self.spec.scalarizer.name, measurement.signal, axis)
+        return Observation(
+            measurement.step, measurement.modality, measurement.location, float(value)
+        )
+
+    def active_instruments(self) -> list[str]:
+        """Instruments that measure the target modality, in spec order."""
+        return [i.name for i in self.spec.instruments if self.target_modality in i.modalities]
+
+    def instrument_cost(self, name: str) -> float:
+        """Cost of one measurement on instrument ``name``."""
+        return next(i.cost for i in self.spec.instruments if i.name == name)
+
+    def prediction_metrics(self) -> dict[str, float]:
+        """RMSE and MAE of the predicted map against ground truth, when known and due."""
+        self._n_metrics += 1
+        if self.truth_map is None or (self._n_metrics - 1) % self.metrics_every:
+            return {}
+        report = self.agent.report()
+        if report is None or report.mean is None:
+            return {}
+        error = report.mean - self.truth_map
+        scale = float(np.std(self.truth_map)) or 1.0
+        return {
+            "rmse": float(np.sqrt(np.mean(error**2))),
+            "nrmse": float(np.sqrt(np.mean(error**2)) / scale),
+            "mae": float(np.mean(np.abs(error))),
+        }

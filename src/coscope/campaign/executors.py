@@ -1,0 +1,146 @@
+"""Executors: the one place where proposals become measurements and fits happen.
+
+The campaign loop is written against :class:`Executor`; it never knows whether a
+measurement ran in-process, on a Dask worker, or as a Prefect task on a Dask worker.
+
+* :class:`LocalExecutor` measures and fits in the calling process (dry runs, unit tests,
+  the "direct call" baseline of the overhead benchmark).
+* :class:`DaskExecutor` submits measurements to a Dask cluster by reference (specs + the
+  request cross the wire, never a live instrument) and fits as a Prefect task on the same
+  cluster when a flow is running.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future
+from typing import Any, Literal, Protocol
+
+import numpy as np
+
+from coscope.instruments import Instrument
+from coscope.models import GPState
+from coscope.tasks.fit import fit_surrogate
+from coscope.types import Measurement, MeasurementRequest
+
+Handle = Any
+
+
+class Executor(Protocol):
+    """Runs measurements concurrently and fits surrogates."""
+
+    def submit(self, request: MeasurementRequest) -> Handle:
+        """Start measuring ``request``; returns a handle."""
+        ...
+
+    def wait_first(self, handles: Sequence[Handle]) -> list[Handle]:
+        """Block until at least one handle is done; return the done ones (by request step)."""
+        ...
+
+    def result(self, handle: Handle) -> Measurement:
+        """The measurement of a done handle (re-raises the instrument's error)."""
+        ...
+
+    def fit(self, X: np.ndarray, y: np.ndarray, seed: int, iterations: int) -> GPState:
+        """Fit the surrogate on ``X`` (n x d) and ``y`` (n,)."""
+        ...
+
+
+class LocalExecutor:
+    """Measure and fit in this process, one at a time (deterministic, no engines)."""
+
+    def __init__(self, instruments: dict[str, Instrument]) -> None:
+        self._instruments = instruments
+
+    def submit(self, request: MeasurementRequest) -> Future:
+        future: Future = Future()
+        future.step = request.step  # type: ignore[attr-defined]
+        try:
+            future.set_result(self._instruments[request.instrument].measure(request))
+        except Exception as exc:  # the loop decides what a failure means
+            future.set_exception(exc)
+        return future
+
+    def wait_first(self, handles: Sequence[Future]) -> list[Future]:
+        return sorted((h for h in handles if h.done()), key=lambda h: h.step)
+
+    def result(self, handle: Future) -> Measurement:
+        return handle.result()
+
+    def fit(self, X: np.ndarray, y: np.ndarray, seed: int, iterations: int) -> GPState:
+        return fit_surrogate(X, y, seed, iterations)
+
+
+class DaskExecutor:
+    """Measure on a Dask cluster by reference; fit there too.
+
+    Args:
+        client: A ``distributed.Client`` connected to the campaign's cluster.
+        references: Instrument name -> ``(sample_spec, instrument_spec)`` JSON dicts.
+        seed: Campaign seed (seeds the sample's physics in the workers).
+        time_scale: Multiplier of instrument latencies.
+        measure_via: ``"dask"`` submits a plain function (~10-20 ms overhead);
+            ``"prefect"`` submits the ``measure`` Prefect task through the flow's
+            DaskTaskRunner (~100-150 ms overhead, each measurement visible in the Prefect UI).
+        fit_via_prefect: Run fits as the ``fit`` Prefect task (needs a running flow).
+    """
+
+    def __init__(
+        self,
+        client: Any,
+        references: dict[str, tuple[dict, dict]],
+        *,
+        seed: int,
+        time_scale: float,
+        measure_via: Literal["dask", "prefect"] = "dask",
+        fit_via_prefect: bool = True,
+    ) -> None:
+        self._client = client
+        self._refs = references
+        self._seed = seed
+        self._time_scale = time_scale
+        self._via = measure_via
+        self._fit_via_prefect = fit_via_prefect
+        self._steps: dict[Any, int] = {}
+
+    def submit(self, request: MeasurementRequest) -> Handle:
+        sample_spec, instrument_spec = self._refs[request.instrument]
+        args = (sample_spec, instrument_spec, self._seed, self._time_scale, request)
+        if self._via == "prefect":
+            from coscope.tasks.measure import measure_task
+
+            handle = measure_task.submit(*args)
+        else:
+            from coscope.tasks.measure import measure_by_reference
+
+            handle = self._client.submit(
+                measure_by_reference, *args, pure=False, key=f"measure-{request.step}-{id(request)}"
+            )
+        self._steps[handle] = request.step
+        return handle
+
+    def wait_first(self, handles: Sequence[Handle]) -> list[Handle]:
+        if self._via == "prefect":
+            from prefect.futures import as_completed
+
+            first = next(as_completed(list(handles)))
+            done = [first] + [h for h in handles if h is not first and h.state.is_final()]
+        else:
+            from distributed import wait
+
+            done = list(wait(list(handles), return_when="FIRST_COMPLETED").done)
+        return sorted(done, key=lambda h: self._steps[h])
+
+    def result(self, handle: Handle) -> Measurement:
+        self._steps.pop(handle, None)
+        return handle.result()
+
+    def fit(self, X: np.ndarray, y: np.ndarray, seed: int, iterations: int) -> GPState:
+        if self._fit_via_prefect:
+            from coscope.tasks.fit import fit_task
+
+            return fit_task.submit(X, y, seed, iterations).result()
+        return self._client.submit(fit_surrogate, X, y, seed, iterations, pure=False).result()
+
+
+ExecutorFactory = Callable[[], Executor]

@@ -1,0 +1,145 @@
+"""The command line: ``coscope demo | run | resume | status``.
+
+Errors a user can fix (a bad spec, a missing or foreign store) print one sentence and exit
+with status 2 — never a traceback. Ctrl-C leaves the trace consistent and says how to resume.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from coscope.errors import CoscopeError
+
+EXIT_USER_ERROR = 2
+EXIT_INTERRUPTED = 130
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="coscope", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    demo = sub.add_parser("demo", help="run a demo campaign on a synthetic ferroelectric film")
+    demo.add_argument("--budget", type=int, default=60, help="number of measurements (default 60)")
+    demo.add_argument("--out", default="runs/demo", help="run folder (default runs/demo)")
+    demo.add_argument(
+        "--policy", default="ei", help="ei, ucb, maxvar, random or raster (default ei)"
+    )
+    demo.add_argument("--seed", type=int, default=0)
+    demo.add_argument("--size", type=int, default=50, help="film side in pixels (default 50)")
+    demo.add_argument(
+        "--time-scale", type=float, default=0.1, help="latency multiplier (default 0.1)"
+    )
+
+    run = sub.add_parser("run", help="run (or continue) the campaign a YAML spec describes")
+    run.add_argument("spec", help="path of the campaign spec (YAML)")
+    run.add_argument("--store", help="override the spec's store path")
+    run.add_argument("--out", help="override the spec's run folder")
+
+    resume = sub.add_parser("resume", help="continue an interrupted campaign from its store")
+    resume.add_argument("store", help="path of the campaign's trace (…/trace.zarr)")
+
+    status = sub.add_parser("status", help="print the state of a campaign from its store alone")
+    status.add_argument("store", help="path of the campaign's trace (…/trace.zarr)")
+    status.add_argument("--json", action="store_true", help="stable JSON (see docs/cli.md)")
+
+    for p in (demo, run, resume):
+        p.add_argument("--quiet", action="store_true", help="no progress bar")
+    return parser
+
+
+def _demo_spec(args: argparse.Namespace) -> Any:
+    from coscope.config import parse_spec
+
+    return parse_spec(
+        {
+            "name": "demo",
+            "seed": args.seed,
+            "sample": {"kind": "synthetic_film", "params": {"size": args.size}},
+            "instruments": [
+                {
+                    "name": "afm",
+                    "modalities": ["beps_loop"],
+                    "latency_s": 0.5,
+                    "cost": 1.0,
+                    "noise": 0.02,
+                }
+            ],
+            "scalarizer": {"name": "loop_area", "modality": "beps_loop"},
+            "policy": {"name": args.policy, "n_initial": 5},
+            "budget": {"max_measurements": args.budget},
+            "time_scale": args.time_scale,
+            "run_dir": args.out,
+        }
+    )
+
+
+def _execute(spec: Any, quiet: bool) -> int:
+    from coscope.infra.environment import prepare_environment
+    from coscope.infra.settings import Settings
+
+    settings = Settings()
+    prepare_environment(settings, spec.resolved_run_dir())
+    from coscope.infra.runner import prepare_store, run_campaign
+    from coscope.report.progress import CampaignProgress
+
+    store_path, resumed = prepare_store(spec)
+    progress = CampaignProgress(store_path, spec, enabled=not quiet)
+    print(
+        ("resuming" if resumed else "starting") + f" campaign '{spec.name}' → {store_path}",
+        file=sys.stderr,
+    )
+    try:
+        with progress:
+            summary = run_campaign(spec, settings, on_poll=progress.refresh)
+    except KeyboardInterrupt:
+        print(
+            f"\ninterrupted: the trace is consistent; continue with `coscope resume {store_path}`",
+            file=sys.stderr,
+        )
+        return EXIT_INTERRUPTED
+    progress.print_summary(summary)
+    return 0
+
+
+def _command(args: argparse.Namespace) -> int:
+    if args.command == "status":
+        from coscope.report.status import campaign_status, format_status
+
+        status = campaign_status(args.store)
+        print(json.dumps(status, indent=2) if args.json else format_status(status))
+        return 0
+    if args.command == "demo":
+        return _execute(_demo_spec(args), args.quiet)
+    if args.command == "run":
+        from coscope.config import load_spec
+
+        overrides = {k: v for k, v in {"store": args.store, "run_dir": args.out}.items() if v}
+        return _execute(load_spec(args.spec, overrides), args.quiet)
+    if args.command == "resume":
+        from coscope.infra.compose import spec_of_store
+
+        path = Path(args.store)
+        spec = spec_of_store(path)
+        if spec.resolved_store().resolve() != path.resolve():
+            spec = spec.model_copy(update={"store": str(path)})
+        return _execute(spec, args.quiet)
+    raise AssertionError(args.command)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``coscope`` command."""
+    args = _parser().parse_args(argv)
+    try:
+        return _command(args)
+    except CoscopeError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USER_ERROR
+
+
+if __name__ == "__main__":
+    sys.exit(main())

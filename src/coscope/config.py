@@ -1,0 +1,221 @@
+"""The campaign spec: what a user writes (YAML), validated with one-sentence errors.
+
+A spec names the sample, the instruments that observe it, the scalarizer that turns a
+signal into the target, the policy, the budget, the seed and where results go. Everything
+has a default so that ``CampaignSpec(name="x")`` is a runnable demo campaign.
+
+Example (``examples/demo.yaml``)::
+
+    name: demo
+    seed: 0
+    sample: {kind: synthetic_film, params: {size: 50}}
+    instruments:
+      - {name: afm, modalities: [beps_loop], latency_s: 0.5, cost: 1.0, noise: 0.02}
+    scalarizer: {name: loop_area, modality: beps_loop}
+    policy: {name: ei, n_initial: 5}
+    budget: {max_measurements: 60}
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from coscope.errors import ConfigError
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class SampleSpec(_Strict):
+    """Which sample to explore: a registered sample kind and its parameters."""
+
+    kind: str = "synthetic_film"
+    params: dict[str, Any] = Field(default_factory=lambda: {"size": 50})
+
+    @field_validator("kind")
+    @classmethod
+    def _known_kind(cls, value: str) -> str:
+        from coscope.instruments import sample_kinds
+
+        known = sample_kinds()
+        if value not in known:
+            raise ValueError(f"unknown sample kind; use one of {', '.join(sorted(known))}")
+        return value
+
+
+class InstrumentSpec(_Strict):
+    """One instrument: its modalities, latency (s), cost per measurement, noise."""
+
+    name: str = "afm"
+    kind: str = "simulated"
+    modalities: list[str] = Field(default_factory=lambda: ["beps_loop"], min_length=1)
+    latency_s: float = Field(0.5, ge=0.0)
+    cost: float = Field(1.0, gt=0.0)
+    noise: float = Field(0.02, ge=0.0)
+
+    @field_validator("kind")
+    @classmethod
+    def _known_kind(cls, value: str) -> str:
+        from coscope.instruments import instrument_kinds
+
+        known = instrument_kinds()
+        if value not in known:
+            raise ValueError(f"unknown instrument kind; use one of {', '.join(sorted(known))}")
+        return value
+
+
+class ScalarizerSpec(_Strict):
+    """Which scalar of which modality's signal the campaign optimises and maps."""
+
+    name: str = "loop_area"
+    modality: str = "beps_loop"
+
+    @field_validator("name")
+    @classmethod
+    def _known_name(cls, value: str) -> str:
+        from coscope.scalarizers import scalarizer_names
+
+        known = scalarizer_names()
+        if value not in known:
+            raise ValueError(f"unknown scalarizer; use one of {', '.join(sorted(known))}")
+        return value
+
+
+class PolicySpec(_Strict):
+    """The decision rule and how the surrogate behind it is refreshed."""
+
+    name: str = "ei"
+    params: dict[str, float] = Field(default_factory=dict)
+    n_initial: int = Field(5, ge=1)
+    refit_every: int = Field(1, ge=1)
+    fit_iterations: int = Field(100, ge=1, le=10_000)
+
+    @field_validator("name")
+    @classmethod
+    def _known_policy(cls, value: str) -> str:
+        from coscope.agents import agent_policy_names
+
+        known = agent_policy_names()
+        if value not in known:
+            raise ValueError(f"unknown policy; use one of {', '.join(sorted(known))}")
+        return value
+
+
+class BudgetSpec(_Strict):
+    """When to stop: total cost and/or number of measurements (whichever comes first)."""
+
+    max_cost: float | None = Field(None, gt=0.0)
+    max_measurements: int | None = Field(60, ge=1)
+
+    @model_validator(mode="after")
+    def _some_limit(self) -> BudgetSpec:
+        if self.max_cost is None and self.max_measurements is None:
+            raise ValueError("set max_cost, max_measurements or both, or the campaign never ends")
+        return self
+
+
+class CampaignSpec(_Strict):
+    """A whole campaign. Paths left empty default to ``<run_dir>/…``."""
+
+    name: str = Field("demo", pattern=r"^[A-Za-z0-9_.-]+$")
+    seed: int = Field(0, ge=0)
+    sample: SampleSpec = Field(default_factory=SampleSpec)
+    instruments: list[InstrumentSpec] = Field(
+        default_factory=lambda: [InstrumentSpec()], min_length=1
+    )
+    scalarizer: ScalarizerSpec = Field(default_factory=ScalarizerSpec)
+    policy: PolicySpec = Field(default_factory=PolicySpec)
+    budget: BudgetSpec = Field(default_factory=BudgetSpec)
+    seed_points: list[tuple[int, int]] = Field(default_factory=list)
+    time_scale: float = Field(1.0, ge=0.0, description="multiplies every instrument latency")
+    run_dir: str | None = None
+    store: str | None = None
+    tracking_uri: str | None = None
+    dask_address: str | None = None
+    dask_workers: int = Field(2, ge=1, le=64)
+    checkpoint_every: int = Field(10, ge=1)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> CampaignSpec:
+        names = [inst.name for inst in self.instruments]
+        if len(set(names)) != len(names):
+            raise ValueError(f"instrument names must be unique, got {names}")
+        offered = {m for inst in self.instruments for m in inst.modalities}
+        if self.scalarizer.modality not in offered:
+            raise ValueError(
+                f"scalarizer.modality '{self.scalarizer.modality}' is measured by no instrument; "
+                f"use one of {', '.join(sorted(offered))}"
+            )
+        return self
+
+    # --- derived paths -------------------------------------------------------------------
+    def resolved_run_dir(self) -> Path:
+        """The run folder: ``run_dir`` or ``./runs/<name>``."""
+        return Path(self.run_dir) if self.run_dir else Path("runs") / self.name
+
+    def resolved_store(self) -> Path:
+        """The experimental trace: ``store`` or ``<run_dir>/trace.zarr``."""
+        return Path(self.store) if self.store else self.resolved_run_dir() / "trace.zarr"
+
+    def resolved_tracking_uri(self) -> str:
+        """MLflow tracking URI: ``tracking_uri`` or sqlite in the run folder."""
+        if self.tracking_uri:
+            return self.tracking_uri
+        return f"sqlite:///{(self.resolved_run_dir() / 'mlflow.db').resolve()}"
+
+    def to_json_dict(self) -> dict[str, Any]:
+        """JSON-safe dict of the spec (stored in the trace and logged to MLflow)."""
+        return json.loads(self.model_dump_json())
+
+
+def _describe(error: ValidationError) -> str:
+    """Turn pydantic's error list into one sentence: field, bad value, what is allowed."""
+    parts = []
+    for item in error.errors():
+        where = ".".join(str(p) for p in item["loc"]) or "spec"
+        msg = item["msg"].removeprefix("Value error, ")
+        if item["type"] == "extra_forbidden":
+            parts.append(f"'{where}' is not a spec field; remove it or check its spelling")
+            continue
+        if item["type"] == "missing":
+            parts.append(f"'{where}' is required")
+            continue
+        value = item.get("input")
+        shown = "" if isinstance(value, dict | list) or value is None else f" (got {value!r})"
+        parts.append(f"'{where}'{shown}: {msg}")
+    return "invalid campaign spec: " + "; ".join(parts) + "."
+
+
+def parse_spec(data: dict[str, Any]) -> CampaignSpec:
+    """Validate a spec dict; raises :class:`ConfigError` with one sentence on failure."""
+    if not isinstance(data, dict):
+        raise ConfigError("invalid campaign spec: the top level must be a mapping of fields.")
+    try:
+        return CampaignSpec.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(_describe(exc)) from None
+
+
+def load_spec(path: str | Path, overrides: dict[str, Any] | None = None) -> CampaignSpec:
+    """Read and validate a YAML spec file; ``overrides`` replace top-level fields."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"no campaign spec at '{path}': give the path of a YAML file.")
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark is not None else ""
+        raise ConfigError(f"'{path}' is not valid YAML{where}: fix the syntax.") from None
+    if not isinstance(data, dict):
+        raise ConfigError(
+            f"'{path}' must hold a mapping of spec fields, not {type(data).__name__}."
+        )
+    data.update(overrides or {})
+    return parse_spec(data)

@@ -1,0 +1,1 @@
+"""Prefect flows: the loop and nothing else."""

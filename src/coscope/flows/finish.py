@@ -1,0 +1,45 @@
+"""What happens when a campaign's loop ends: final model, report, status, artifacts."""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+from coscope.campaign import CampaignContext, LoopOutcome
+from coscope.report import write_report
+
+
+def finish_campaign(ctx: CampaignContext, outcome: LoopOutcome) -> dict[str, Any]:
+    """Fit the final model, write the report, record the status; return a summary dict."""
+    n_obs = len(ctx.agent.training_data()[1])
+    if n_obs:
+        ctx.agent.fit(n_obs)
+    report_dir = ctx.spec.resolved_run_dir() / "report"
+    write_report(ctx, outcome.history, report_dir)
+    ctx.tracker.log_artifacts(report_dir, "report")
+    with tempfile.TemporaryDirectory() as tmp:
+        decisions = [
+            {**asdict(p), "location": [p.location.row, p.location.col]}
+            for p in ctx.store.decisions()
+        ]
+        (Path(tmp) / "decisions.json").write_text(json.dumps(decisions, indent=1, default=float))
+        ctx.tracker.log_artifacts(Path(tmp), "trace")
+    ctx.store.set_attr("status", outcome.status)
+    ctx.store.set_attr("finished_reason", outcome.reason)
+    ctx.tracker.finish(outcome.status)
+    ctx.store.close()
+    final = outcome.history[-1] if outcome.history else {}
+    return {
+        "status": outcome.status,
+        "reason": outcome.reason,
+        "measurements": outcome.n_measurements,
+        "cost_spent": outcome.cost_spent,
+        "best_so_far": final.get("best_so_far"),
+        "rmse": next((r["rmse"] for r in reversed(outcome.history) if "rmse" in r), None),
+        "report": str(report_dir),
+        "store": str(ctx.store.path),
+        "mlflow_run_id": getattr(ctx.tracker, "run_id", None),
+    }

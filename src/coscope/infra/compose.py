@@ -1,0 +1,234 @@
+"""The composition root: the one place that turns a spec (or a trace) into wired parts.
+
+Everything else receives its collaborators; nothing opens a client at import.
+"""
+
+from __future__ import annotations
+
+import getpass
+import json
+import os
+import socket
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from coscope.agents import make_agent
+from coscope.campaign.context import CampaignContext
+from coscope.config import CampaignSpec, InstrumentSpec, SampleSpec, parse_spec
+from coscope.errors import ConfigError, StoreError
+from coscope.infra.tracking import MlflowTracker, NullTracker
+from coscope.instruments import Instrument, Sample, build_instrument, build_sample
+from coscope.scalarizers import scalarize
+from coscope.storage import TraceStore
+from coscope.types import Intervention, Location
+
+# Spec fields a re-run on an existing store may change without starting a new campaign.
+_MUTABLE_ON_RESUME = {
+    "budget",
+    "time_scale",
+    "dask_address",
+    "dask_workers",
+    "tracking_uri",
+    "store",
+    "run_dir",
+}
+
+
+def sample_from_spec(spec: SampleSpec | dict[str, Any], seed: int) -> Sample:
+    """Build the campaign's sample (deterministic in ``seed``)."""
+    sample_spec = spec if isinstance(spec, SampleSpec) else SampleSpec.model_validate(spec)
+    return build_sample(sample_spec.kind, dict(sample_spec.params), seed)
+
+
+def build_instrument_from_specs(
+    sample_spec: dict[str, Any], instrument_spec: dict[str, Any], *, seed: int, time_scale: float
+) -> Instrument:
+    """Build one instrument stack from JSON specs (used inside Dask workers)."""
+    inst = InstrumentSpec.model_validate(instrument_spec)
+    return build_instrument(
+        inst.name,
+        sample_from_spec(sample_spec, seed),
+        kind=inst.kind,
+        modalities=inst.modalities,
+        latency_s=inst.latency_s,
+        cost=inst.cost,
+        noise=inst.noise,
+        time_scale=time_scale,
+    )
+
+
+def instruments_from_spec(spec: CampaignSpec, sample: Sample) -> dict[str, Instrument]:
+    """All instruments of a spec, built in this process (local executor)."""
+    return {
+        inst.name: build_instrument(
+            inst.name,
+            sample,
+            kind=inst.kind,
+            modalities=inst.modalities,
+            latency_s=inst.latency_s,
+            cost=inst.cost,
+            noise=inst.noise,
+            time_scale=spec.time_scale,
+        )
+        for inst in spec.instruments
+    }
+
+
+def instrument_references(spec: CampaignSpec) -> dict[str, tuple[dict, dict]]:
+    """Instrument name -> (sample spec, instrument spec) as JSON dicts, for Dask workers."""
+    data = spec.to_json_dict()
+    return {inst["name"]: (data["sample"], inst) for inst in data["instruments"]}
+
+
+def check_spec_fits_sample(spec: CampaignSpec, sample: Sample) -> None:
+    """ConfigError when the spec asks for modalities or seed points the sample lacks."""
+    for inst in spec.instruments:
+        for modality in inst.modalities:
+            if modality not in sample.modalities:
+                raise ConfigError(
+                    f"instruments '{inst.name}' modality '{modality}' is not offered by sample "
+                    f"'{spec.sample.kind}'; use one of {', '.join(sorted(sample.modalities))}."
+                )
+    height, width = sample.shape
+    for row, col in spec.seed_points:
+        if not (0 <= row < height and 0 <= col < width):
+            raise ConfigError(
+                f"seed_points entry ({row}, {col}) is off the sample: rows must be in "
+                f"0..{height - 1} "
+                f"and columns in 0..{width - 1}."
+            )
+
+
+def truth_map(spec: CampaignSpec, sample: Sample) -> np.ndarray | None:
+    """Ground-truth scalar target over the grid ``(H, W)``, or ``None`` when unknown."""
+    modality = spec.scalarizer.modality
+    signals = sample.truth.get(modality) if sample.truth else None
+    if signals is None:
+        return None
+    axis = sample.info(modality).axis
+    height, width, _ = signals.shape
+    flat = signals.reshape(height * width, -1)
+    values = np.array([scalarize(spec.scalarizer.name, s, axis) for s in flat], dtype=np.float64)
+    return values.reshape(height, width)
+
+
+def agent_from_spec(spec: CampaignSpec, sample: Sample) -> Any:
+    """The agent the spec's policy names."""
+    policy = spec.policy
+    return make_agent(
+        policy.name,
+        sample.shape,
+        policy_params=dict(policy.params),
+        seed=spec.seed,
+        n_initial=policy.n_initial,
+        seed_points=[Location(r, c) for r, c in spec.seed_points],
+        refit_every=policy.refit_every,
+        fit_iterations=policy.fit_iterations,
+    )
+
+
+def _differences(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
+    return sorted(
+        k for k in set(old) | set(new) if old.get(k) != new.get(k) and k not in _MUTABLE_ON_RESUME
+    )
+
+
+def create_or_open_store(spec: CampaignSpec, sample: Sample) -> tuple[TraceStore, bool]:
+    """Create the campaign's trace, or open it when it exists for the same campaign.
+
+    Returns:
+        ``(store, resumed)``.
+
+    Raises:
+        ConfigError: The store holds a different campaign (names the differing fields).
+    """
+    path = spec.resolved_store()
+    if (path / "zarr.json").exists():
+        store = TraceStore.open(path, mode="a")
+        old, new = effective_campaign(store), spec.to_json_dict()
+        diff = _differences(old, new)
+        if diff:
+            store.close()
+            raise ConfigError(
+                f"the store '{path}' holds a different campaign (fields {', '.join(diff)} differ); "
+                "use another store path or `coscope resume` to continue the stored one."
+            )
+        changed = {k: new[k] for k in new if old.get(k) != new[k]}
+        if changed:
+            overrides = {**store.get_attr("overrides", {}), **changed}
+            store.set_attr("overrides", overrides)
+            store.append_intervention(
+                Intervention(
+                    kind="spec",
+                    payload=changed,
+                    step=store.counts()["decisions"],
+                    who=getpass.getuser(),
+                    why="campaign re-run with changed settings",
+                    t=time.time(),
+                )
+            )
+        return store, True
+    path.parent.mkdir(parents=True, exist_ok=True)
+    store = TraceStore.create(
+        path,
+        campaign=spec.to_json_dict(),
+        modalities=dict(sample.modalities),
+        sample_shape=sample.shape,
+    )
+    return store, False
+
+
+def effective_campaign(store: TraceStore) -> dict[str, Any]:
+    """The stored campaign spec with the settings changed on later runs (``overrides``)."""
+    return {**store.campaign, **store.get_attr("overrides", {})}
+
+
+def spec_of_store(path: str | Path) -> CampaignSpec:
+    """The campaign spec stored in a trace (for ``coscope resume``)."""
+    store = TraceStore.open(path, mode="r")
+    try:
+        return parse_spec(effective_campaign(store))
+    except ConfigError as exc:
+        raise StoreError(
+            f"the trace at '{path}' holds an invalid spec ({exc}); it cannot be resumed."
+        ) from None
+
+
+def open_context(
+    store_path: str | Path, *, track: bool = True, metrics_every: int | None = None
+) -> tuple[CampaignContext, Sample]:
+    """Wire a campaign from its trace: the spec stored there names everything else."""
+    store = TraceStore.open(store_path, mode="a")
+    spec = parse_spec(effective_campaign(store))
+    sample = sample_from_spec(spec.sample, spec.seed)
+    tracker: Any = NullTracker()
+    if track:
+        run_dir = spec.resolved_run_dir()
+        tracker = MlflowTracker(spec.resolved_tracking_uri(), spec.name, run_dir / "mlartifacts")
+        run_id = tracker.start(spec.to_json_dict(), run_id=store.get_attr("mlflow_run_id", None))
+        store.set_attr("mlflow_run_id", run_id)
+    n_pixels = sample.shape[0] * sample.shape[1]
+    ctx = CampaignContext(
+        spec=spec,
+        sample=sample,
+        store=store,
+        agent=agent_from_spec(spec, sample),
+        tracker=tracker,
+        truth_map=truth_map(spec, sample),
+        metrics_every=metrics_every or (1 if n_pixels <= 10_000 else 10),
+    )
+    return ctx, sample
+
+
+def mark_running(store: TraceStore) -> None:
+    """Record which process runs the campaign (``coscope status`` tells if it is alive)."""
+    store.set_attr("status", "running")
+    store.set_attr("runner", {"pid": os.getpid(), "host": socket.gethostname()})
+
+
+def describe_spec(spec: CampaignSpec) -> str:
+    """One-line JSON of the spec (logs)."""
+    return json.dumps(spec.to_json_dict(), sort_keys=True)

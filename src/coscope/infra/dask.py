@@ -1,0 +1,52 @@
+"""Which Dask cluster a campaign runs on: a LocalCluster by default, any scheduler to scale out."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from coscope.errors import ConfigError
+
+
+@contextmanager
+def dask_client(address: str | None, n_workers: int = 2) -> Iterator[object]:
+    """Yield a ``distributed.Client``; start and stop a LocalCluster when no address is given.
+
+    The LocalCluster runs ``n_workers`` worker processes with one thread each; their nannies
+    set ``OMP_NUM_THREADS=1`` so torch in each worker uses one thread (two threads per process
+    on this 2-core machine collapsed small-model fits 7-13x, STACK.md).
+
+    Args:
+        address: Scheduler address (``tcp://host:8786``) or ``None`` for a LocalCluster.
+        n_workers: Worker processes of the LocalCluster.
+    """
+    from distributed import Client, LocalCluster
+
+    if address:
+        try:
+            client = Client(address, timeout="10s")
+        except OSError as exc:
+            raise ConfigError(
+                f"cannot reach the Dask scheduler at '{address}' ({exc}); start it or drop "
+                "dask_address from the spec to use a local cluster."
+            ) from None
+        try:
+            yield client
+        finally:
+            client.close()
+        return
+    logging.getLogger("distributed").setLevel(logging.WARNING)  # the in-process scheduler's chatter
+    cluster = LocalCluster(
+        n_workers=n_workers,
+        threads_per_worker=1,
+        processes=True,
+        dashboard_address=":0",
+        silence_logs=logging.ERROR,
+    )
+    client = Client(cluster)
+    try:
+        yield client
+    finally:
+        client.close()
+        cluster.close()

@@ -1,0 +1,155 @@
+"""MLflow tracking: one run per campaign, resumed with the campaign.
+
+Logged: the spec as params (flattened keys); per measurement the reward, best so far, cost
+spent and prediction error against ground truth (when known); per decision the acquisition
+score, predicted mean/std and expected cost; per fit the loss and hyperparameters; the
+model state at checkpoints and the report and decision table as artifacts.
+
+Everything goes through ``MlflowClient`` with an explicit run id — no global active run — and
+metrics are sent with ``log_batch`` (one round trip per event).
+"""
+
+from __future__ import annotations
+
+import json
+import pickle
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from coscope.types import FitRecord, Proposal
+
+
+def _flatten(prefix: str, value: Any, out: dict[str, str]) -> None:
+    if isinstance(value, dict):
+        for key, item in value.items():
+            _flatten(f"{prefix}.{key}" if prefix else str(key), item, out)
+    else:
+        out[prefix] = json.dumps(value)[:5000] if not isinstance(value, str) else value[:5000]
+
+
+class NullTracker:
+    """Tracks nothing (dry runs and unit tests of the loop)."""
+
+    run_id: str | None = None
+
+    def start(self, spec: dict[str, Any], run_id: str | None = None) -> str | None:
+        return None
+
+    def log_step(self, step: int, metrics: dict[str, float]) -> None: ...
+
+    def log_decision(self, proposal: Proposal) -> None: ...
+
+    def log_fit(self, record: FitRecord) -> None: ...
+
+    def log_checkpoint(self, state: Any, version: int) -> None: ...
+
+    def log_artifacts(self, folder: Path, artifact_path: str | None = None) -> None: ...
+
+    def finish(self, status: str) -> None: ...
+
+
+class MlflowTracker:
+    """Log a campaign to MLflow.
+
+    Args:
+        tracking_uri: ``sqlite:///…`` (default, embedded) or ``http://host:port`` of a server.
+        experiment: Experiment name (the campaign name).
+        artifact_root: Folder for artifacts of a new experiment (with a sqlite backend).
+    """
+
+    def __init__(
+        self, tracking_uri: str, experiment: str, artifact_root: Path | None = None
+    ) -> None:
+        from mlflow.tracking import MlflowClient
+
+        self._client = MlflowClient(tracking_uri=tracking_uri)
+        self._experiment = experiment
+        self._artifact_root = artifact_root
+        self.run_id: str | None = None
+
+    def _experiment_id(self) -> str:
+        found = self._client.get_experiment_by_name(self._experiment)
+        if found is not None:
+            return found.experiment_id
+        location = None
+        if self._artifact_root is not None:
+            self._artifact_root.mkdir(parents=True, exist_ok=True)
+            location = self._artifact_root.resolve().as_uri()
+        return self._client.create_experiment(self._experiment, artifact_location=location)
+
+    def start(self, spec: dict[str, Any], run_id: str | None = None) -> str:
+        """Create the campaign's run, or reopen ``run_id`` when resuming; returns the run id."""
+        if run_id is not None:
+            self.run_id = run_id
+            self._client.update_run(run_id, status="RUNNING")
+            return run_id
+        run = self._client.create_run(self._experiment_id(), run_name=spec.get("name"))
+        self.run_id = run.info.run_id
+        params: dict[str, str] = {}
+        _flatten("", spec, params)
+        from mlflow.entities import Param
+
+        items = [Param(k, v) for k, v in sorted(params.items())]
+        for i in range(0, len(items), 100):
+            self._client.log_batch(self.run_id, params=items[i : i + 100])
+        return self.run_id
+
+    def _metrics(self, step: int, values: dict[str, float], prefix: str = "") -> None:
+        from mlflow.entities import Metric
+
+        now = int(time.time() * 1000)
+        metrics = [
+            Metric(prefix + k, float(v), now, int(step))
+            for k, v in values.items()
+            if v is not None and v == v  # drop NaN
+        ]
+        if metrics and self.run_id:
+            self._client.log_batch(self.run_id, metrics=metrics)
+
+    def log_step(self, step: int, metrics: dict[str, float]) -> None:
+        """Per-measurement metrics (reward, best_so_far, cost_spent, rmse …) at ``step``."""
+        self._metrics(step, {k: v for k, v in metrics.items() if k != "step"})
+
+    def log_decision(self, proposal: Proposal) -> None:
+        """The decision's acquisition score, prediction and expected cost at its step."""
+        self._metrics(
+            proposal.step,
+            {
+                "acquisition": proposal.score,
+                "predicted_mean": proposal.predicted_mean,
+                "predicted_std": proposal.predicted_std,
+                "expected_cost": proposal.expected_cost,
+                "model_version": float(proposal.model_version),
+            },
+            prefix="decision.",
+        )
+
+    def log_fit(self, record: FitRecord) -> None:
+        """Fit loss, time and scalar hyperparameters at the fit's step."""
+        values = {"loss": record.loss, "seconds": record.seconds, "n_train": float(record.n_train)}
+        for key, value in record.hyperparameters.items():
+            if isinstance(value, int | float):
+                values[f"hp.{key}"] = float(value)
+        self._metrics(record.step, values, prefix="fit.")
+
+    def log_checkpoint(self, state: Any, version: int) -> None:
+        """Pickle the surrogate's plain state as ``checkpoints/model-v<version>.pkl``."""
+        if not self.run_id:
+            return
+        with tempfile.TemporaryDirectory() as tmp:
+            path = Path(tmp) / f"model-v{version:04d}.pkl"
+            path.write_bytes(pickle.dumps(state))
+            self._client.log_artifact(self.run_id, str(path), artifact_path="checkpoints")
+
+    def log_artifacts(self, folder: Path, artifact_path: str | None = None) -> None:
+        """Upload every file under ``folder``."""
+        if self.run_id:
+            self._client.log_artifacts(self.run_id, str(folder), artifact_path=artifact_path)
+
+    def finish(self, status: str) -> None:
+        """Mark the run FINISHED, KILLED (stopped/interrupted) or FAILED."""
+        if self.run_id:
+            mlflow_status = {"finished": "FINISHED", "failed": "FAILED"}.get(status, "KILLED")
+            self._client.set_terminated(self.run_id, status=mlflow_status)

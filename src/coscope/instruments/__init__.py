@@ -1,0 +1,37 @@
+"""Instruments: the protocol, samples, synthetic physics, simulated instruments, wrappers.
+
+Import from here: ``from coscope.instruments import Instrument, build_instrument``.
+"""
+
+from __future__ import annotations
+
+from coscope.instruments.base import Instrument, validate_request, validate_signal
+from coscope.instruments.registry import build_instrument, instrument_kinds, register_instrument
+from coscope.instruments.sample import (
+    Sample,
+    build_sample,
+    register_sample,
+    sample_kinds,
+    synthetic_film,
+)
+from coscope.instruments.simulated import SimulatedInstrument
+from coscope.instruments.wrappers import InstrumentWrapper, WithCost, WithLatency, WithNoise
+
+__all__ = [
+    "Instrument",
+    "InstrumentWrapper",
+    "Sample",
+    "SimulatedInstrument",
+    "WithCost",
+    "WithLatency",
+    "WithNoise",
+    "build_instrument",
+    "build_sample",
+    "instrument_kinds",
+    "register_instrument",
+    "register_sample",
+    "sample_kinds",
+    "synthetic_film",
+    "validate_request",
+    "validate_signal",
+]

@@ -1,0 +1,94 @@
+"""Instrument kinds by name, and the one function that composes an instrument stack.
+
+A kind is a factory ``f(name, sample, modalities, **options) -> Instrument`` registered with
+:func:`register_instrument`. :func:`build_instrument` builds the base instrument of a kind
+and wraps it in the cost, noise and latency wrappers, so every kind gets them the same way.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+from coscope.errors import ConfigError
+from coscope.instruments.base import Instrument
+from coscope.instruments.sample import Sample
+from coscope.instruments.simulated import SimulatedInstrument
+from coscope.instruments.wrappers import CostModel, WithCost, WithLatency, WithNoise
+
+InstrumentFactory = Callable[..., Instrument]
+_INSTRUMENTS: dict[str, InstrumentFactory] = {}
+
+
+def register_instrument(kind: str) -> Callable[[InstrumentFactory], InstrumentFactory]:
+    """Decorator registering an instrument factory under ``kind``."""
+
+    def decorate(factory: InstrumentFactory) -> InstrumentFactory:
+        _INSTRUMENTS[kind] = factory
+        return factory
+
+    return decorate
+
+
+def instrument_kinds() -> tuple[str, ...]:
+    """Names of the registered instrument kinds, sorted."""
+    return tuple(sorted(_INSTRUMENTS))
+
+
+@register_instrument("simulated")
+def _simulated(
+    name: str, sample: Sample, modalities: Sequence[str] | None = None
+) -> SimulatedInstrument:
+    """Noise-free instrument reading the sample's ground truth."""
+    return SimulatedInstrument(name, sample, modalities)
+
+
+def build_instrument(
+    name: str,
+    sample: Sample,
+    *,
+    kind: str = "simulated",
+    modalities: Sequence[str] | None = None,
+    latency_s: float | Mapping[str, float] = 0.0,
+    cost: CostModel = 1.0,
+    noise: float = 0.0,
+    time_scale: float = 1.0,
+    options: Mapping[str, Any] | None = None,
+) -> Instrument:
+    """Build an instrument of ``kind`` wrapped as ``WithLatency(WithNoise(WithCost(base)))``.
+
+    Args:
+        name: Instrument name.
+        sample: Sample it measures.
+        kind: Registered kind (see :func:`instrument_kinds`).
+        modalities: Modalities offered (default: the kind's default).
+        latency_s: Seconds per measurement, one value or per modality; 0 adds no wrapper.
+        cost: Cost per measurement: value, per-modality mapping, or ``f(modality, location)``.
+        noise: Relative Gaussian noise (fraction of peak-to-peak); 0 adds no wrapper.
+        time_scale: Factor applied to every latency.
+        options: Extra keyword arguments for the kind's factory.
+
+    Raises:
+        ConfigError: Unknown kind or invalid settings.
+    """
+    if kind not in _INSTRUMENTS:
+        known = list(instrument_kinds())
+        raise ConfigError(f"unknown instrument kind {kind!r}: use one of {known}.")
+    factory = _INSTRUMENTS[kind]
+    opts = dict(options or {})
+    try:
+        inspect.signature(factory).bind(name, sample, modalities, **opts)
+    except TypeError as exc:
+        raise ConfigError(
+            f"instrument {name!r} of kind {kind!r} got invalid options {sorted(opts)} ({exc}): "
+            "remove them or use the kind's documented options."
+        ) from None
+    inst: Instrument = factory(name, sample, modalities, **opts)
+    inst = WithCost(inst, cost)
+    if noise:
+        inst = WithNoise(inst, noise, relative=True)
+    has_latency = any(latency_s.values()) if isinstance(latency_s, Mapping) else latency_s > 0
+    if has_latency:
+        inst = WithLatency(inst, latency_s, time_scale)
+    return inst

@@ -1,0 +1,54 @@
+"""Build the campaign report from a wired context: maps, learning curve, summary."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from coscope.campaign.context import CampaignContext
+from coscope.report.maps import write_learning_curve, write_maps
+
+
+def write_report(ctx: CampaignContext, history: list[dict[str, float]], folder: Path) -> Path:
+    """Write ``maps.png``, ``learning_curve.png`` (when ground truth is known) and ``summary.json``.
+
+    Args:
+        ctx: The campaign's wired parts; the agent must hold every observation.
+        history: Per-measurement rows (``n_measurements``, ``rmse`` …) known to the caller.
+        folder: Output folder (created).
+
+    Returns:
+        ``folder``.
+    """
+    folder.mkdir(parents=True, exist_ok=True)
+    report = ctx.agent.report()
+    measurements = ctx.store.measurements()
+    visited = [m.location for m in measurements]
+    spec = ctx.spec
+    write_maps(
+        folder,
+        structure=ctx.sample.structure,
+        mean=getattr(report, "mean", None),
+        std=getattr(report, "std", None),
+        truth=ctx.truth_map,
+        visited=visited,
+        title=f"{spec.name}: {spec.policy.name} on {spec.scalarizer.name}, "
+        f"{len(visited)} measurements",
+    )
+    rows = [r for r in history if "rmse" in r]
+    if rows:
+        write_learning_curve(
+            folder,
+            {spec.policy.name: ([r["n_measurements"] for r in rows], [r["rmse"] for r in rows])},
+            ylabel=f"RMSE of {spec.scalarizer.name} map",
+            name="learning_curve",
+        )
+    summary: dict[str, Any] = {
+        "campaign": spec.name,
+        "measurements": len(measurements),
+        "cost_spent": float(sum(m.cost for m in measurements)),
+        "final": rows[-1] if rows else {},
+    }
+    (folder / "summary.json").write_text(json.dumps(summary, indent=2))
+    return folder

@@ -1,0 +1,99 @@
+"""The campaign report: PNG maps of truth, prediction, uncertainty and the visited path.
+
+Plain matplotlib with the Agg backend (no display needed); every function takes arrays and
+writes files, so the report can be rebuilt from a trace at any time.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+from coscope.types import Location  # noqa: E402
+
+
+def _image(ax, data: np.ndarray, title: str, cmap: str = "viridis") -> None:
+    im = ax.imshow(data, origin="upper", cmap=cmap, interpolation="nearest")
+    ax.set_title(title, fontsize=10)
+    ax.set_xticks([])
+    ax.set_yticks([])
+    ax.figure.colorbar(im, ax=ax, fraction=0.046, pad=0.04)
+
+
+def write_maps(
+    folder: Path,
+    *,
+    structure: np.ndarray,
+    mean: np.ndarray | None,
+    std: np.ndarray | None,
+    truth: np.ndarray | None,
+    visited: Sequence[Location],
+    title: str,
+) -> Path:
+    """Write ``maps.png``: structure with the path, truth (if known), prediction, uncertainty.
+
+    Args:
+        folder: Output folder (created).
+        structure: Structure image ``(H, W)``.
+        mean: Predicted target ``(H, W)`` or ``None`` before any model.
+        std: Predictive standard deviation ``(H, W)`` or ``None``.
+        truth: Ground-truth target ``(H, W)`` or ``None`` when unknown.
+        visited: Measured locations in the order measured.
+        title: Figure title.
+
+    Returns:
+        The PNG's path.
+    """
+    folder.mkdir(parents=True, exist_ok=True)
+    panels = 2 + (truth is not None) + (std is not None)
+    fig, axes = plt.subplots(1, panels, figsize=(4.2 * panels, 4.2), constrained_layout=True)
+    axes = list(np.atleast_1d(axes))
+    ax = axes.pop(0)
+    _image(ax, structure, "structure + visited (order)", cmap="gray")
+    if visited:
+        rows = np.array([loc.row for loc in visited])
+        cols = np.array([loc.col for loc in visited])
+        ax.plot(cols, rows, "-", color="white", lw=0.6, alpha=0.6)
+        points = ax.scatter(cols, rows, c=np.arange(len(visited)), cmap="plasma", s=14, zorder=3)
+        fig.colorbar(points, ax=ax, fraction=0.046, pad=0.04, label="measurement #")
+    if truth is not None:
+        _image(axes.pop(0), truth, "ground truth")
+    if mean is not None:
+        _image(axes.pop(0), mean, "prediction (mean)")
+    else:
+        axes.pop(0).set_axis_off()
+    if std is not None:
+        _image(axes.pop(0), std, "uncertainty (std)", cmap="magma")
+    fig.suptitle(title, fontsize=11)
+    path = folder / "maps.png"
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def write_learning_curve(
+    folder: Path,
+    curves: dict[str, tuple[Sequence[float], Sequence[float]]],
+    *,
+    ylabel: str,
+    name: str,
+) -> Path:
+    """Write ``<name>.png``: one line per curve, ``label -> (x, y)``."""
+    folder.mkdir(parents=True, exist_ok=True)
+    fig, ax = plt.subplots(figsize=(5.5, 3.8), constrained_layout=True)
+    for label, (x, y) in curves.items():
+        ax.plot(x, y, label=label, lw=1.5)
+    ax.set_xlabel("measurements")
+    ax.set_ylabel(ylabel)
+    ax.grid(alpha=0.3)
+    ax.legend()
+    path = folder / f"{name}.png"
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path

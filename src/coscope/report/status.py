@@ -1,0 +1,138 @@
+"""The state of a campaign from its trace alone (``coscope status``).
+
+The JSON form is a stable interface (documented in ``docs/cli.md``); keys are only ever
+added, never renamed, and ``status_version`` changes if that promise is broken.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import socket
+from pathlib import Path
+from typing import Any
+
+from coscope.storage import TraceStore
+
+STATUS_VERSION = 1
+
+
+def _alive(runner: dict[str, Any] | None) -> bool | None:
+    """Whether the recorded runner process is alive (``None`` if it ran on another host)."""
+    if not runner or runner.get("host") != socket.gethostname():
+        return None
+    try:
+        os.kill(int(runner["pid"]), 0)
+    except (OSError, ValueError, KeyError):
+        return False
+    return True
+
+
+def campaign_status(path: str | Path) -> dict[str, Any]:
+    """Everything ``coscope status`` reports, as a JSON-safe dict (see ``docs/cli.md``)."""
+    store = TraceStore.open(path, mode="r")
+    campaign = {**store.campaign, **store.get_attr("overrides", {})}
+    measurements = store.measurements()
+    decisions = store.decisions()
+    by_modality: dict[str, int] = {}
+    for m in measurements:
+        by_modality[m.modality] = by_modality.get(m.modality, 0) + 1
+    spent = float(sum(m.cost for m in measurements))
+    budget = campaign.get("budget", {})
+    used = []
+    if budget.get("max_cost"):
+        used.append(spent / budget["max_cost"])
+    if budget.get("max_measurements"):
+        used.append(len(measurements) / budget["max_measurements"])
+    status = store.get_attr("status", "created")
+    alive = _alive(store.get_attr("runner", None))
+    if status == "running" and alive is False:
+        status = "interrupted"
+    last = decisions[-1] if decisions else None
+    best = _best(store, campaign, measurements)
+    return {
+        "status_version": STATUS_VERSION,
+        "store": str(Path(path)),
+        "campaign": campaign.get("name"),
+        "status": status,
+        "finished": status == "finished",
+        "finished_reason": store.get_attr("finished_reason", None),
+        "runner_alive": alive,
+        "measurements": {"total": len(measurements), "by_modality": by_modality},
+        "decisions": len(decisions),
+        "pending": len(decisions) - len(measurements),
+        "fits": store.counts().get("fits", 0),
+        "cost_spent": spent,
+        "budget": {
+            "max_cost": budget.get("max_cost"),
+            "max_measurements": budget.get("max_measurements"),
+        },
+        "budget_used": max(used) if used else None,
+        "best": best,
+        "last_decision": None
+        if last is None
+        else {
+            "step": last.step,
+            "instrument": last.instrument,
+            "modality": last.modality,
+            "location": [last.location.row, last.location.col],
+            "policy": last.policy,
+            "score": None if math.isnan(last.score) else last.score,
+            "t_decided": last.t_decided,
+        },
+        "mlflow_run_id": store.get_attr("mlflow_run_id", None),
+    }
+
+
+def _best(store: TraceStore, campaign: dict[str, Any], measurements: list) -> dict[str, Any] | None:
+    from coscope.scalarizers import scalarize
+
+    scalarizer = campaign.get("scalarizer", {})
+    modality, name = scalarizer.get("modality"), scalarizer.get("name")
+    info = store.modalities.get(modality)
+    best = None
+    for m in measurements:
+        if m.modality != modality or info is None:
+            continue
+        value = float(scalarize(name, m.signal, info.axis))
+        if best is None or value > best["value"]:
+            best = {"value": value, "location": [m.location.row, m.location.col], "step": m.step}
+    return best
+
+
+def format_status(status: dict[str, Any]) -> str:
+    """Human-readable lines of a status dict."""
+    budget = status["budget"]
+    limits = []
+    if budget["max_measurements"]:
+        limits.append(
+            f"{status['measurements']['total']}/{budget['max_measurements']} measurements"
+        )
+    if budget["max_cost"]:
+        limits.append(f"cost {status['cost_spent']:g}/{budget['max_cost']:g}")
+    lines = [
+        f"campaign   {status['campaign']}  ({status['store']})",
+        f"status     {status['status']}"
+        + (f" — {status['finished_reason']}" if status["finished_reason"] else ""),
+        f"budget     {', '.join(limits) or 'none'}",
+        "measured   "
+        + (
+            ", ".join(f"{k}: {v}" for k, v in status["measurements"]["by_modality"].items())
+            or "nothing yet"
+        ),
+        f"decisions  {status['decisions']} ({status['pending']} pending), "
+        f"model fits {status['fits']}",
+    ]
+    if status["best"]:
+        b = status["best"]
+        lines.append(
+            f"best       {b['value']:.4g} at (row {b['location'][0]}, "
+            f"col {b['location'][1]}), step {b['step']}"
+        )
+    if status["last_decision"]:
+        d = status["last_decision"]
+        lines.append(
+            f"last       step {d['step']}: {d['policy']} -> {d['modality']} at "
+            f"({d['location'][0]}, {d['location'][1]}) on {d['instrument']}"
+        )
+    return "\n".join(lines)

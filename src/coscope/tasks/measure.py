@@ -1,0 +1,63 @@
+"""Measuring by reference: a worker rebuilds the instrument from its spec, then measures.
+
+Only specs (plain JSON dicts) and the request cross the process boundary; the instrument
+and the sample it observes are built once per worker process and cached (DESIGN.md, rule 6).
+"""
+
+from __future__ import annotations
+
+import json
+from functools import lru_cache
+from typing import Any
+
+from prefect import task
+from prefect.cache_policies import NO_CACHE
+
+from coscope.instruments import Instrument
+from coscope.types import Measurement, MeasurementRequest
+
+
+@lru_cache(maxsize=8)
+def _instrument_from_json(
+    sample_json: str, instrument_json: str, seed: int, time_scale: float
+) -> Instrument:
+    from coscope.infra.compose import build_instrument_from_specs
+
+    return build_instrument_from_specs(
+        json.loads(sample_json), json.loads(instrument_json), seed=seed, time_scale=time_scale
+    )
+
+
+def measure_by_reference(
+    sample_spec: dict[str, Any],
+    instrument_spec: dict[str, Any],
+    seed: int,
+    time_scale: float,
+    request: MeasurementRequest,
+) -> Measurement:
+    """Build (or reuse) the instrument described by the specs and execute ``request``.
+
+    Args:
+        sample_spec: ``SampleSpec`` as a JSON dict.
+        instrument_spec: ``InstrumentSpec`` as a JSON dict.
+        seed: Campaign seed (the sample's physics is seeded by it).
+        time_scale: Multiplier of the instrument latency.
+        request: What to measure.
+    """
+    instrument = _instrument_from_json(
+        json.dumps(sample_spec, sort_keys=True),
+        json.dumps(instrument_spec, sort_keys=True),
+        seed,
+        time_scale,
+    )
+    return instrument.measure(request)
+
+
+measure_task = task(
+    measure_by_reference,
+    name="measure",
+    cache_policy=NO_CACHE,
+    persist_result=False,
+    retries=0,
+)
+"""The measurement as a Prefect task (``execution.measure_via: prefect``)."""

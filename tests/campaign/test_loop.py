@@ -1,0 +1,125 @@
+"""The campaign loop on the local executor: budget, no repeats, durable order, resume."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from coscope.campaign import CampaignLoop, LocalExecutor
+from coscope.config import CampaignSpec, parse_spec
+from coscope.errors import ConfigError
+from coscope.infra.compose import (
+    create_or_open_store,
+    instruments_from_spec,
+    open_context,
+    sample_from_spec,
+)
+from coscope.storage import TraceStore
+from coscope.types import MeasurementRequest
+
+
+def _spec(tmp_path: Path, **changes) -> CampaignSpec:
+    data = {
+        "name": "loop",
+        "seed": 4,
+        "sample": {"kind": "synthetic_film", "params": {"size": 24}},
+        "instruments": [{"name": "afm", "latency_s": 0.0, "cost": 1.5, "noise": 0.02}],
+        "policy": {"name": "ei", "n_initial": 4, "fit_iterations": 50},
+        "budget": {"max_measurements": 14},
+        "time_scale": 0.0,
+        "run_dir": str(tmp_path / "run"),
+    }
+    data.update(changes)
+    return parse_spec(data)
+
+
+def _run(spec: CampaignSpec):
+    sample = sample_from_spec(spec.sample, spec.seed)
+    create_or_open_store(spec, sample)[0].close()
+    ctx, _ = open_context(spec.resolved_store(), track=False)
+    loop = CampaignLoop(ctx, LocalExecutor(instruments_from_spec(spec, sample)))
+    outcome = loop.run()
+    ctx.store.close()
+    return outcome, ctx
+
+
+def _path(store: TraceStore) -> list[tuple[int, int]]:
+    return [(d.location.row, d.location.col) for d in store.decisions()]
+
+
+def test_runs_to_budget_without_repeats(tmp_path: Path) -> None:
+    outcome, ctx = _run(_spec(tmp_path))
+    assert outcome.status == "finished" and "measurement budget" in outcome.reason
+    decisions, measurements = ctx.store.decisions(), ctx.store.measurements()
+    assert len(decisions) == len(measurements) == 14
+    assert [d.step for d in decisions] == [m.step for m in measurements] == list(range(14))
+    assert len(set(_path(ctx.store))) == 14
+    assert [d.policy for d in decisions[:4]] == ["random"] * 4 or decisions[0].policy != "ei"
+    assert all(d.policy == "ei" for d in decisions[4:])
+    assert all(np.isfinite(d.predicted_std) for d in decisions[4:])
+    assert outcome.cost_spent == pytest.approx(14 * 1.5)
+    assert [f.n_train for f in ctx.store.fits()] == list(range(1, 15))  # one fit per new datum
+    assert outcome.history[-1]["rmse"] < outcome.history[4]["rmse"] * 1.5
+
+
+def test_cost_budget_is_never_exceeded(tmp_path: Path) -> None:
+    outcome, _ = _run(_spec(tmp_path, budget={"max_cost": 10.0, "max_measurements": None}))
+    assert outcome.cost_spent <= 10.0
+    assert outcome.n_measurements == 6  # 6 x 1.5 = 9; a 7th would cost 10.5
+
+
+def test_resume_after_stop_matches_uninterrupted(tmp_path: Path) -> None:
+    full, full_ctx = _run(_spec(tmp_path / "a"))
+    part, _ = _run(_spec(tmp_path / "b", budget={"max_measurements": 7}))
+    assert part.n_measurements == 7
+    resumed, resumed_ctx = _run(_spec(tmp_path / "b"))  # same store, larger budget
+    assert resumed.n_measurements == 14
+    assert _path(resumed_ctx.store) == _path(full_ctx.store)
+    full_signals = [m.signal for m in full_ctx.store.measurements()]
+    resumed_signals = [m.signal for m in resumed_ctx.store.measurements()]
+    np.testing.assert_array_equal(np.stack(full_signals), np.stack(resumed_signals))
+
+
+def test_decision_without_measurement_is_reissued_once(tmp_path: Path) -> None:
+    spec = _spec(tmp_path, budget={"max_measurements": 5})
+    _, ctx = _run(spec)
+    # Simulate a crash between "decision stored" and "measurement stored".
+    sample = sample_from_spec(spec.sample, spec.seed)
+    from dataclasses import replace
+
+    last = ctx.store.decisions()[-1]
+    orphan = replace(last, step=last.step + 1, location=type(last.location)(0, 0))
+    with TraceStore.open(spec.resolved_store(), mode="a") as store:
+        store.append_decision(orphan)
+        assert [p.step for p in store.pending_decisions()] == [orphan.step]
+    resumed, resumed_ctx = _run(_spec(tmp_path, budget={"max_measurements": 8}))
+    measured = resumed_ctx.store.measurements()
+    assert [m.step for m in measured] == list(range(8))
+    assert measured[5].location == orphan.location
+    instrument = instruments_from_spec(spec, sample)["afm"]
+    expected = instrument.measure(MeasurementRequest.from_proposal(orphan, spec.seed))
+    np.testing.assert_array_equal(measured[5].signal, expected.signal)
+    assert resumed_ctx.store.pending_decisions() == []
+
+
+def test_other_campaign_in_store_is_refused_untouched(tmp_path: Path) -> None:
+    _, ctx = _run(_spec(tmp_path, budget={"max_measurements": 5}))
+    before = _path(ctx.store)
+    with pytest.raises(ConfigError, match="holds a different campaign .*seed"):
+        _run(_spec(tmp_path, seed=99))
+    assert _path(TraceStore.open(_spec(tmp_path).resolved_store())) == before
+
+
+@pytest.mark.parametrize("policy", ["random", "raster", "ucb", "maxvar"])
+def test_every_policy_completes(tmp_path: Path, policy: str) -> None:
+    outcome, ctx = _run(
+        _spec(
+            tmp_path,
+            policy={"name": policy, "n_initial": 3, "fit_iterations": 30},
+            budget={"max_measurements": 8},
+        )
+    )
+    assert outcome.n_measurements == 8
+    assert len(set(_path(ctx.store))) == 8

@@ -1,0 +1,116 @@
+"""Scalarizers on analytic loops, robustness to spikes, and finiteness on real BEPS loops."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from coscope.errors import ConfigError
+from coscope.instruments.physics import triangle_sweep
+from coscope.scalarizers import (
+    despike,
+    get_scalarizer,
+    register_scalarizer,
+    scalarize,
+    scalarizer_names,
+)
+
+BEPS = Path("/work/shared/datasets/dtmicroscope-afm/BEPS_PTO_50x50.h5")
+VOLTAGE = triangle_sweep(64, 8.0)  # step 0.5 V
+
+
+def square_loop(v_up: float, v_down: float, p_s: float = 1.0, offset: float = 0.0):
+    """Ideal loop switching up at ``v_up`` and down at ``v_down`` (both mid-step voltages)."""
+    p, state = np.empty_like(VOLTAGE), -p_s
+    for _ in range(2):  # second pass: the loop is closed, as after a warm-up cycle
+        for i, v in enumerate(VOLTAGE):
+            state = p_s if v > v_up else (-p_s if v < v_down else state)
+            p[i] = state
+    return p + offset
+
+
+# switching between samples 3.0|3.5 V (up) and -2.0|-2.5 V (down): crossings at 3.25, -2.25
+LOOP = square_loop(3.25, -2.25, p_s=1.5, offset=0.7)
+EXPECTED = {
+    "loop_area": 2 * 1.5 * (3.25 + 2.25),
+    "loop_height": 3.0,
+    "coercive_field": 2.75,
+    "imprint": 0.5,
+    "remanent": 1.5,
+    "max": 2.2,
+}
+
+
+@pytest.mark.parametrize("name", sorted(EXPECTED))
+def test_square_loop_exact(name: str) -> None:
+    assert scalarize(name, LOOP, VOLTAGE) == pytest.approx(EXPECTED[name], abs=1e-9)
+
+
+def test_mean_of_square_loop() -> None:
+    assert scalarize("mean", LOOP, VOLTAGE) == pytest.approx(LOOP.mean())
+
+
+def test_inverted_loop_gives_same_shape_scalars() -> None:
+    for name in ("loop_area", "loop_height", "coercive_field", "imprint", "remanent"):
+        assert scalarize(name, -LOOP, VOLTAGE) == pytest.approx(EXPECTED[name])
+
+
+def test_closed_loop_has_no_area_or_remanence() -> None:
+    line = np.tanh(VOLTAGE / 2.0)
+    assert scalarize("loop_area", line, VOLTAGE) == pytest.approx(0.0, abs=1e-12)
+    assert scalarize("remanent", line, VOLTAGE) == pytest.approx(0.0, abs=1e-12)
+    assert scalarize("coercive_field", line, VOLTAGE) == pytest.approx(0.0, abs=0.3)
+
+
+@pytest.mark.parametrize("name", scalarizer_names())
+@pytest.mark.parametrize("where", [5, 20, 40, 63])
+def test_single_spike_changes_little(name: str, where: int) -> None:
+    spiked = LOOP.copy()
+    spiked[where] += 100 * np.ptp(LOOP)
+    base = scalarize(name, LOOP, VOLTAGE)
+    assert abs(scalarize(name, spiked, VOLTAGE) - base) <= 0.05 * max(abs(base), 1.0)
+
+
+def test_despike_removes_consecutive_spikes_and_keeps_steps() -> None:
+    spiked = LOOP.copy()
+    spiked[[10, 11, 12]] = [300.0, -200.0, 250.0]
+    np.testing.assert_array_equal(despike(spiked), LOOP)
+    np.testing.assert_array_equal(despike(LOOP), LOOP)
+
+
+def test_registry() -> None:
+    assert {"loop_area", "loop_height", "coercive_field", "remanent", "imprint"} <= set(
+        scalarizer_names()
+    )
+    with pytest.raises(ConfigError, match="loop_area"):
+        get_scalarizer("loop_aera")
+    with pytest.raises(ConfigError, match="equal shape"):
+        scalarize("mean", np.ones(5), np.ones(6))
+
+    @register_scalarizer("_test_first")
+    def first(signal: np.ndarray, axis: np.ndarray) -> float:
+        return float(signal[0])
+
+    assert scalarize("_test_first", LOOP, VOLTAGE) == LOOP[0]
+
+
+@pytest.mark.skipif(not BEPS.parent.exists(), reason="BEPS dataset folder is absent")
+def test_real_beps_loops_all_finite() -> None:
+    h5py = pytest.importorskip("h5py")
+    with h5py.File(BEPS, "r") as f:
+        voltage = f["Channel_000/generic/Voltage"][()]
+        loops = f["Channel_000/generic/generic"][()]
+    assert loops.shape == (50, 50, 64) and voltage.shape == (64,)
+    flat = loops.reshape(-1, 64)
+    for name in scalarizer_names():
+        if name.startswith("_test"):
+            continue
+        values = np.array([scalarize(name, p, voltage) for p in flat])
+        assert np.isfinite(values).all(), name
+    # the pixel-median loop is a clean PTO loop: ~4.1 V half-width, ~0.8 V imprint, open
+    median_loop = np.median(flat, axis=0)
+    assert 3.5 < scalarize("coercive_field", median_loop, voltage) < 4.7
+    assert 0.3 < scalarize("imprint", median_loop, voltage) < 1.3
+    assert scalarize("remanent", median_loop, voltage) > 0.3 * 0.5 * np.ptp(median_loop)
