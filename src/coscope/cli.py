@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import argparse
 import json
+import signal
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -89,21 +91,54 @@ def _execute(spec: Any, quiet: bool) -> int:
 
     store_path, resumed = prepare_store(spec)
     progress = CampaignProgress(store_path, spec, enabled=not quiet)
-    print(
-        ("resuming" if resumed else "starting") + f" campaign '{spec.name}' → {store_path}",
-        file=sys.stderr,
-    )
+    verb = "resuming" if resumed else "starting"
+    print(f"{verb} campaign '{spec.name}' → {store_path}", file=sys.stderr)
     try:
-        with progress:
+        with progress, _ctrl_c_stops(store_path):
             summary = run_campaign(spec, settings, on_poll=progress.refresh)
-    except KeyboardInterrupt:
+    except BaseException as exc:
+        if not _caused_by_ctrl_c(exc):
+            raise
         print(
-            f"\ninterrupted: the trace is consistent; continue with `coscope resume {store_path}`",
+            f"\naborted: the trace is consistent; continue with `coscope resume {store_path}`",
             file=sys.stderr,
         )
         return EXIT_INTERRUPTED
     progress.print_summary(summary)
+    if summary["status"] == "stopped":
+        print(f"continue with `coscope resume {store_path}`", file=sys.stderr)
+        return EXIT_INTERRUPTED
     return 0
+
+
+@contextmanager
+def _ctrl_c_stops(store_path: Path) -> Iterator[None]:
+    """First Ctrl-C: ask the loop to stop after what is in flight; second: abort at once."""
+    from coscope.campaign.inbox import Inbox
+
+    def first(signum: int, frame: object) -> None:
+        Inbox(store_path).post("stop", why="Ctrl-C")
+        print(
+            "\nstopping after the measurements in flight (Ctrl-C again aborts now)", file=sys.stderr
+        )
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+
+    previous = signal.signal(signal.SIGINT, first)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def _caused_by_ctrl_c(exc: BaseException | None) -> bool:
+    """True when ``exc`` is, or was raised while handling, a KeyboardInterrupt."""
+    for _ in range(20):
+        if exc is None:
+            return False
+        if isinstance(exc, KeyboardInterrupt):
+            return True
+        exc = exc.__cause__ or exc.__context__
+    return False
 
 
 def _command(args: argparse.Namespace) -> int:

@@ -123,3 +123,30 @@ def test_every_policy_completes(tmp_path: Path, policy: str) -> None:
     )
     assert outcome.n_measurements == 8
     assert len(set(_path(ctx.store))) == 8
+
+
+def test_stop_request_in_inbox_stops_after_in_flight(tmp_path: Path) -> None:
+    from coscope.campaign.inbox import Inbox
+
+    spec = _spec(tmp_path)
+    sample = sample_from_spec(spec.sample, spec.seed)
+    create_or_open_store(spec, sample)[0].close()
+    inbox = Inbox(spec.resolved_store())
+    inbox.post("stop", why="left over")  # before the run: recorded, not applied
+
+    class StopAtFive(LocalExecutor):
+        def submit(self, request):
+            if request.step == 5:
+                inbox.post("stop", why="enough")
+            return super().submit(request)
+
+    ctx, _ = open_context(spec.resolved_store(), track=False)
+    outcome = CampaignLoop(ctx, StopAtFive(instruments_from_spec(spec, sample))).run()
+    assert outcome.status == "stopped"
+    assert outcome.n_measurements == 6  # step 5 was in flight and is kept
+    assert ctx.store.pending_decisions() == []
+    kinds = [(i.kind, i.why) for i in ctx.store.interventions()]
+    assert kinds[0][0] == "stop" and "not applied" in kinds[0][1]
+    assert kinds[1] == ("stop", "enough") and ctx.store.interventions()[1].step == 6
+    assert inbox.pending() == []
+    ctx.store.close()

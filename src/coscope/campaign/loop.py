@@ -24,6 +24,7 @@ from dataclasses import dataclass, field, replace
 
 from coscope.campaign.context import CampaignContext
 from coscope.campaign.executors import Executor
+from coscope.campaign.inbox import Inbox
 from coscope.errors import InstrumentError
 from coscope.types import FitRecord, Measurement, MeasurementRequest, Observation, Proposal
 
@@ -58,6 +59,7 @@ class CampaignLoop:
         self.executor = executor
         self.inflight: dict[str, tuple[Proposal, object]] = {}  # instrument -> (proposal, handle)
         self.history: list[dict[str, float]] = []
+        self.inbox = Inbox(ctx.store.path)
         self._n_fits = 0
         self._last_fit: FitRecord | None = None
         self._best = -math.inf
@@ -161,16 +163,31 @@ class CampaignLoop:
             ctx.on_measurement(row)
 
     # --- the loop ------------------------------------------------------------------------
+    def _stop_requested(self, step: int) -> bool:
+        """Take inbox requests, record them in the trace; True when one asks to stop."""
+        stop = False
+        for intervention in self.inbox.take(step):
+            self.ctx.store.append_intervention(intervention)
+            stop = stop or intervention.kind == "stop"
+        return stop
+
     def run(self, should_stop: Callable[[], bool] = lambda: False) -> LoopOutcome:
-        """Run until the budget or the candidates are exhausted, or ``should_stop()``."""
+        """Run until the budget or candidates are exhausted, a stop request, or ``should_stop()``.
+
+        On a stop the loop proposes nothing more, records what is in flight, and returns.
+        """
         ctx = self.ctx
         for proposal in self.restore():
             self._submit(proposal)
         step = ctx.store.counts()["decisions"]
+        for stale in self.inbox.take(step):  # a stop left from a run that already ended
+            note = "arrived while the campaign was not running; not applied"
+            ctx.store.append_intervention(replace(stale, why=f"{stale.why} ({note})".strip()))
         exhausted = False
         status, reason = "finished", ""
+        stopping = False
         while True:
-            stopping = should_stop()
+            stopping = stopping or should_stop() or self._stop_requested(step)
             if not stopping and not exhausted:
                 for name in ctx.active_instruments():
                     if name in self.inflight:
@@ -200,8 +217,8 @@ class CampaignLoop:
                     stopping = exhausted = True
                     continue
                 self._record(measurement)
-            if stopping and status != "failed":
-                status, reason = "stopped", "stopped on request"
+        if stopping and status != "failed":
+            status, reason = "stopped", "stopped on request"
         if status == "finished":
             reason = self._finish_reason()
         return LoopOutcome(status, reason, self._n_measured, self._spent, self.history)

@@ -48,7 +48,7 @@ def execute_campaign(
     return finish_campaign(ctx, outcome)
 
 
-@flow(name="campaign", persist_result=False, log_prints=True)
+@flow(name="campaign", persist_result=False)
 def campaign_flow(store_path: str, dask_address: str, measure_via: str = "dask") -> dict[str, Any]:
     """Prefect flow around :func:`execute_campaign`; connects to the Dask scheduler by address."""
     from distributed import Client

@@ -40,7 +40,10 @@ _MUTABLE_ON_RESUME = {
 def sample_from_spec(spec: SampleSpec | dict[str, Any], seed: int) -> Sample:
     """Build the campaign's sample (deterministic in ``seed``)."""
     sample_spec = spec if isinstance(spec, SampleSpec) else SampleSpec.model_validate(spec)
-    return build_sample(sample_spec.kind, dict(sample_spec.params), seed)
+    try:
+        return build_sample(sample_spec.kind, dict(sample_spec.params), seed)
+    except ConfigError as exc:
+        raise ConfigError(f"invalid campaign spec: 'sample.params': {exc}") from None
 
 
 def build_instrument_from_specs(

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import os
-import socket
+import signal
 import threading
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -42,52 +42,49 @@ def polling(interval: float, callback: Callable[[], None] | None) -> Iterator[No
 
 
 @contextmanager
-def prefect_api() -> Iterator[Callable[[], str]]:
+def children_ignore_sigint() -> Iterator[None]:
+    """Spawn child processes (Dask workers, the Prefect API) that ignore Ctrl-C.
+
+    A terminal's Ctrl-C reaches the whole process group. Only this process should react
+    (stop the loop, leave the trace consistent, shut the engines down in order); children
+    inherit an ignored SIGINT, and Python keeps it ignored in a spawned interpreter.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+@contextmanager
+def prefect_api(run_dir: Path) -> Iterator[Callable[[], str]]:
     """Provide the Prefect API URL the flow and the Dask workers share.
 
-    With ``PREFECT_API_URL`` set (a running ``prefect server``), use it. Otherwise start
-    Prefect's own ephemeral API server once, here, on a free loopback port, and export its URL
-    before the Dask workers are spawned: left alone, each worker process would start an
-    ephemeral server of its own for its first task (10+ s each, measured). The server starts
-    in the background (database migrations take ~10 s on a new run folder) while the cluster
-    starts; call the yielded function to wait until it is ready.
+    With ``PREFECT_API_URL`` set (a running ``prefect server``), use it. Otherwise start a
+    private ephemeral API (:class:`LocalPrefectAPI`, database in ``PREFECT_HOME``) and export
+    its URL before the Dask workers are spawned. Its database migrations take ~10 s on a new
+    run folder, so it starts while the cluster starts; call the yielded function to wait.
     """
     if os.environ.get("PREFECT_API_URL"):
         url = os.environ["PREFECT_API_URL"]
         yield lambda: url
         return
-    from prefect.server.api.server import SubprocessASGIServer
     from prefect.settings import PREFECT_API_URL, temporary_settings
 
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = int(sock.getsockname()[1])
-    server = SubprocessASGIServer(port)
-    timeout = int(os.environ.get("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "90"))
-    errors: list[BaseException] = []
+    from coscope.infra.prefect_api import LocalPrefectAPI
 
-    def start() -> None:
-        try:
-            server.start(timeout=timeout)
-        except BaseException as exc:  # re-raised in the caller's thread
-            errors.append(exc)
-
-    starter = threading.Thread(target=start, name="prefect-api-start", daemon=True)
-    starter.start()
-    os.environ["PREFECT_API_URL"] = server.api_url
-
-    def ready() -> str:
-        starter.join()
-        if errors:
-            raise errors[0]
-        return server.api_url
-
+    server = LocalPrefectAPI(run_dir / "prefect" / "server.log")
+    server.spawn()
+    timeout = float(os.environ.get("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "90"))
+    os.environ["PREFECT_API_URL"] = server.url
     try:
-        with temporary_settings(updates={PREFECT_API_URL: server.api_url}):
-            yield ready
+        with temporary_settings(updates={PREFECT_API_URL: server.url}):
+            yield lambda: server.wait_ready(timeout)
     finally:
         os.environ.pop("PREFECT_API_URL", None)
-        starter.join()
         server.stop()
 
 
@@ -125,7 +122,10 @@ def run_campaign(
     from coscope.flows.campaign import campaign_flow
 
     store_path, _ = prepare_store(spec)
-    with prefect_api() as api_ready, dask_client(spec.dask_address, spec.dask_workers) as client:
+    with ExitStack() as engines:
+        with children_ignore_sigint():
+            api_ready = engines.enter_context(prefect_api(spec.resolved_run_dir()))
+            client = engines.enter_context(dask_client(spec.dask_address, spec.dask_workers))
         client.run(_warm_worker)
         api_ready()
         address = client.scheduler.address
