@@ -162,3 +162,23 @@ def test_ctrl_c_then_run_again_continues(
     code, _, err = _finish(_coscope("run", str(spec), api_url=prefect_server))  # same spec again
     assert code == 0, err
     _assert_same_campaign(store, reference)
+
+
+def test_campaign_is_tracked_in_mlflow(reference: Path) -> None:
+    from mlflow.tracking import MlflowClient
+
+    run_dir = reference.parent
+    client = MlflowClient(tracking_uri=f"sqlite:///{run_dir / 'mlflow.db'}")
+    run_id = TraceStore.open(reference).get_attr("mlflow_run_id")
+    run = client.get_run(run_id)
+    assert run.info.status == "FINISHED"
+    assert run.data.params["policy.name"] == "ei" and run.data.params["seed"] == "11"
+    rewards = client.get_metric_history(run_id, "reward")
+    assert sorted(m.step for m in rewards) == list(range(BUDGET))
+    assert len(client.get_metric_history(run_id, "rmse")) == BUDGET
+    assert len(client.get_metric_history(run_id, "fit.loss")) == BUDGET
+    assert len(client.get_metric_history(run_id, "decision.expected_cost")) == BUDGET
+    artifacts = {a.path for a in client.list_artifacts(run_id, "report")}
+    assert {"report/maps.png", "report/learning_curve.png", "report/summary.json"} <= artifacts
+    assert [a.path for a in client.list_artifacts(run_id, "checkpoints")][0].endswith(".pkl")
+    assert [a.path for a in client.list_artifacts(run_id, "trace")] == ["trace/decisions.json"]
