@@ -17,31 +17,14 @@ from collections.abc import Callable
 import numpy as np
 
 from coscope.errors import ConfigError
+from coscope.registry import Registry
 
 Scalarizer = Callable[[np.ndarray, np.ndarray], float]
-_SCALARIZERS: dict[str, Scalarizer] = {}
-
-
-def register_scalarizer(name: str) -> Callable[[Scalarizer], Scalarizer]:
-    """Decorator registering ``f(signal, axis) -> float`` under ``name``."""
-
-    def decorate(fn: Scalarizer) -> Scalarizer:
-        _SCALARIZERS[name] = fn
-        return fn
-
-    return decorate
-
-
-def scalarizer_names() -> tuple[str, ...]:
-    """Registered scalarizer names, sorted."""
-    return tuple(sorted(_SCALARIZERS))
-
-
-def get_scalarizer(name: str) -> Scalarizer:
-    """The scalarizer registered as ``name``; ConfigError listing the names if unknown."""
-    if name not in _SCALARIZERS:
-        raise ConfigError(f"unknown scalarizer {name!r}: use one of {list(scalarizer_names())}.")
-    return _SCALARIZERS[name]
+SCALARIZERS: Registry[Scalarizer] = Registry("scalarizer")
+register_scalarizer = SCALARIZERS.register
+"""Decorator registering ``f(signal, axis) -> float`` under a name."""
+scalarizer_names = SCALARIZERS.names
+get_scalarizer = SCALARIZERS.get
 
 
 def scalarize(name: str, signal: np.ndarray, axis: np.ndarray) -> float:

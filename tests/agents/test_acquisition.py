@@ -100,7 +100,7 @@ def test_unknown_policy_lists_names():
 
 
 def test_register_policy_adds_a_name(monkeypatch):
-    monkeypatch.setattr(acquisition, "_POLICIES", dict(acquisition._POLICIES))  # restored after
+    monkeypatch.setattr(acquisition.POLICIES, "_items", dict(acquisition.POLICIES._items))
 
     @register_policy("mean_only_test")
     def mean_only(model, *, best_f):

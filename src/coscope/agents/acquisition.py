@@ -33,46 +33,17 @@ from botorch.acquisition.analytic import (
 from botorch.models.model import Model
 
 from coscope.errors import ConfigError
+from coscope.registry import Registry
 
 PolicyBuilder = Callable[..., AcquisitionFunction]
 """``(model, *, best_f: float, **options) -> AcquisitionFunction``."""
 
-_POLICIES: dict[str, PolicyBuilder] = {}
-
-
-def register_policy(name: str) -> Callable[[PolicyBuilder], PolicyBuilder]:
-    """Decorator registering an acquisition builder under ``name``.
-
-    The builder's signature is ``(model, *, best_f, **options)``; its keyword options are
-    the policy's parameters, validated by :func:`build_acquisition`.
-    """
-
-    def deco(builder: PolicyBuilder) -> PolicyBuilder:
-        if name in _POLICIES and _POLICIES[name] is not builder:
-            raise ConfigError(f"Policy {name!r} is already registered; pick another name.")
-        _POLICIES[name] = builder
-        return builder
-
-    return deco
-
-
-def policy_names() -> tuple[str, ...]:
-    """Names of the registered acquisition policies, sorted."""
-    return tuple(sorted(_POLICIES))
-
-
-def get_policy(name: str) -> PolicyBuilder:
-    """The builder registered as ``name``.
-
-    Raises:
-        ConfigError: Unknown name; the message lists the known ones.
-    """
-    try:
-        return _POLICIES[name]
-    except KeyError:
-        raise ConfigError(
-            f"Unknown acquisition policy {name!r}; choose one of: {', '.join(policy_names())}."
-        ) from None
+POLICIES: Registry[PolicyBuilder] = Registry("acquisition policy")
+register_policy = POLICIES.register
+"""Decorator registering ``(model, *, best_f, **options) -> AcquisitionFunction``; its keyword
+options are the policy's parameters, validated by :func:`build_acquisition`."""
+policy_names = POLICIES.names
+get_policy = POLICIES.get
 
 
 def build_acquisition(

@@ -16,24 +16,13 @@ from coscope.instruments.base import Instrument
 from coscope.instruments.sample import Sample
 from coscope.instruments.simulated import SimulatedInstrument
 from coscope.instruments.wrappers import CostModel, WithCost, WithLatency, WithNoise
+from coscope.registry import Registry
 
 InstrumentFactory = Callable[..., Instrument]
-_INSTRUMENTS: dict[str, InstrumentFactory] = {}
-
-
-def register_instrument(kind: str) -> Callable[[InstrumentFactory], InstrumentFactory]:
-    """Decorator registering an instrument factory under ``kind``."""
-
-    def decorate(factory: InstrumentFactory) -> InstrumentFactory:
-        _INSTRUMENTS[kind] = factory
-        return factory
-
-    return decorate
-
-
-def instrument_kinds() -> tuple[str, ...]:
-    """Names of the registered instrument kinds, sorted."""
-    return tuple(sorted(_INSTRUMENTS))
+INSTRUMENTS: Registry[InstrumentFactory] = Registry("instrument kind")
+register_instrument = INSTRUMENTS.register
+"""Decorator registering ``f(name, sample, modalities, **options) -> Instrument`` as a kind."""
+instrument_kinds = INSTRUMENTS.names
 
 
 @register_instrument("simulated")
@@ -72,10 +61,7 @@ def build_instrument(
     Raises:
         ConfigError: Unknown kind or invalid settings.
     """
-    if kind not in _INSTRUMENTS:
-        known = list(instrument_kinds())
-        raise ConfigError(f"unknown instrument kind {kind!r}: use one of {known}.")
-    factory = _INSTRUMENTS[kind]
+    factory = INSTRUMENTS.get(kind)
     opts = dict(options or {})
     try:
         inspect.signature(factory).bind(name, sample, modalities, **opts)

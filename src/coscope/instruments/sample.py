@@ -16,6 +16,7 @@ import numpy as np
 
 from coscope.errors import ConfigError, InstrumentError
 from coscope.instruments import physics
+from coscope.registry import Registry
 from coscope.types import Location, ModalityInfo
 
 
@@ -94,29 +95,15 @@ class Sample:
 
 
 SampleFactory = Callable[..., Sample]
-_SAMPLES: dict[str, SampleFactory] = {}
-
-
-def register_sample(kind: str) -> Callable[[SampleFactory], SampleFactory]:
-    """Decorator registering a sample factory ``f(*, seed, **params) -> Sample`` as ``kind``."""
-
-    def decorate(factory: SampleFactory) -> SampleFactory:
-        _SAMPLES[kind] = factory
-        return factory
-
-    return decorate
-
-
-def sample_kinds() -> tuple[str, ...]:
-    """Names of the registered sample kinds, sorted."""
-    return tuple(sorted(_SAMPLES))
+SAMPLES: Registry[SampleFactory] = Registry("sample kind")
+register_sample = SAMPLES.register
+"""Decorator registering a sample factory ``f(*, seed, **params) -> Sample`` as a kind."""
+sample_kinds = SAMPLES.names
 
 
 def build_sample(kind: str, params: dict[str, Any], seed: int) -> Sample:
     """Build a registered sample kind with ``params``; ConfigError for bad kind or params."""
-    if kind not in _SAMPLES:
-        raise ConfigError(f"unknown sample kind {kind!r}: use one of {list(sample_kinds())}.")
-    factory = _SAMPLES[kind]
+    factory = SAMPLES.get(kind)
     try:
         inspect.signature(factory).bind(seed=seed, **params)
     except TypeError as exc:
