@@ -42,6 +42,8 @@ def test_examples_validate(path: Path) -> None:
         ),
         ({"name": "has space"}, ["'name'", "'has space'"]),
         ({"time_scale": "fast"}, ["'time_scale'", "'fast'"]),
+        ({"policy": {"name": "ucb", "params": {"kappa": 1}}}, ["'policy'", "kappa", "beta"]),
+        ({"policy": {"name": "random", "params": {"beta": 1}}}, ["'random' takes no params"]),
     ],
 )
 def test_invalid_specs_name_field_value_and_fix(data: dict, expected: list[str]) -> None:

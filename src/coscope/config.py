@@ -28,6 +28,13 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from coscope.errors import ConfigError
 
 
+def _one_of(value: str, known: tuple[str, ...], what: str) -> str:
+    """``value`` if it is one of the registered names, else a ValueError listing them."""
+    if value not in known:
+        raise ValueError(f"unknown {what}; use one of {', '.join(sorted(known))}")
+    return value
+
+
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -43,10 +50,7 @@ class SampleSpec(_Strict):
     def _known_kind(cls, value: str) -> str:
         from coscope.instruments import sample_kinds
 
-        known = sample_kinds()
-        if value not in known:
-            raise ValueError(f"unknown sample kind; use one of {', '.join(sorted(known))}")
-        return value
+        return _one_of(value, sample_kinds(), "sample kind")
 
 
 class InstrumentSpec(_Strict):
@@ -64,10 +68,7 @@ class InstrumentSpec(_Strict):
     def _known_kind(cls, value: str) -> str:
         from coscope.instruments import instrument_kinds
 
-        known = instrument_kinds()
-        if value not in known:
-            raise ValueError(f"unknown instrument kind; use one of {', '.join(sorted(known))}")
-        return value
+        return _one_of(value, instrument_kinds(), "instrument kind")
 
 
 class ScalarizerSpec(_Strict):
@@ -81,10 +82,7 @@ class ScalarizerSpec(_Strict):
     def _known_name(cls, value: str) -> str:
         from coscope.scalarizers import scalarizer_names
 
-        known = scalarizer_names()
-        if value not in known:
-            raise ValueError(f"unknown scalarizer; use one of {', '.join(sorted(known))}")
-        return value
+        return _one_of(value, scalarizer_names(), "scalarizer")
 
 
 class PolicySpec(_Strict):
@@ -101,10 +99,20 @@ class PolicySpec(_Strict):
     def _known_policy(cls, value: str) -> str:
         from coscope.agents import agent_policy_names
 
-        known = agent_policy_names()
-        if value not in known:
-            raise ValueError(f"unknown policy; use one of {', '.join(sorted(known))}")
-        return value
+        return _one_of(value, agent_policy_names(), "policy")
+
+    @model_validator(mode="after")
+    def _known_params(self) -> PolicySpec:
+        from coscope.agents import policy_names, validate_policy
+
+        if self.name in policy_names():
+            try:
+                validate_policy(self.name, self.params)
+            except ConfigError as exc:
+                raise ValueError(str(exc).rstrip(".")) from None
+        elif self.params:
+            raise ValueError(f"baseline policy '{self.name}' takes no params; remove them")
+        return self
 
 
 class BudgetSpec(_Strict):
