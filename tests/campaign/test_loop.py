@@ -150,3 +150,22 @@ def test_stop_request_in_inbox_stops_after_in_flight(tmp_path: Path) -> None:
     assert kinds[1] == ("stop", "enough") and ctx.store.interventions()[1].step == 6
     assert inbox.pending() == []
     ctx.store.close()
+
+
+EXAMPLES = sorted((Path(__file__).resolve().parents[2] / "examples").glob("*.yaml"))
+
+
+@pytest.mark.parametrize("path", EXAMPLES, ids=lambda p: p.name)
+def test_examples_run_as_they_are(tmp_path: Path, path: Path) -> None:
+    """Every example spec runs (budget cut to 8, no latency) and respects its budget."""
+    from coscope.config import load_spec
+
+    spec = load_spec(path, {"run_dir": str(tmp_path / "run"), "time_scale": 0.0})
+    budget = {"max_measurements": 8, "max_cost": spec.budget.max_cost}
+    spec = spec.model_copy(update={"budget": type(spec.budget)(**budget)})
+    outcome, ctx = _run(spec)
+    assert outcome.status == "finished"
+    assert 0 < outcome.n_measurements <= 8
+    used = {m.instrument for m in ctx.store.measurements()}
+    assert used == {i.name for i in spec.instruments}  # every instrument got work
+    assert len(set(_path(ctx.store))) == outcome.n_measurements

@@ -182,3 +182,34 @@ def test_campaign_is_tracked_in_mlflow(reference: Path) -> None:
     assert {"report/maps.png", "report/learning_curve.png", "report/summary.json"} <= artifacts
     assert [a.path for a in client.list_artifacts(run_id, "checkpoints")][0].endswith(".pkl")
     assert [a.path for a in client.list_artifacts(run_id, "trace")] == ["trace/decisions.json"]
+
+
+def test_measure_as_prefect_task_gives_the_same_campaign(
+    tmp_path: Path, prefect_server: str, reference: Path
+) -> None:
+    """COSCOPE_MEASURE_VIA=prefect: each measurement is the `measure` Prefect task on Dask."""
+    spec = tmp_path / "via-prefect.yaml"
+    spec.write_text(SPEC.format(budget=5, run_dir=tmp_path / "via-prefect"))
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "coscope.cli", "run", str(spec), "--quiet"],
+        env={**_env(prefect_server), "COSCOPE_MEASURE_VIA": "prefect"},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    code, _, err = _finish(proc)
+    assert code == 0, err
+    store = tmp_path / "via-prefect" / "trace.zarr"
+    assert _path(store) == _path(reference)[:5]
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import TaskRunFilter, TaskRunFilterName
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    with (
+        temporary_settings(updates={PREFECT_API_URL: prefect_server}),
+        get_client(sync_client=True) as client,
+    ):
+        runs = client.read_task_runs(
+            task_run_filter=TaskRunFilter(name=TaskRunFilterName(like_="measure"))
+        )
+    assert len(runs) >= 5 and all(r.state.is_completed() for r in runs)
