@@ -17,6 +17,7 @@ from typing import Any
 
 from coscope.errors import CoscopeError
 
+EXIT_FAILED = 1
 EXIT_USER_ERROR = 2
 EXIT_INTERRUPTED = 130
 
@@ -108,6 +109,12 @@ def _execute(spec: Any, quiet: bool) -> int:
     if summary["status"] == "stopped":
         print(f"continue with `coscope resume {store_path}`", file=sys.stderr)
         return EXIT_INTERRUPTED
+    if summary["status"] == "failed":
+        print(
+            f"error: {summary['reason']}; fix it, then `coscope resume {store_path}`",
+            file=sys.stderr,
+        )
+        return EXIT_FAILED
     return 0
 
 

@@ -169,3 +169,32 @@ def test_examples_run_as_they_are(tmp_path: Path, path: Path) -> None:
     used = {m.instrument for m in ctx.store.measurements()}
     assert used == {i.name for i in spec.instruments}  # every instrument got work
     assert len(set(_path(ctx.store))) == outcome.n_measurements
+
+
+def test_instrument_failure_stops_and_resume_retries(tmp_path: Path) -> None:
+    from coscope.errors import InstrumentError
+
+    spec = _spec(tmp_path, budget={"max_measurements": 6})
+    sample = sample_from_spec(spec.sample, spec.seed)
+    create_or_open_store(spec, sample)[0].close()
+
+    class FailsAtThree(LocalExecutor):
+        def submit(self, request):
+            if request.step == 3:
+                future = super().submit(request)
+                future._result, future._exception = None, InstrumentError("stage stuck")
+                return future
+            return super().submit(request)
+
+    ctx, _ = open_context(spec.resolved_store(), track=False)
+    outcome = CampaignLoop(ctx, FailsAtThree(instruments_from_spec(spec, sample))).run()
+    assert (
+        outcome.status == "failed"
+        and "step 3" in outcome.reason
+        and "stage stuck" in outcome.reason
+    )
+    assert [p.step for p in ctx.store.pending_decisions()] == [3]
+    ctx.store.close()
+    resumed, resumed_ctx = _run(spec)
+    assert resumed.status == "finished"
+    assert [m.step for m in resumed_ctx.store.measurements()] == [0, 1, 2, 3, 4, 5]
