@@ -128,9 +128,7 @@ def per_modality(
     """
     if isinstance(value, Mapping):
         if modality not in value:
-            raise error(
-                f"no {what} given for modality {modality!r}: add it to {dict(value)}."
-            )
+            raise error(f"no {what} given for modality {modality!r}: add it to {dict(value)}.")
         value = value[modality]
     try:
         out = float(value)

@@ -194,15 +194,24 @@ def simulate_film(
     coercive_field: float = 3.0,
     wall_coercive_gain: float = 0.3,
     defect_density: float = 0.002,
-    defect_radius: float = 1.5,
+    defect_radius: float = 2.5,
     defect_coercive_gain: float = 0.4,
     defect_polarization_gain: float = 1.5,
     defect_contrast: float = 0.3,
     imprint: float = 0.4,
     gamma: float = 1.0,
     n_sub: int = 12,
+    strain_length: float = 0.0,
+    strain_coercive_gain: float = 0.25,
+    strain_polarization_gain: float = 0.15,
 ) -> FilmTruth:
     """Build one film's exact ground truth; see the module docstring for the model.
+
+    A long-wavelength strain (thickness, composition) field ``s`` in [-1, 1] with correlation
+    length ``strain_length`` pixels (0: a quarter of the larger side) scales the coercive field
+    by ``1 + strain_coercive_gain * s`` and the saturation by ``1 + strain_polarization_gain *
+    s``: the smooth, film-wide part of the property map, on which the walls and the defect hot
+    spots sit.
 
     Returns:
         A :class:`FilmTruth` with ``H x W`` maps and loops ``H x W x L``.
@@ -210,8 +219,11 @@ def simulate_film(
     pol = domain_structure(shape, rng, correlation_length, wall_width)
     wall = 1.0 - pol**2
     defects = defect_map(wall, rng, defect_density, defect_radius)
+    strain = gaussian_random_field(shape, strain_length or max(shape) / 4.0, rng)
+    strain = strain / max(float(np.abs(strain).max()), 1e-12)
     ec = coercive_field * (1 + wall_coercive_gain * wall) * (1 + defect_coercive_gain * defects)
-    ps = 1.0 + defect_polarization_gain * defects
+    ec = ec * (1 + strain_coercive_gain * strain)
+    ps = (1.0 + defect_polarization_gain * defects) * (1 + strain_polarization_gain * strain)
     e_i = imprint * pol
     alpha, beta = landau_coefficients(ec, ps)
     loops = hysteresis_loops(voltage, alpha, beta, gamma, e_i, n_sub=n_sub)

@@ -138,6 +138,12 @@ def _check_physics(params: dict[str, float]) -> None:
             raise ConfigError(f"{key}={value!r} is invalid: it must be > 0.")
         if key == "n_sub" and (int(value) != value or value < 1):
             raise ConfigError(f"n_sub={value!r} is invalid: give an integer >= 1.")
+        if key in ("strain_coercive_gain", "strain_polarization_gain") and not 0 <= value <= 0.9:
+            raise ConfigError(f"{key}={value!r} is invalid: use 0..0.9.")
+        if key == "strain_length" and value < 0:
+            raise ConfigError(
+                f"strain_length={value!r} is invalid: use >= 0 (0: a quarter of the side)."
+            )
         if key == "defect_density" and not 0 <= value <= 0.05:
             raise ConfigError(f"defect_density={value!r} is invalid: use 0..0.05 per pixel.")
 
