@@ -36,7 +36,7 @@ def dask_client(address: str | None, n_workers: int = 2) -> Iterator[object]:
         finally:
             client.close()
         return
-    logging.getLogger("distributed").setLevel(logging.WARNING)  # the in-process scheduler's chatter
+    logging.getLogger("distributed").setLevel(logging.ERROR)  # in-process scheduler and nannies
     cluster = LocalCluster(
         n_workers=n_workers,
         threads_per_worker=1,
