@@ -31,15 +31,15 @@ OFFLINE_ENV = {
 _HEADER = """# Benchmarks
 
 Figures measured by the scripts in `benchmarks/` on the machine described below. Each
-script rewrites only its own section (between `<!-- BEGIN name -->` / `<!-- END name -->`);
-the text outside the markers is kept. Tests never time anything; these scripts do.
+script rewrites only its own section (between its `BEGIN name` / `END name` HTML comments);
+the text outside the sections is kept. Tests never time anything; these scripts do.
 
-Rerun all three with `make bench`, or one at a time:
+Rerun all three with `make bench` (about 8 minutes), or one at a time:
 
 ```bash
-.venv/bin/python benchmarks/overhead.py          # ~1-2 min   (--quick: fewer measurements)
-.venv/bin/python benchmarks/decision_latency.py  # ~3-5 min   (--quick: fewer cells)
-.venv/bin/python benchmarks/learning_curve.py    # ~5-8 min   (--quick: 2 seeds)
+.venv/bin/python benchmarks/overhead.py          # ~1.5 min (--quick: 30 measurements per path)
+.venv/bin/python benchmarks/decision_latency.py  # ~2 min   (--quick: 3 x 2 cells, ~10 s)
+.venv/bin/python benchmarks/learning_curve.py    # ~3.5 min (--quick: 2 seeds, ~1.5 min)
 ```
 
 Every script pins one thread per process (`OMP_NUM_THREADS=MKL_NUM_THREADS=

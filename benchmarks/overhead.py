@@ -227,9 +227,9 @@ def main() -> None:
         trace = time_trace(spec, n, warmup)
         print("starting the Prefect API and the Dask cluster ...", flush=True)
         t0 = time.perf_counter()
-        with children_ignore_sigint(), prefect_api() as api_ready:
+        with children_ignore_sigint(), prefect_api(tmp_path / "run") as api_ready:
             with dask_client(None, 2) as client:
-                client.run(_warm_worker)
+                client.run(_warm_worker, 1)
                 t_cluster = time.perf_counter() - t0
                 api_ready()
                 t_api = time.perf_counter() - t0

@@ -109,3 +109,19 @@ def test_bad_data_raise_model_error():
         fit_gp(np.zeros((2, 2)), np.array([1.0, np.nan]), seed=0)
     with pytest.raises(ModelError, match="shape"):
         fit_gp(np.zeros((3, 2)), np.zeros(2), seed=0)
+
+
+def test_suspicious_fit_keeps_the_better_of_two_starts(monkeypatch: pytest.MonkeyPatch) -> None:
+    """When the first optimum looks like "all noise", a short-lengthscale start is tried too."""
+    from coscope.models import gp
+
+    rng = np.random.default_rng(2)
+    X = np.vstack([rng.random((40, 2)), 0.5 + 0.02 * rng.standard_normal((4, 2))])
+    y = 10.0 + 30.0 * np.exp(-np.sum((X - 0.5) ** 2, axis=1) / (2 * 0.02**2))
+    y += 0.1 * rng.standard_normal(44)
+    _, default_loss = gp._fit_from(X, y, 100, start=None)
+    _, short_loss = gp._fit_from(X, y, 100, start=gp._SHORT_START)
+    assert short_loss < default_loss - 0.01  # two different optima on this data
+    assert fit_gp(X, y, seed=0).loss == pytest.approx(default_loss)  # not suspicious: one start
+    monkeypatch.setattr(gp, "_NOISE_SUSPECT", 0.0)  # every fit suspicious
+    assert fit_gp(X, y, seed=0).loss == pytest.approx(short_loss)

@@ -79,9 +79,9 @@ class DaskExecutor:
         references: Instrument name -> ``(sample_spec, instrument_spec)`` JSON dicts.
         seed: Campaign seed (seeds the sample's physics in the workers).
         time_scale: Multiplier of instrument latencies.
-        measure_via: ``"dask"`` submits a plain function (~10-20 ms overhead);
+        measure_via: ``"dask"`` submits a plain function (~11 ms overhead, median);
             ``"prefect"`` submits the ``measure`` Prefect task through the flow's
-            DaskTaskRunner (~100-150 ms overhead, each measurement visible in the Prefect UI).
+            DaskTaskRunner (~180 ms, each measurement visible in the Prefect UI).
         fit_via_prefect: Run fits as the ``fit`` Prefect task (needs a running flow).
     """
 

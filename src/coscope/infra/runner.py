@@ -88,10 +88,14 @@ def prefect_api(run_dir: Path) -> Iterator[Callable[[], str]]:
         server.stop()
 
 
-def _warm_worker() -> None:
-    """Import the heavy modules a worker needs before the first measurement or fit."""
+def _warm_worker(torch_threads: int) -> None:
+    """Set the worker's torch threads; import what it needs before the first task."""
+    import torch
+
     import coscope.infra.compose  # noqa: F401
     import coscope.tasks  # noqa: F401
+
+    torch.set_num_threads(torch_threads)
 
 
 def prepare_store(spec: CampaignSpec) -> tuple[Path, bool]:
@@ -126,7 +130,7 @@ def run_campaign(
         with children_ignore_sigint():
             api_ready = engines.enter_context(prefect_api(spec.resolved_run_dir()))
             client = engines.enter_context(dask_client(spec.dask_address, spec.dask_workers))
-        client.run(_warm_worker)
+        client.run(_warm_worker, settings.torch_threads)
         api_ready()
         address = client.scheduler.address
         flow = campaign_flow.with_options(task_runner=DaskTaskRunner(address=address))

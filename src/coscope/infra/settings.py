@@ -17,7 +17,8 @@ class Settings(BaseSettings):
     Attributes:
         measure_via: ``dask`` submits each measurement as a plain Dask task from the flow
             (low overhead); ``prefect`` submits it as the ``measure`` Prefect task through the
-            flow's DaskTaskRunner (every measurement visible in the Prefect UI, ~0.1 s more).
+            flow's DaskTaskRunner (every measurement visible in the Prefect UI,
+            ~0.17 s more per measurement; docs/benchmarks.md).
         prefect_home: Folder for Prefect's ephemeral API database. Empty: ``<run_dir>/prefect``.
             Ignored when ``PREFECT_API_URL`` points at a running server.
         torch_threads: Torch/BLAS threads per process (flow process and each Dask worker).

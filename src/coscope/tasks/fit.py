@@ -10,10 +10,11 @@ from coscope.models import GPState, fit_gp
 
 
 def fit_surrogate(X: np.ndarray, y: np.ndarray, seed: int, iterations: int) -> GPState:
-    """Fit the exact GP on ``X`` (n x d, in [0, 1]) and ``y`` (n,); returns plain data."""
-    import torch
+    """Fit the exact GP on ``X`` (n x d, in [0, 1]) and ``y`` (n,); returns plain data.
 
-    torch.set_num_threads(1)
+    Thread count is the process's own: Dask workers get theirs when the campaign warms them
+    (``infra.runner``), so a fit gives the same bits in a worker and in the flow process.
+    """
     return fit_gp(X, y, seed=seed, iterations=iterations)
 
 
