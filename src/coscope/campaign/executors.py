@@ -12,7 +12,7 @@ measurement ran in-process, on a Dask worker, or as a Prefect task on a Dask wor
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from concurrent.futures import Future
 from typing import Any, Literal, Protocol
 
@@ -142,5 +142,3 @@ class DaskExecutor:
             return fit_task.submit(X, y, seed, iterations).result()
         return self._client.submit(fit_surrogate, X, y, seed, iterations, pure=False).result()
 
-
-ExecutorFactory = Callable[[], Executor]

@@ -6,7 +6,6 @@ Everything else receives its collaborators; nothing opens a client at import.
 from __future__ import annotations
 
 import getpass
-import json
 import os
 import socket
 import time
@@ -231,7 +230,3 @@ def mark_running(store: TraceStore) -> None:
     store.set_attr("status", "running")
     store.set_attr("runner", {"pid": os.getpid(), "host": socket.gethostname()})
 
-
-def describe_spec(spec: CampaignSpec) -> str:
-    """One-line JSON of the spec (logs)."""
-    return json.dumps(spec.to_json_dict(), sort_keys=True)
