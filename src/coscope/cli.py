@@ -1,4 +1,4 @@
-"""The command line: ``coscope demo | run | resume | status``.
+"""The command line: ``coscope demo | run | resume | status | dataset``.
 
 Errors a user can fix (a bad spec, a missing or foreign store) print one sentence and exit
 with status 2 — never a traceback. Ctrl-C leaves the trace consistent and says how to resume.
@@ -52,7 +52,64 @@ def _parser() -> argparse.ArgumentParser:
 
     for p in (demo, run, resume):
         p.add_argument("--quiet", action="store_true", help="no progress bar")
+    _dataset_parser(sub)
     return parser
+
+
+def _dataset_parser(sub: Any) -> None:
+    """``coscope dataset import|info`` (ground-truth datasets, docs/datasets.md)."""
+    dataset = sub.add_parser("dataset", help="import or describe a ground-truth dataset")
+    dsub = dataset.add_subparsers(dest="dataset_command", required=True)
+    imp = dsub.add_parser("import", help="convert a BEPS/PFM HDF5 file or NumPy arrays")
+    imp.add_argument("source", help=".h5 file, .npz (image, spectra, axis), .npy or folder")
+    imp.add_argument("--out", required=True, help="dataset folder to create (…/name.zarr)")
+    imp.add_argument(
+        "--format",
+        default="auto",
+        choices=("auto", "beps-h5", "pfm-h5", "arrays"),
+        help="reader (default auto: by extension and content)",
+    )
+    imp.add_argument("--name", help="dataset name (default: the source's file name)")
+    imp.add_argument(
+        "--signal-channels",
+        default="",
+        help="comma-separated structure channels to turn into one-point modalities",
+    )
+    imp.add_argument("--modality", default="spectrum", help="arrays: modality name")
+    imp.add_argument("--axis-name", default="index", help="arrays: name of the spectral axis")
+    imp.add_argument("--axis-units", default="", help="arrays: units of the spectral axis")
+    imp.add_argument("--signal-units", default="a.u.", help="arrays: units of the spectra")
+    imp.add_argument("--pixel-size-um", type=float, default=1.0, help="arrays: pixel pitch, µm")
+    info = dsub.add_parser("info", help="describe a dataset: grid, channels, modalities, ranges")
+    info.add_argument("path", help="dataset folder")
+
+
+def _dataset_command(args: argparse.Namespace) -> int:
+    from coscope.storage.datasets import describe_dataset, load_dataset
+
+    if args.dataset_command == "info":
+        print(describe_dataset(load_dataset(args.path), args.path))
+        return 0
+    from coscope.storage.dataset_readers import import_dataset
+
+    options = {  # used by the arrays reader only
+        "modality": args.modality,
+        "axis_name": args.axis_name,
+        "axis_units": args.axis_units,
+        "signal_units": args.signal_units,
+        "pixel_size_um": args.pixel_size_um,
+    }
+    channels = [c.strip() for c in args.signal_channels.split(",") if c.strip()]
+    import_dataset(
+        args.source,
+        args.out,
+        fmt=args.format,
+        name=args.name,
+        signal_channels=channels,
+        **options,
+    )
+    print(describe_dataset(load_dataset(args.out), args.out))
+    return 0
 
 
 def _demo_spec(args: argparse.Namespace) -> Any:
@@ -149,6 +206,8 @@ def _caused_by_ctrl_c(exc: BaseException | None) -> bool:
 
 
 def _command(args: argparse.Namespace) -> int:
+    if args.command == "dataset":
+        return _dataset_command(args)
     if args.command == "status":
         from coscope.report.status import campaign_status, format_status
 

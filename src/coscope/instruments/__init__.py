@@ -6,6 +6,7 @@ Import from here: ``from coscope.instruments import Instrument, build_instrument
 from __future__ import annotations
 
 from coscope.instruments.base import Instrument, validate_request, validate_signal
+from coscope.instruments.dataset_twin import dataset_sample
 from coscope.instruments.registry import build_instrument, instrument_kinds, register_instrument
 from coscope.instruments.sample import (
     Sample,
@@ -27,6 +28,7 @@ __all__ = [
     "WithNoise",
     "build_instrument",
     "build_sample",
+    "dataset_sample",
     "instrument_kinds",
     "register_instrument",
     "register_sample",
