@@ -6,7 +6,6 @@ command line calls :func:`prepare_environment` first. Nothing here runs at impor
 
 from __future__ import annotations
 
-import logging
 import os
 from pathlib import Path
 
@@ -50,7 +49,7 @@ def prepare_environment(settings: Settings, run_dir: Path | None) -> None:
         )
         home.mkdir(parents=True, exist_ok=True)
         os.environ["PREFECT_HOME"] = str(home.resolve())
-    logging.getLogger("mlflow").setLevel(logging.WARNING)  # "Creating initial MLflow database…"
+    os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")  # not "Creating initial … tables"
     import torch
 
     torch.set_num_threads(settings.torch_threads)
