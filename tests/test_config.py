@@ -74,3 +74,23 @@ def test_overrides_replace_fields(tmp_path: Path) -> None:
     path.write_text("name: x\n")
     spec = load_spec(path, {"store": str(tmp_path / "t.zarr")})
     assert spec.resolved_store() == tmp_path / "t.zarr"
+
+
+@pytest.mark.parametrize(
+    ("policy", "fragment"),
+    [
+        ({"name": "thompson"}, "needs model: dkl"),
+        ({"name": "ei", "model": "dkl", "window": 8}, "window must be odd"),
+        ({"name": "random", "model": "dkl"}, "has no model"),
+        ({"name": "ei", "model": "cnn"}, "'policy.model' (got 'cnn')"),
+    ],
+)
+def test_dkl_policy_options_are_checked(policy: dict, fragment: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        parse_spec({"policy": policy})
+    assert fragment in str(info.value)
+
+
+def test_dkl_spec_is_valid() -> None:
+    spec = parse_spec({"policy": {"name": "thompson", "model": "dkl", "window": 11}})
+    assert spec.policy.model == "dkl" and spec.policy.window == 11

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -90,6 +90,11 @@ class PolicySpec(_Strict):
 
     name: str = "ei"
     params: dict[str, float] = Field(default_factory=dict)
+    model: Literal["gp", "dkl"] = Field(
+        "gp", description="gp: exact GP on coordinates; dkl: deep kernel learning on patches"
+    )
+    window: int = Field(9, ge=3, le=63, description="dkl: structure patch side, odd, pixels")
+    latent_dim: int = Field(2, ge=1, le=8, description="dkl: latent dimensions of the MLP")
     n_initial: int = Field(5, ge=1)
     refit_every: int = Field(1, ge=1)
     fit_iterations: int = Field(100, ge=1, le=10_000)
@@ -99,19 +104,33 @@ class PolicySpec(_Strict):
     def _known_policy(cls, value: str) -> str:
         from coscope.agents import agent_policy_names
 
-        return _one_of(value, agent_policy_names(), "policy")
+        return _one_of(value, (*agent_policy_names(), "thompson"), "policy")
 
     @model_validator(mode="after")
     def _known_params(self) -> PolicySpec:
         from coscope.agents import policy_names, validate_policy
 
-        if self.name in policy_names():
+        if self.window % 2 == 0:
+            raise ValueError(
+                f"window must be odd (a patch centred on its pixel), got {self.window}"
+            )
+        if self.name == "thompson":
+            if self.model != "dkl":
+                raise ValueError(
+                    "policy 'thompson' needs model: dkl; use ei, ucb or maxvar with gp"
+                )
+            if self.params:
+                raise ValueError("policy 'thompson' takes no params; remove them")
+        elif self.name in policy_names():
             try:
                 validate_policy(self.name, self.params)
             except ConfigError as exc:
                 raise ValueError(str(exc).rstrip(".")) from None
-        elif self.params:
-            raise ValueError(f"baseline policy '{self.name}' takes no params; remove them")
+        else:
+            if self.params:
+                raise ValueError(f"baseline policy '{self.name}' takes no params; remove them")
+            if self.model != "gp":
+                raise ValueError(f"baseline policy '{self.name}' has no model; remove model: dkl")
         return self
 
 

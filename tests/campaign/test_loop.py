@@ -203,3 +203,27 @@ def test_instrument_failure_stops_and_resume_retries(tmp_path: Path) -> None:
     resumed, resumed_ctx = _run(spec)
     assert resumed.status == "finished"
     assert [m.step for m in resumed_ctx.store.measurements()] == [0, 1, 2, 3, 4, 5]
+
+
+@pytest.mark.parametrize("policy", ["ei", "thompson"])
+def test_dkl_campaign_on_structure_patches(tmp_path: Path, policy: str) -> None:
+    """model: dkl fits on the executor like the GP, stores its fits, and resumes the same."""
+    changes = {
+        "policy": {
+            "name": policy,
+            "model": "dkl",
+            "window": 5,
+            "n_initial": 4,
+            "fit_iterations": 30,
+        },
+        "budget": {"max_measurements": 9},
+    }
+    full, full_ctx = _run(_spec(tmp_path / "a", **changes))
+    assert full.n_measurements == 9 and len(set(_path(full_ctx.store))) == 9
+    assert [d.policy for d in full_ctx.store.decisions()[4:]] == [policy] * 5
+    fits = full_ctx.store.fits()
+    assert len(fits) == 9 and all(np.isfinite(f.loss) for f in fits)
+    part_changes = {**changes, "budget": {"max_measurements": 6}}
+    _run(_spec(tmp_path / "b", **part_changes))
+    _, resumed_ctx = _run(_spec(tmp_path / "b", **changes))
+    assert _path(resumed_ctx.store) == _path(full_ctx.store)

@@ -13,10 +13,13 @@ from coscope.agents.acquisition import (
 from coscope.agents.agent import GPAgent, agent_policy_names, make_agent
 from coscope.agents.base import AgentReport, GridAgent
 from coscope.agents.baselines import RandomAgent, RasterAgent
+from coscope.agents.dkl_agent import DKLAgent
 from coscope.agents.selection import select
+from coscope.agents.thompson import thompson_indices, thompson_scores
 
 __all__ = [
     "AgentReport",
+    "DKLAgent",
     "GPAgent",
     "GridAgent",
     "RandomAgent",
@@ -29,5 +32,7 @@ __all__ = [
     "policy_names",
     "register_policy",
     "select",
+    "thompson_indices",
+    "thompson_scores",
     "validate_policy",
 ]

@@ -13,6 +13,7 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
@@ -59,6 +60,12 @@ class GridAgent:
     """
 
     policy_name = "base"
+    model_kind = "gp"
+    """Registered model kind (:func:`coscope.models.fitting.fit_model`) this agent's fits use."""
+
+    def fit_options(self) -> dict[str, Any]:
+        """Keyword options for :func:`coscope.models.fitting.fit_model` (none for the GP)."""
+        return {}
 
     def __init__(
         self,

@@ -19,7 +19,6 @@ from typing import Any, Literal, Protocol
 import numpy as np
 
 from coscope.instruments import Instrument
-from coscope.models import GPState
 from coscope.tasks.fit import fit_surrogate
 from coscope.types import Measurement, MeasurementRequest
 
@@ -41,8 +40,16 @@ class Executor(Protocol):
         """The measurement of a done handle (re-raises the instrument's error)."""
         ...
 
-    def fit(self, X: np.ndarray, y: np.ndarray, seed: int, iterations: int) -> GPState:
-        """Fit the surrogate on ``X`` (n x d) and ``y`` (n,)."""
+    def fit(
+        self,
+        kind: str,
+        X: np.ndarray,
+        y: np.ndarray,
+        seed: int,
+        iterations: int,
+        options: dict[str, Any] | None = None,
+    ) -> Any:
+        """Fit surrogate ``kind`` on ``X`` (n x d) and ``y`` (n,); returns its plain state."""
         ...
 
 
@@ -67,8 +74,16 @@ class LocalExecutor:
     def result(self, handle: Future) -> Measurement:
         return handle.result()
 
-    def fit(self, X: np.ndarray, y: np.ndarray, seed: int, iterations: int) -> GPState:
-        return fit_surrogate(X, y, seed, iterations)
+    def fit(
+        self,
+        kind: str,
+        X: np.ndarray,
+        y: np.ndarray,
+        seed: int,
+        iterations: int,
+        options: dict[str, Any] | None = None,
+    ) -> Any:
+        return fit_surrogate(kind, X, y, seed, iterations, options)
 
 
 class DaskExecutor:
@@ -135,10 +150,18 @@ class DaskExecutor:
         self._steps.pop(handle, None)
         return handle.result()
 
-    def fit(self, X: np.ndarray, y: np.ndarray, seed: int, iterations: int) -> GPState:
+    def fit(
+        self,
+        kind: str,
+        X: np.ndarray,
+        y: np.ndarray,
+        seed: int,
+        iterations: int,
+        options: dict[str, Any] | None = None,
+    ) -> Any:
+        args = (kind, X, y, seed, iterations, options)
         if self._fit_via_prefect:
             from coscope.tasks.fit import fit_task
 
-            return fit_task.submit(X, y, seed, iterations).result()
-        return self._client.submit(fit_surrogate, X, y, seed, iterations, pure=False).result()
-
+            return fit_task.submit(*args).result()
+        return self._client.submit(fit_surrogate, *args, pure=False).result()

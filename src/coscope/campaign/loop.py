@@ -105,7 +105,14 @@ class CampaignLoop:
         if not agent.needs_fit(0):
             return
         X, y = agent.training_data()
-        state = self.executor.fit(X, y, agent.fit_seed(), ctx.spec.policy.fit_iterations)
+        state = self.executor.fit(
+            agent.model_kind,
+            X,
+            y,
+            agent.fit_seed(),
+            ctx.spec.policy.fit_iterations,
+            agent.fit_options(),
+        )
         last = self._last_fit
         if last is not None and last.n_train == len(y) and last.loss == state.loss:
             agent.load_fit(state, last.version, last.step)

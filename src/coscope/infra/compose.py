@@ -120,16 +120,27 @@ def truth_map(spec: CampaignSpec, sample: Sample) -> np.ndarray | None:
 def agent_from_spec(spec: CampaignSpec, sample: Sample) -> Any:
     """The agent the spec's policy names."""
     policy = spec.policy
-    return make_agent(
-        policy.name,
-        sample.shape,
-        policy_params=dict(policy.params),
-        seed=spec.seed,
-        n_initial=policy.n_initial,
-        seed_points=[Location(r, c) for r, c in spec.seed_points],
-        refit_every=policy.refit_every,
-        fit_iterations=policy.fit_iterations,
-    )
+    common: dict[str, Any] = {
+        "policy_params": dict(policy.params),
+        "seed": spec.seed,
+        "n_initial": policy.n_initial,
+        "seed_points": [Location(r, c) for r, c in spec.seed_points],
+        "refit_every": policy.refit_every,
+        "fit_iterations": policy.fit_iterations,
+    }
+    if policy.model == "dkl":
+        from coscope.agents.dkl_agent import DKLAgent
+        from coscope.models.patches import patch_features
+
+        features = patch_features(sample.structure, policy.window)
+        return DKLAgent(
+            sample.shape,
+            features=features,
+            policy=policy.name,
+            latent_dim=policy.latent_dim,
+            **common,
+        )
+    return make_agent(policy.name, sample.shape, **common)
 
 
 def _differences(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
@@ -229,4 +240,3 @@ def mark_running(store: TraceStore) -> None:
     """Record which process runs the campaign (``coscope status`` tells if it is alive)."""
     store.set_attr("status", "running")
     store.set_attr("runner", {"pid": os.getpid(), "host": socket.gethostname()})
-

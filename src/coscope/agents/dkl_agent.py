@@ -1,0 +1,214 @@
+"""The DKL agent: the GP agent's decisions, on a deep kernel over structure patches.
+
+The agent's model inputs are the patch features of the sample's structure image (one row
+per pixel, :func:`coscope.models.patch_features`), not coordinates. Everything else is the
+:class:`~coscope.agents.agent.GPAgent`: seed points, then random pixels up to
+``n_initial``, then the policy; pending pixels as kriging-believer fantasies; the fit
+schedule and determinism of :mod:`coscope.agents.base`.
+
+How it reuses the GP agent: a fitted DKL's posterior at features ``F`` is an exact GP's
+posterior at the latent points ``Z = g(F)`` (:func:`coscope.models.load_latent_model`).
+After each fit the agent embeds every pixel once (``H*W x latent_dim``) and exposes those
+latent points as :attr:`candidates` — the inputs its loaded model takes — so the GP agent's
+acquisition (botorch's analytic EI / UCB / MaxVar through
+:mod:`coscope.agents.acquisition`), believer conditioning and report run unchanged. Before
+the first fit :attr:`candidates` are the pixel coordinates (used only for their count).
+
+Policies: every registered acquisition policy, plus ``"thompson"`` (one joint posterior
+draw, :mod:`coscope.agents.thompson`; deviates from ``np.random.default_rng([seed, step,
+7])``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import torch
+
+from coscope.agents.agent import GPAgent
+from coscope.agents.thompson import thompson_scores
+from coscope.errors import ConfigError, ModelError
+from coscope.models import DKLState, embed, fit_model, load_latent_model, predict
+from coscope.types import FitRecord, Location, Proposal
+
+THOMPSON = "thompson"
+
+
+class DKLAgent(GPAgent):
+    """Deep-kernel agent over an ``H x W`` grid with per-pixel structure features.
+
+    Args:
+        grid_shape: ``(H, W)``.
+        features: Per-pixel features, ``(H*W) x p``, row-major (``Location.flat(W)``).
+        policy: ``"thompson"`` or a registered acquisition policy (``"ei"``, ``"ucb"`` …).
+        policy_params: The policy's options (``"thompson"`` takes none).
+        latent_dim: Dimension of the DKL latent embedding.
+        **kwargs: See :class:`~coscope.agents.base.GridAgent` (``seed``, ``n_initial``,
+            ``seed_points``, ``refit_every``, ``fit_iterations``, ``batch_size``).
+
+    Raises:
+        ConfigError: Features of the wrong shape or non-finite, unknown policy or option.
+    """
+
+    model_kind = "dkl"
+    """Registered model kind (:func:`coscope.models.fit_model`) this agent's fits use."""
+    _latent: np.ndarray | None = None
+
+    def __init__(
+        self,
+        grid_shape: tuple[int, int],
+        *,
+        features: np.ndarray,
+        policy: str = "ei",
+        policy_params: Mapping[str, Any] | None = None,
+        latent_dim: int = 2,
+        **kwargs: Any,
+    ) -> None:
+        if policy == THOMPSON and policy_params:
+            raise ConfigError(f"Policy 'thompson' takes no options; remove {dict(policy_params)}.")
+        # GPAgent validates registered policies; thompson is handled here, in scores().
+        super().__init__(
+            grid_shape,
+            policy="maxvar" if policy == THOMPSON else policy,
+            policy_params=policy_params,
+            **kwargs,
+        )
+        self.policy_name = policy
+        H, W = self.grid_shape
+        F = np.asarray(features, dtype=np.float64)
+        if F.ndim != 2 or F.shape[0] != H * W or F.shape[1] < 1:
+            raise ConfigError(
+                f"features must have shape (H*W, p) = ({H * W}, p) for the {H} x {W} grid; "
+                f"got {np.shape(features)}. Build them with coscope.models.patch_features."
+            )
+        if not np.isfinite(F).all():
+            raise ConfigError("features contain NaN or inf; fix the structure image first.")
+        if int(latent_dim) < 1:
+            raise ConfigError(f"latent_dim must be >= 1; got {latent_dim!r}.")
+        self.features = F
+        self.latent_dim = int(latent_dim)
+        self._draw_rng: np.random.Generator | None = None
+
+    # ------------------------------------------------------------ model inputs
+    @property
+    def candidates(self) -> np.ndarray:
+        """Model inputs of every pixel: latent points ``(H*W) x latent_dim`` once fitted,
+        pixel-centre coordinates ``(H*W) x 2`` before."""
+        return self._latent if self._latent is not None else self.coordinates
+
+    @candidates.setter
+    def candidates(self, value: np.ndarray) -> None:
+        self.coordinates = value
+        self._latent = None
+
+    def embedding(self) -> np.ndarray:
+        """Latent embedding of every pixel under the current model, ``(H*W) x latent_dim``.
+
+        Raises:
+            ModelError: No model is loaded yet.
+        """
+        if self._latent is None:
+            raise ModelError("No DKL is loaded yet; ingest observations and fit() first.")
+        return self._latent.copy()
+
+    def fit_options(self) -> dict[str, Any]:
+        """Keyword options for :func:`coscope.models.fit_model` with :attr:`model_kind`."""
+        return {"latent_dim": self.latent_dim}
+
+    # ------------------------------------------------------------ fitting
+    def training_data(self) -> tuple[np.ndarray, np.ndarray]:
+        """What the next fit trains on: features ``F`` (``n x p``) and ``y`` (``(n,)``)."""
+        obs = self._fit_subset()
+        F = self.features[np.array([self._flat(o.location) for o in obs], dtype=np.int64)]
+        y = np.array([o.value for o in obs], dtype=np.float64)
+        return F, y
+
+    def load_fit(self, state: DKLState, version: int, step: int | None = None) -> FitRecord:
+        """Use a fitted :class:`~coscope.models.DKLState` as model ``version``; no refit."""
+        if not isinstance(state, DKLState):
+            raise ModelError(
+                f"DKLAgent needs a DKLState from fit_model('dkl', ...); got "
+                f"{type(state).__name__}. Fit with the agent's model_kind."
+            )
+        F, y = self.training_data()
+        subset = self._fit_subset()
+        same = (
+            state.n_train == len(subset)
+            and np.array_equal(F, state.F)
+            and np.array_equal(y, state.y)
+        )
+        self._fit_steps = tuple(o.step for o in subset) if same else None
+        self._state = state
+        self._model = load_latent_model(state)
+        self._latent = embed(state, self.features)
+        self.model_version = int(version)
+        self.last_fit = state.record(version, self.n_observations if step is None else step)
+        return self.last_fit
+
+    def fit(self, step: int) -> FitRecord:
+        """Fit a cold DKL locally on :meth:`training_data`; load it as the next version."""
+        F, y = self.training_data()
+        if F.shape[0] == 0:
+            raise ModelError("Cannot fit a surrogate before any observation was ingested.")
+        state = fit_model(
+            self.model_kind,
+            F,
+            y,
+            self.fit_seed(),
+            self.fit_iterations,
+            **self.fit_options(),
+        )
+        return self.load_fit(state, self.model_version + 1, step)
+
+    # ------------------------------------------------------------ deciding
+    def scores(self, believed: Sequence[int] = ()) -> np.ndarray:
+        """Acquisition scores of every pixel, ``(H*W,)`` (see :meth:`GPAgent.scores`).
+
+        For ``"thompson"``: one posterior draw (conditioned on the believed pixels at their
+        posterior mean), ``-inf`` at measured and believed pixels and at pixels left out of
+        the draw (more than 5,000 eligible, see :mod:`coscope.agents.thompson`).
+        """
+        if self.policy_name != THOMPSON:
+            return super().scores(believed)
+        if self._model is None:
+            raise ConfigError("No model is loaded; call fit() or load_fit() first.")
+        excluded = self._excluded(())
+        model = self._model
+        if len(believed):
+            excluded[list(believed)] = True
+            zb = self.candidates[list(believed)]
+            mean, _ = predict(model, zb)  # also builds the caches that conditioning needs
+            with torch.no_grad():
+                model = model.condition_on_observations(
+                    torch.as_tensor(zb, dtype=torch.float64),
+                    torch.as_tensor(mean, dtype=torch.float64).unsqueeze(-1),
+                )
+            model.eval()
+        rng = self._draw_rng or np.random.default_rng([self.seed, self.n_observations, 7])
+        return thompson_scores(model, self.candidates, excluded, rng)
+
+    def suggest(
+        self,
+        n: int,
+        *,
+        step: int,
+        instrument: str,
+        modality: str,
+        pending: Sequence[Location] = (),
+        expected_cost: float = 0.0,
+    ) -> list[Proposal]:
+        """As :meth:`GPAgent.suggest`, on the DKL; Thompson draws seeded by ``(seed, step)``."""
+        self._draw_rng = np.random.default_rng([self.seed, int(step), 7])
+        try:
+            return super().suggest(
+                n,
+                step=step,
+                instrument=instrument,
+                modality=modality,
+                pending=pending,
+                expected_cost=expected_cost,
+            )
+        finally:
+            self._draw_rng = None

@@ -1,0 +1,341 @@
+"""Deep kernel learning (DKL) on structure features: an MLP embedding into an exact GP.
+
+Design:
+    * Model: MLP ``p -> 64 -> 64 -> latent_dim`` (tanh hidden layers, linear output) feeding
+      an exact GP with a constant mean and a ``ScaleKernel(RBF)`` with one lengthscale per
+      latent dimension, Gaussian noise bounded below by 1e-4. Everything is float64 (like
+      :mod:`coscope.models.gp`); at ``n <= 300`` the cost is the ``n x p`` MLP pass, not the
+      precision. tanh over ReLU: the RBF kernel on a tanh network gives a smooth map from
+      patches to the latent plane (ReLU makes it piecewise linear with kinks the GP sees as
+      structure), the field's reference DKL (gpax) uses tanh, and on the synthetic
+      wall-density case of ``tests/models/test_dkl.py`` tanh had the lower held-out error.
+    * Training: the MLP weights and the GP hyperparameters jointly, by Adam on the exact
+      marginal log likelihood, from inputs standardised with the training features' mean
+      and std and ``y`` standardised (mean, unbiased std — the same constants as botorch's
+      ``Standardize``). Every fit is a cold rebuild by default: warm-starting from the
+      previous step drifted to a constant predictor on real microscopy data (STACK.md,
+      "DKL warm-start trap"). ``init`` allows a warm start; it is off unless asked for.
+    * Determinism: the only randomness is the MLP initialisation, drawn inside
+      ``torch.random.fork_rng`` after ``torch.manual_seed(seed)``; the same data, seed and
+      ``init`` give a bit-identical state (one torch thread, as every coscope process runs),
+      and the caller's global generator is untouched.
+    * :class:`DKLState` is plain data (numpy ``state_dict``, standardisation constants,
+      training data) — it crosses Dask like :class:`~coscope.models.gp.GPState`.
+    * The feature extractor is deterministic, so the DKL posterior at features ``F`` *is*
+      the posterior of an exact GP on the latent points ``Z = g(F)``. :func:`load_latent_model`
+      returns that GP as a botorch ``SingleTaskGP`` (in ``y`` units through ``Standardize``),
+      so botorch's acquisition functions, ``condition_on_observations`` and
+      :func:`coscope.models.gp.predict` take it unchanged, and scoring ``m`` candidates
+      costs one MLP pass over them plus a 2-D GP prediction.
+"""
+
+from __future__ import annotations
+
+import time
+import warnings
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+import gpytorch
+import numpy as np
+import torch
+from botorch.models import SingleTaskGP
+from botorch.models.transforms.outcome import Standardize
+from gpytorch.constraints import GreaterThan
+from gpytorch.mlls import ExactMarginalLogLikelihood
+
+from coscope.errors import ModelError
+from coscope.models.gp import predict as gp_predict
+from coscope.types import FitRecord
+
+DTYPE = torch.float64
+HIDDEN = 64
+NOISE_FLOOR = 1e-4
+
+
+def _extractor(p: int, latent_dim: int) -> torch.nn.Sequential:
+    return torch.nn.Sequential(
+        torch.nn.Linear(p, HIDDEN),
+        torch.nn.Tanh(),
+        torch.nn.Linear(HIDDEN, HIDDEN),
+        torch.nn.Tanh(),
+        torch.nn.Linear(HIDDEN, latent_dim),
+    ).to(DTYPE)
+
+
+def _gp_parts(latent_dim: int):
+    mean = gpytorch.means.ConstantMean()
+    kernel = gpytorch.kernels.ScaleKernel(gpytorch.kernels.RBFKernel(ard_num_dims=latent_dim))
+    likelihood = gpytorch.likelihoods.GaussianLikelihood(noise_constraint=GreaterThan(NOISE_FLOOR))
+    return mean.to(DTYPE), kernel.to(DTYPE), likelihood.to(DTYPE)
+
+
+class _DKLNet(gpytorch.models.ExactGP):
+    """The jointly trained model: ``f(x) = GP(g(x))`` (used only while fitting)."""
+
+    def __init__(self, train_x: torch.Tensor, train_y: torch.Tensor, latent_dim: int) -> None:
+        mean, kernel, likelihood = _gp_parts(latent_dim)
+        super().__init__(train_x, train_y, likelihood)
+        self.feature_extractor = _extractor(train_x.shape[-1], latent_dim)
+        self.mean_module = mean
+        self.covar_module = kernel
+
+    def forward(self, x: torch.Tensor) -> gpytorch.distributions.MultivariateNormal:
+        z = self.feature_extractor(x)
+        return gpytorch.distributions.MultivariateNormal(self.mean_module(z), self.covar_module(z))
+
+
+@dataclass(frozen=True, eq=False)
+class DKLState:
+    """A fitted DKL as plain data (picklable; ``O(n p)`` plus ``~p * 64 + 64**2`` weights).
+
+    Attributes:
+        F: Training features, ``n x p`` float64 (raw, as passed to :func:`fit_dkl`).
+        y: Training targets, ``(n,)`` float64, original units.
+        parameters: The model's ``state_dict`` as numpy arrays (name → array); names under
+            ``feature_extractor.`` are the MLP, the rest the GP and likelihood.
+        x_mean: Feature means used to standardise inputs, ``(p,)``.
+        x_std: Feature scales used to standardise inputs, ``(p,)`` (1 where constant).
+        y_mean: Target mean used to standardise ``y``.
+        y_std: Target scale (unbiased std; 1 when ``n == 1`` or ``y`` is constant).
+        latent_dim: Dimension of the latent embedding.
+        loss: Final negative exact marginal log likelihood per point (standardised units).
+        seconds: Wall time of the fit.
+        seed: Seed the fit used.
+        iterations: Adam steps taken.
+    """
+
+    F: np.ndarray
+    y: np.ndarray
+    parameters: Mapping[str, np.ndarray] = field(repr=False)
+    x_mean: np.ndarray = field(repr=False)
+    x_std: np.ndarray = field(repr=False)
+    y_mean: float
+    y_std: float
+    latent_dim: int
+    loss: float
+    seconds: float
+    seed: int = 0
+    iterations: int = 0
+
+    @property
+    def n_train(self) -> int:
+        """Number of training points ``n``."""
+        return int(self.F.shape[0])
+
+    @property
+    def X(self) -> np.ndarray:
+        """Alias of :attr:`F`, so code written for ``GPState`` reads the training inputs."""
+        return self.F
+
+    def named_hyperparameters(self) -> dict[str, float]:
+        """GP hyperparameters in latent units and ``y`` units (MLP weights are not scalars).
+
+        Returns:
+            ``lengthscale_<i>`` per latent dimension, ``outputscale`` and ``noise`` (``y``
+            units squared), ``mean`` (``y`` units), ``n_weights`` (MLP parameter count).
+        """
+        model = load_latent_model(self)
+        ls = model.covar_module.base_kernel.lengthscale.detach().reshape(-1).numpy()
+        var_y = self.y_std**2
+        out = {f"lengthscale_{i}": float(v) for i, v in enumerate(ls)}
+        out["outputscale"] = float(model.covar_module.outputscale.detach()) * var_y
+        out["noise"] = float(model.likelihood.noise.detach().reshape(-1)[0]) * var_y
+        out["mean"] = self.y_mean + float(model.mean_module.constant.detach()) * self.y_std
+        out["n_weights"] = float(
+            sum(v.size for k, v in self.parameters.items() if k.startswith("feature_extractor."))
+        )
+        return out
+
+    def record(self, version: int, step: int) -> FitRecord:
+        """The trace row of this fit: ``version``, ``step`` and named hyperparameters."""
+        return FitRecord(
+            version=int(version),
+            step=int(step),
+            n_train=self.n_train,
+            loss=float(self.loss),
+            seconds=float(self.seconds),
+            hyperparameters=self.named_hyperparameters(),
+        )
+
+
+def _check_data(F: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    F = np.asarray(F, dtype=np.float64)
+    y = np.asarray(y, dtype=np.float64).reshape(-1)
+    if F.ndim != 2 or F.shape[0] != y.shape[0] or F.shape[0] == 0 or F.shape[1] == 0:
+        raise ModelError(
+            f"DKL training data must be F of shape (n, p) and y of shape (n,) with n, p >= 1; "
+            f"got F {F.shape} and y {y.shape}."
+        )
+    if not (np.isfinite(F).all() and np.isfinite(y).all()):
+        raise ModelError("DKL training data contains NaN or inf; drop or fix those observations.")
+    return F, y
+
+
+def _standardise_y(y: np.ndarray) -> tuple[float, float]:
+    mean = float(y.mean())
+    std = float(y.std(ddof=1)) if y.size > 1 else 1.0
+    return mean, (std if std >= 1e-8 else 1.0)
+
+
+def fit_dkl(
+    F: np.ndarray,
+    y: np.ndarray,
+    *,
+    seed: int,
+    iterations: int = 100,
+    latent_dim: int = 2,
+    lr: float = 0.01,
+    init: DKLState | None = None,
+) -> DKLState:
+    """Fit a DKL jointly on the exact marginal likelihood (deterministic in data, seed, init).
+
+    Args:
+        F: Features, ``n x p`` float64 (e.g. rows of :func:`~coscope.models.patch_features`).
+        y: Targets, ``(n,)`` float64, finite.
+        seed: Seed of the MLP initialisation.
+        iterations: Adam steps.
+        latent_dim: Dimension of the latent embedding the GP sees.
+        lr: Adam learning rate.
+        init: Warm start from this state's parameters (same ``p`` and ``latent_dim``)
+            instead of a fresh initialisation. Off by default: see the module docstring.
+
+    Returns:
+        The fitted state, plain data.
+
+    Raises:
+        ModelError: Bad shapes, non-finite data, or an ``init`` of another shape.
+    """
+    F, y = _check_data(F, y)
+    if init is not None and (init.F.shape[1] != F.shape[1] or init.latent_dim != latent_dim):
+        raise ModelError(
+            f"init was fitted on p={init.F.shape[1]}, latent_dim={init.latent_dim}; this fit "
+            f"has p={F.shape[1]}, latent_dim={latent_dim}. Drop init for a cold fit."
+        )
+    t0 = time.perf_counter()
+    x_mean = F.mean(axis=0)
+    x_std = F.std(axis=0)
+    x_std = np.where(x_std > 1e-12, x_std, 1.0)
+    y_mean, y_std = _standardise_y(y)
+    train_x = torch.as_tensor((F - x_mean) / x_std, dtype=DTYPE)
+    train_y = torch.as_tensor((y - y_mean) / y_std, dtype=DTYPE)
+    with torch.random.fork_rng(devices=[]), warnings.catch_warnings():
+        warnings.simplefilter("ignore", gpytorch.utils.warnings.NumericalWarning)
+        torch.manual_seed(int(seed))
+        model = _DKLNet(train_x, train_y, int(latent_dim))
+        if init is not None:
+            model.load_state_dict({k: torch.as_tensor(v) for k, v in init.parameters.items()})
+        mll = ExactMarginalLogLikelihood(model.likelihood, model)
+        optimizer = torch.optim.Adam(model.parameters(), lr=float(lr))
+        model.train()
+        for _ in range(int(iterations)):
+            optimizer.zero_grad()
+            loss = -mll(model(train_x), train_y)
+            loss.backward()
+            optimizer.step()
+        with torch.no_grad():
+            final = -float(mll(model(train_x), train_y))
+    if not np.isfinite(final):
+        raise ModelError(f"DKL fit diverged (loss {final}); lower lr or use more data.")
+    params = {k: v.detach().cpu().numpy().copy() for k, v in model.state_dict().items()}
+    return DKLState(
+        F=F,
+        y=y,
+        parameters=params,
+        x_mean=x_mean,
+        x_std=x_std,
+        y_mean=y_mean,
+        y_std=y_std,
+        latent_dim=int(latent_dim),
+        loss=final,
+        seconds=time.perf_counter() - t0,
+        seed=int(seed),
+        iterations=int(iterations),
+    )
+
+
+def _load_extractor(state: DKLState) -> torch.nn.Sequential:
+    net = _extractor(state.F.shape[1], state.latent_dim)
+    prefix = "feature_extractor."
+    net.load_state_dict(
+        {
+            k[len(prefix) :]: torch.as_tensor(v)
+            for k, v in state.parameters.items()
+            if k.startswith(prefix)
+        }
+    )
+    return net.eval()
+
+
+def embed(state: DKLState, F: np.ndarray, *, batch_size: int = 16384) -> np.ndarray:
+    """The latent embedding ``g(F)`` of any features (the picture scientists look at).
+
+    Args:
+        state: A fitted DKL.
+        F: Features, ``m x p`` (same columns as the training features).
+        batch_size: Rows per MLP pass (memory ``O(batch_size * 64)``).
+
+    Returns:
+        ``m x latent_dim`` float64.
+    """
+    F = np.asarray(F, dtype=np.float64)
+    if F.ndim != 2 or F.shape[1] != state.F.shape[1]:
+        raise ModelError(
+            f"Features must have shape (m, {state.F.shape[1]}) like the training features; "
+            f"got {F.shape}."
+        )
+    net = _load_extractor(state)
+    out = []
+    with torch.no_grad():
+        for start in range(0, F.shape[0], batch_size):
+            xb = (F[start : start + batch_size] - state.x_mean) / state.x_std
+            out.append(net(torch.as_tensor(xb, dtype=DTYPE)).numpy())
+    return np.concatenate(out) if out else np.empty((0, state.latent_dim))
+
+
+def load_latent_model(state: DKLState) -> SingleTaskGP:
+    """The fitted GP on the latent plane, as a botorch model in ``y`` units (eval mode).
+
+    Its inputs are latent points (rows of :func:`embed`); its posterior at ``embed(F)``
+    equals the DKL posterior at ``F``. botorch acquisition functions take it as it is.
+    """
+    Z = torch.as_tensor(embed(state, state.F), dtype=DTYPE)
+    Y = torch.as_tensor(state.y, dtype=DTYPE).unsqueeze(-1)
+    mean, kernel, likelihood = _gp_parts(state.latent_dim)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # input-range checks: latent points are not in [0, 1]
+        model = SingleTaskGP(
+            Z,
+            Y,
+            likelihood=likelihood,
+            covar_module=kernel,
+            mean_module=mean,
+            outcome_transform=Standardize(m=1),
+        )
+    gp_params = {
+        k: torch.as_tensor(v)
+        for k, v in state.parameters.items()
+        if not k.startswith("feature_extractor.")
+    }
+    model.load_state_dict(gp_params, strict=False)
+    model.eval()
+    return model
+
+
+def predict_dkl(
+    state: DKLState, F_cand: np.ndarray, *, batch_size: int = 4096
+) -> tuple[np.ndarray, np.ndarray]:
+    """Posterior mean and standard deviation of the latent target, in ``y`` units.
+
+    Streamed in batches (``fast_pred_var``), memory ``O(batch_size * n)``.
+
+    Args:
+        state: A fitted DKL.
+        F_cand: Candidate features, ``m x p``.
+        batch_size: Candidates per batch.
+
+    Returns:
+        ``(mean, std)``, each ``(m,)`` float64.
+    """
+    model = load_latent_model(state)
+    return gp_predict(model, embed(state, F_cand), batch_size=batch_size)
