@@ -114,3 +114,29 @@ def test_real_beps_loops_all_finite() -> None:
     assert 3.5 < scalarize("coercive_field", median_loop, voltage) < 4.7
     assert 0.3 < scalarize("imprint", median_loop, voltage) < 1.3
     assert scalarize("remanent", median_loop, voltage) > 0.3 * 0.5 * np.ptp(median_loop)
+
+
+def test_user_callable_named_in_a_spec() -> None:
+    from coscope.config import parse_spec
+    from coscope.scalarizers import scalarize
+
+    signal, axis = np.array([1.0, 4.0, -2.0, 0.5]), np.arange(4.0)
+    assert scalarize("tests.user_scalarizers:peak_to_peak", signal, axis) == 6.0
+    spec = parse_spec({"scalarizer": {"name": "tests.user_scalarizers:peak_to_peak"}})
+    assert spec.scalarizer.name == "tests.user_scalarizers:peak_to_peak"
+    with pytest.raises(ConfigError, match="cannot be imported"):
+        parse_spec({"scalarizer": {"name": "tests.user_scalarizers:nope"}})
+    with pytest.raises(ConfigError, match="cannot be imported"):
+        scalarize("no_such_module_xyz:f", signal, axis)
+    with pytest.raises(ConfigError, match="not callable"):
+        scalarize("tests.user_scalarizers:NOT_A_FUNCTION", signal, axis)
+    with pytest.raises(ConfigError, match="must return a finite number"):
+        scalarize("tests.user_scalarizers:broken", signal, axis)
+
+
+def test_pointwise_scalarizers_take_one_point_signals() -> None:
+    from coscope.scalarizers import scalarize
+
+    assert scalarize("mean", np.array([2.5]), np.array([0.0])) == 2.5
+    with pytest.raises(ConfigError, match="L >= 4"):
+        scalarize("loop_area", np.array([2.5]), np.array([0.0]))

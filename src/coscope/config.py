@@ -80,8 +80,14 @@ class ScalarizerSpec(_Strict):
     @field_validator("name")
     @classmethod
     def _known_name(cls, value: str) -> str:
-        from coscope.scalarizers import scalarizer_names
+        from coscope.scalarizers import get_scalarizer, scalarizer_names
 
+        if ":" in value:  # a user's "package.module:function"
+            try:
+                get_scalarizer(value)
+            except ConfigError as exc:
+                raise ValueError(str(exc).rstrip(".")) from None
+            return value
         return _one_of(value, scalarizer_names(), "scalarizer")
 
 

@@ -12,7 +12,9 @@ SHO-fit spikes ~100x the loop amplitude), so one spike moves a result by little.
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable
+from functools import lru_cache
 
 import numpy as np
 
@@ -24,19 +26,68 @@ SCALARIZERS: Registry[Scalarizer] = Registry("scalarizer")
 register_scalarizer = SCALARIZERS.register
 """Decorator registering ``f(signal, axis) -> float`` under a name."""
 scalarizer_names = SCALARIZERS.names
-get_scalarizer = SCALARIZERS.get
+_POINTWISE = ("mean", "max")
+"""Scalarizers that accept any signal length (the loop ones need a sweep, L >= 4)."""
+
+
+def get_scalarizer(name: str) -> Scalarizer:
+    """The scalarizer ``name``: a registered one, or a user's ``"package.module:function"``.
+
+    A user function takes ``(signal (L,), axis (L,))`` float64 arrays and returns a float; its
+    module must be importable by the campaign and its Dask workers (installed or on
+    ``PYTHONPATH``).
+
+    Raises:
+        ConfigError: Unknown name, or a user function that cannot be imported.
+    """
+    if ":" in name:
+        return _user_scalarizer(name)
+    return SCALARIZERS.get(name)
+
+
+@lru_cache(maxsize=32)
+def _user_scalarizer(reference: str) -> Scalarizer:
+    module_name, _, attribute = reference.partition(":")
+    try:
+        target: object = importlib.import_module(module_name)
+        for part in attribute.split("."):
+            target = getattr(target, part)
+    except (ImportError, AttributeError, ValueError) as exc:
+        raise ConfigError(
+            f"scalarizer {reference!r} cannot be imported ({exc}): give "
+            "'package.module:function' that the campaign can import (installed or on PYTHONPATH)."
+        ) from None
+    if not callable(target):
+        raise ConfigError(f"scalarizer {reference!r} is not callable: name a function.")
+    return target  # type: ignore[return-value]
 
 
 def scalarize(name: str, signal: np.ndarray, axis: np.ndarray) -> float:
-    """Apply scalarizer ``name`` to ``signal`` ``(L,)`` over ``axis`` ``(L,)``."""
+    """Apply scalarizer ``name`` to ``signal`` ``(L,)`` over ``axis`` ``(L,)``.
+
+    Raises:
+        ConfigError: Mismatched shapes, a loop scalarizer on fewer than 4 points, or a
+            scalarizer that returned something other than a finite number.
+    """
     signal = np.asarray(signal, dtype=np.float64)
     axis = np.asarray(axis, dtype=np.float64)
-    if signal.ndim != 1 or signal.shape != axis.shape or signal.size < 4:
+    minimum = 1 if name in _POINTWISE or ":" in name else 4
+    if signal.ndim != 1 or signal.shape != axis.shape or signal.size < minimum:
         raise ConfigError(
-            f"scalarizer {name!r} needs signal and axis of equal shape (L,) with L >= 4, got "
-            f"{signal.shape} and {axis.shape}."
+            f"scalarizer {name!r} needs signal and axis of equal shape (L,) with L >= {minimum}, "
+            f"got {signal.shape} and {axis.shape}."
         )
-    return float(get_scalarizer(name)(signal, axis))
+    value = get_scalarizer(name)(signal, axis)
+    try:
+        result = float(value)
+    except (TypeError, ValueError):
+        result = float("nan")
+    if not np.isfinite(result):
+        raise ConfigError(
+            f"scalarizer {name!r} returned {value!r}; it must return a finite number for every "
+            "signal (make it robust to outliers, e.g. with coscope.scalarizers.despike)."
+        )
+    return result
 
 
 def _median_interval(x: np.ndarray, idx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
