@@ -227,3 +227,23 @@ def test_dkl_campaign_on_structure_patches(tmp_path: Path, policy: str) -> None:
     _run(_spec(tmp_path / "b", **part_changes))
     _, resumed_ctx = _run(_spec(tmp_path / "b", **changes))
     assert _path(resumed_ctx.store) == _path(full_ctx.store)
+
+
+def test_dkl_embedding_of_every_pixel_is_kept_per_model_version(tmp_path: Path) -> None:
+    from mlflow.tracking import MlflowClient
+
+    spec = _spec(
+        tmp_path,
+        policy={"name": "ei", "model": "dkl", "window": 5, "n_initial": 3, "fit_iterations": 20},
+        budget={"max_measurements": 5},
+    )
+    sample = sample_from_spec(spec.sample, spec.seed)
+    create_or_open_store(spec, sample)[0].close()
+    ctx, _ = open_context(spec.resolved_store(), track=True)  # real MLflow, sqlite in tmp
+    CampaignLoop(ctx, LocalExecutor(instruments_from_spec(spec, sample))).run()
+    client = MlflowClient(tracking_uri=spec.resolved_tracking_uri())
+    files = [a.path for a in client.list_artifacts(ctx.tracker.run_id, "embeddings")]
+    assert files == [f"embeddings/v{v:04d}.npy" for v in range(5)]
+    local = client.download_artifacts(ctx.tracker.run_id, files[-1], str(tmp_path))
+    assert np.load(local).shape == (24 * 24, 2)
+    ctx.store.close()

@@ -123,6 +123,9 @@ class CampaignLoop:
         ctx.tracker.log_fit(record)
         if version % ctx.spec.checkpoint_every == 0:
             ctx.tracker.log_checkpoint(state, version)
+        embedding = getattr(agent, "embedding", None)
+        if embedding is not None:  # DKL: the latent picture of every pixel, kept per version
+            ctx.tracker.log_array(f"embeddings/v{version:04d}.npy", embedding())
         self._n_fits += 1
         self._last_fit = record
 

@@ -47,6 +47,8 @@ class NullTracker:
 
     def log_artifacts(self, folder: Path, artifact_path: str | None = None) -> None: ...
 
+    def log_array(self, path: str, array: Any) -> None: ...
+
     def finish(self, status: str) -> None: ...
 
 
@@ -142,6 +144,19 @@ class MlflowTracker:
             path = Path(tmp) / f"model-v{version:04d}.pkl"
             path.write_bytes(pickle.dumps(state))
             self._client.log_artifact(self.run_id, str(path), artifact_path="checkpoints")
+
+    def log_array(self, path: str, array: Any) -> None:
+        """Save ``array`` as the ``.npy`` artifact ``path`` (e.g. ``embeddings/v0003.npy``)."""
+        if not self.run_id:
+            return
+        import numpy as np
+
+        folder, _, name = path.rpartition("/")
+        with tempfile.TemporaryDirectory() as tmp:
+            np.save(Path(tmp) / name, np.asarray(array))
+            self._client.log_artifact(
+                self.run_id, str(Path(tmp) / name), artifact_path=folder or None
+            )
 
     def log_artifacts(self, folder: Path, artifact_path: str | None = None) -> None:
         """Upload every file under ``folder``."""
