@@ -46,7 +46,7 @@ from gpytorch.mlls import ExactMarginalLogLikelihood
 
 from coscope.errors import ModelError
 from coscope.models.gp import predict as gp_predict
-from coscope.types import FitRecord
+from coscope.models.training import FitRecordMixin, check_training_data
 
 DTYPE = torch.float64
 HIDDEN = 64
@@ -86,7 +86,7 @@ class _DKLNet(gpytorch.models.ExactGP):
 
 
 @dataclass(frozen=True, eq=False)
-class DKLState:
+class DKLState(FitRecordMixin):
     """A fitted DKL as plain data (picklable; ``O(n p)`` plus ``~p * 64 + 64**2`` weights).
 
     Attributes:
@@ -147,30 +147,6 @@ class DKLState:
         )
         return out
 
-    def record(self, version: int, step: int) -> FitRecord:
-        """The trace row of this fit: ``version``, ``step`` and named hyperparameters."""
-        return FitRecord(
-            version=int(version),
-            step=int(step),
-            n_train=self.n_train,
-            loss=float(self.loss),
-            seconds=float(self.seconds),
-            hyperparameters=self.named_hyperparameters(),
-        )
-
-
-def _check_data(F: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    F = np.asarray(F, dtype=np.float64)
-    y = np.asarray(y, dtype=np.float64).reshape(-1)
-    if F.ndim != 2 or F.shape[0] != y.shape[0] or F.shape[0] == 0 or F.shape[1] == 0:
-        raise ModelError(
-            f"DKL training data must be F of shape (n, p) and y of shape (n,) with n, p >= 1; "
-            f"got F {F.shape} and y {y.shape}."
-        )
-    if not (np.isfinite(F).all() and np.isfinite(y).all()):
-        raise ModelError("DKL training data contains NaN or inf; drop or fix those observations.")
-    return F, y
-
 
 def _standardise_y(y: np.ndarray) -> tuple[float, float]:
     mean = float(y.mean())
@@ -206,7 +182,7 @@ def fit_dkl(
     Raises:
         ModelError: Bad shapes, non-finite data, or an ``init`` of another shape.
     """
-    F, y = _check_data(F, y)
+    F, y = check_training_data(F, y, "DKL", "F")
     if init is not None and (init.F.shape[1] != F.shape[1] or init.latent_dim != latent_dim):
         raise ModelError(
             f"init was fitted on p={init.F.shape[1]}, latent_dim={init.latent_dim}; this fit "

@@ -41,14 +41,13 @@ from botorch.models import SingleTaskGP
 from botorch.models.transforms.outcome import Standardize
 from gpytorch.mlls import ExactMarginalLogLikelihood
 
-from coscope.errors import ModelError
-from coscope.types import FitRecord
+from coscope.models.training import FitRecordMixin, check_training_data
 
 DTYPE = torch.float64
 
 
 @dataclass(frozen=True, eq=False)
-class GPState:
+class GPState(FitRecordMixin):
     """A fitted exact GP as plain data (picklable, small: O(n d) plus a few scalars).
 
     Attributes:
@@ -91,30 +90,6 @@ class GPState:
         out["mean"] = offset + float(model.mean_module.constant.detach()) * var_y**0.5
         return out
 
-    def record(self, version: int, step: int) -> FitRecord:
-        """The trace row of this fit: ``version``, ``step`` and named hyperparameters."""
-        return FitRecord(
-            version=int(version),
-            step=int(step),
-            n_train=self.n_train,
-            loss=float(self.loss),
-            seconds=float(self.seconds),
-            hyperparameters=self.named_hyperparameters(),
-        )
-
-
-def _check_data(X: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    X = np.asarray(X, dtype=np.float64)
-    y = np.asarray(y, dtype=np.float64).reshape(-1)
-    if X.ndim != 2 or X.shape[0] != y.shape[0] or X.shape[0] == 0:
-        raise ModelError(
-            f"GP training data must be X of shape (n, d) and y of shape (n,) with n >= 1; "
-            f"got X {X.shape} and y {y.shape}."
-        )
-    if not (np.isfinite(X).all() and np.isfinite(y).all()):
-        raise ModelError("GP training data contains NaN or inf; drop or fix those observations.")
-    return X, y
-
 
 def _build(X: np.ndarray, y: np.ndarray) -> SingleTaskGP:
     train_X = torch.as_tensor(X, dtype=DTYPE)
@@ -143,7 +118,7 @@ def fit_gp(
         ModelError: Bad shapes or non-finite data.
     """
     del lr
-    X, y = _check_data(X, y)
+    X, y = check_training_data(X, y, "GP", "X")
     t0 = time.perf_counter()
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(int(seed))
