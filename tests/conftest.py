@@ -24,7 +24,14 @@ import torch  # noqa: E402
 
 torch.set_num_threads(1)
 
-DATASETS = Path(__file__).resolve().parents[2] / "shared" / "datasets"
+def _datasets_folder() -> Path:
+    """``$COSCOPE_DATASETS``, else ``../shared/datasets`` beside the checkout (as in CI)."""
+    if os.environ.get("COSCOPE_DATASETS"):
+        return Path(os.environ["COSCOPE_DATASETS"])
+    return Path(__file__).resolve().parents[2] / "shared" / "datasets"
+
+
+DATASETS = _datasets_folder()
 
 
 def _free_port() -> int:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pytest
 
@@ -16,8 +14,9 @@ from coscope.scalarizers import (
     scalarize,
     scalarizer_names,
 )
+from tests.conftest import DATASETS
 
-BEPS = Path("/work/shared/datasets/dtmicroscope-afm/BEPS_PTO_50x50.h5")
+BEPS = DATASETS / "dtmicroscope-afm" / "BEPS_PTO_50x50.h5"
 VOLTAGE = triangle_sweep(64, 8.0)  # step 0.5 V
 
 
