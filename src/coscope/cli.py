@@ -1,4 +1,4 @@
-"""The command line: ``coscope demo | run | resume | status | dataset``.
+"""The command line: ``coscope demo | run | resume | status | dataset | benchmark | seeds``.
 
 Errors a user can fix (a bad spec, a missing or foreign store) print one sentence and exit
 with status 2 — never a traceback. Ctrl-C leaves the trace consistent and says how to resume.
@@ -53,7 +53,86 @@ def _parser() -> argparse.ArgumentParser:
     for p in (demo, run, resume):
         p.add_argument("--quiet", action="store_true", help="no progress bar")
     _dataset_parser(sub)
+    _study_parsers(sub)
     return parser
+
+
+def _study_parsers(sub: Any) -> None:
+    """``coscope benchmark`` and ``coscope seeds`` (campaign studies on Dask, docs/studies.md)."""
+    bench = sub.add_parser(
+        "benchmark", help="run N seeds x policies of a spec's campaign in parallel on Dask"
+    )
+    bench.add_argument("spec", help="path of the campaign spec (YAML)")
+    bench.add_argument("--seeds", type=int, default=3, help="seeds per policy (default 3)")
+    bench.add_argument(
+        "--policies",
+        default=None,
+        help="comma-separated [gp:|dkl:]policy entries, e.g. ei,dkl:ei,random (default: spec's)",
+    )
+    seeds = sub.add_parser(
+        "seeds", help="one policy over N initial seed-point sets (optionally inject points)"
+    )
+    seeds.add_argument("spec", help="path of the campaign spec (YAML)")
+    seeds.add_argument("--seed-sets", type=int, default=5, help="initial designs (default 5)")
+    seeds.add_argument(
+        "--initial", type=int, default=None, help="points per initial design (default n_initial)"
+    )
+    seeds.add_argument(
+        "--inject-at", type=int, default=None, help="measurement after which to inject"
+    )
+    seeds.add_argument("--inject", type=int, default=None, help="random points to inject")
+    seeds.add_argument("--policy", default=None, help="[gp:|dkl:]policy (default: the spec's)")
+    for p in (bench, seeds):
+        p.add_argument("--out", default=None, help="output folder (default runs/<name>-<study>)")
+        p.add_argument(
+            "--workers", type=int, default=2, help="local Dask worker processes (default 2)"
+        )
+
+
+def _study_command(args: argparse.Namespace) -> int:
+    from coscope.config import load_spec
+
+    spec = load_spec(args.spec)
+    out = Path(args.out) if args.out else Path("runs") / f"{spec.name}-{args.command}"
+    if args.command == "benchmark":
+        from coscope.studies import plan_benchmark
+
+        entry = f"dkl:{spec.policy.name}" if spec.policy.model == "dkl" else spec.policy.name
+        policies = (args.policies or entry).split(",")
+        plan = plan_benchmark(
+            spec, seeds=args.seeds, policies=policies, out=out, workers=args.workers
+        )
+    else:
+        from coscope.studies import plan_seeds
+
+        plan = plan_seeds(
+            spec,
+            seed_sets=args.seed_sets,
+            out=out,
+            initial=args.initial,
+            inject_at=args.inject_at,
+            inject=args.inject,
+            policy=args.policy,
+            workers=args.workers,
+        )
+    from coscope.infra.environment import prepare_environment
+    from coscope.infra.settings import Settings
+    from coscope.studies import run_study
+
+    prepare_environment(Settings(), out)
+    print(f"{plan.kind} study: {len(plan.jobs)} campaigns → {out}", file=sys.stderr)
+    summary = run_study(plan, echo=lambda line: print(line, flush=True))
+    print(
+        f"done in {summary['seconds']:.0f} s: {out / 'curves.csv'}, {out / 'summary.md'}, "
+        f"{out / 'plots'}; MLflow parent run {summary['parent_run_id']}",
+        file=sys.stderr,
+    )
+    if summary["failed"]:
+        print(
+            f"error: {len(summary['failed'])} campaign(s) failed; see summary.md", file=sys.stderr
+        )
+        return EXIT_FAILED
+    return 0
 
 
 def _dataset_parser(sub: Any) -> None:
@@ -208,6 +287,8 @@ def _caused_by_ctrl_c(exc: BaseException | None) -> bool:
 def _command(args: argparse.Namespace) -> int:
     if args.command == "dataset":
         return _dataset_command(args)
+    if args.command in ("benchmark", "seeds"):
+        return _study_command(args)
     if args.command == "status":
         from coscope.report.status import campaign_status, format_status
 

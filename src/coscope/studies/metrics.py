@@ -1,0 +1,103 @@
+"""Per-step quality metrics of a campaign: the one place studies compute them.
+
+Every function is pure numpy over the grid (``H x W`` maps, flat row-major pixel indices).
+:class:`StepMetrics` accumulates what was measured so far and turns the agent's report
+after each measurement into one row of a learning curve.
+
+Metrics (``None`` when they need a ground truth the sample does not have):
+
+* ``rmse``: root mean squared error of the posterior-mean map against the truth map.
+* ``nlpd``: Gaussian negative log predictive density of the truth under the report's mean
+  and standard deviation, mean over pixels (nats). The std is the latent posterior std,
+  floored at ``std_floor`` so a zero variance gives a large finite number, not ``inf``.
+* ``best_so_far``: best *observed* (noisy, scalarized) target — known without ground truth.
+* ``regret``: true max − truth at the pixel of the best *observation* so far (what a user
+  who trusts the measurements would pick).
+* ``top1_fraction``: fraction of the true top-1 % pixels measured so far; the top set is the
+  ``max(1, round(0.01 H W))`` highest truth pixels (ties broken by position).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+
+import numpy as np
+
+METRICS = ("rmse", "nlpd", "best_so_far", "regret", "top1_fraction")
+"""Metric columns of a curve row, in order (after step, n_measurements, cost_spent)."""
+
+LOWER_IS_BETTER = {"rmse": True, "nlpd": True, "regret": True}
+
+
+def top_set(truth: np.ndarray, fraction: float = 0.01) -> set[int]:
+    """Flat indices of the ``max(1, round(fraction * size))`` highest pixels of ``truth``."""
+    flat = np.asarray(truth, dtype=np.float64).reshape(-1)
+    k = max(1, round(fraction * flat.size))
+    order = np.argsort(-flat, kind="stable")
+    return set(order[:k].tolist())
+
+
+def rmse(mean: np.ndarray, truth: np.ndarray) -> float:
+    """Root mean squared error of ``mean`` against ``truth`` (same shape)."""
+    error = np.asarray(mean, dtype=np.float64) - np.asarray(truth, dtype=np.float64)
+    return float(np.sqrt(np.mean(error**2)))
+
+
+def gaussian_nlpd(
+    mean: np.ndarray, std: np.ndarray, truth: np.ndarray, std_floor: float = 1e-6
+) -> float:
+    """Mean over pixels of ``-log N(truth | mean, std^2)`` (nats), ``std`` floored."""
+    var = np.maximum(np.asarray(std, dtype=np.float64), std_floor) ** 2
+    error = np.asarray(truth, dtype=np.float64) - np.asarray(mean, dtype=np.float64)
+    return float(np.mean(0.5 * np.log(2 * math.pi * var) + 0.5 * error**2 / var))
+
+
+def regret(truth: np.ndarray, best_observed_flat: int) -> float:
+    """True max minus the truth at flat pixel ``best_observed_flat``."""
+    flat = np.asarray(truth, dtype=np.float64).reshape(-1)
+    return float(flat.max() - flat[best_observed_flat])
+
+
+def top_fraction(top: set[int], measured_flat: Iterable[int]) -> float:
+    """Fraction of the pixels in ``top`` that appear in ``measured_flat``."""
+    return len(top & set(measured_flat)) / len(top)
+
+
+class StepMetrics:
+    """Turns (measurement so far, agent report) into curve rows.
+
+    Args:
+        truth: Ground-truth target map ``H x W``, or ``None`` when unknown.
+        std_floor: Floor of the predictive std in :func:`gaussian_nlpd`.
+    """
+
+    def __init__(self, truth: np.ndarray | None, std_floor: float = 1e-6) -> None:
+        self.truth = None if truth is None else np.asarray(truth, dtype=np.float64)
+        self.std_floor = std_floor
+        self.top = top_set(self.truth) if self.truth is not None else set()
+        self.measured: set[int] = set()
+        self._best_value = -math.inf
+        self._best_flat = -1
+
+    def add(self, flat: int, value: float) -> None:
+        """Record one observation: flat pixel index and observed target value."""
+        self.measured.add(int(flat))
+        if value > self._best_value:  # first max wins on ties, as the agent's report
+            self._best_value, self._best_flat = float(value), int(flat)
+
+    def row(self, mean: np.ndarray | None = None, std: np.ndarray | None = None) -> dict:
+        """Metrics now; ``mean``/``std`` are the report maps (``H x W``, NaN without a model)."""
+        out: dict[str, float | None] = dict.fromkeys(METRICS)
+        if self._best_flat >= 0:
+            out["best_so_far"] = self._best_value
+        if self.truth is None:
+            return out
+        if self._best_flat >= 0:
+            out["regret"] = regret(self.truth, self._best_flat)
+        out["top1_fraction"] = top_fraction(self.top, self.measured)
+        if mean is not None and np.all(np.isfinite(mean)):
+            out["rmse"] = rmse(mean, self.truth)
+            if std is not None and np.all(np.isfinite(std)):
+                out["nlpd"] = gaussian_nlpd(mean, std, self.truth, self.std_floor)
+        return out
