@@ -119,7 +119,7 @@ def run_campaign(
     Args:
         spec: Validated campaign spec.
         settings: Engine settings (measurement transport).
-        on_poll: Called about twice a second while the flow runs (progress display).
+        on_poll: Called about once a second while the flow runs (progress display).
     """
     from prefect_dask import DaskTaskRunner
 
