@@ -30,6 +30,7 @@ def _write(path: Path, text: str) -> Path:
             "'sample.params': unknown synthetic_film parameter(s) ['colour']",
         ),
         ("name: x\npolicy: [\n", "not valid YAML"),
+        ("name: x\ntracking_uri: http://127.0.0.1:9\n", "cannot use the MLflow tracking URI"),
     ],
 )
 def test_bad_spec_is_one_sentence_and_writes_nothing(

@@ -220,8 +220,18 @@ def open_context(
     tracker: Any = NullTracker()
     if track:
         run_dir = spec.resolved_run_dir()
-        tracker = MlflowTracker(spec.resolved_tracking_uri(), spec.name, run_dir / "mlartifacts")
-        run_id = tracker.start(spec.to_json_dict(), run_id=store.get_attr("mlflow_run_id", None))
+        uri = spec.resolved_tracking_uri()
+        tracker = MlflowTracker(uri, spec.name, run_dir / "mlartifacts")
+        try:
+            run_id = tracker.start(
+                spec.to_json_dict(), run_id=store.get_attr("mlflow_run_id", None)
+            )
+        except Exception as exc:  # any client or server failure means the same to the user
+            store.close()
+            raise ConfigError(
+                f"cannot use the MLflow tracking URI '{uri}' ({type(exc).__name__}); start that "
+                "server or drop tracking_uri from the spec to track in the run folder."
+            ) from None
         store.set_attr("mlflow_run_id", run_id)
     n_pixels = sample.shape[0] * sample.shape[1]
     ctx = CampaignContext(

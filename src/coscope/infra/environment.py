@@ -6,6 +6,7 @@ command line calls :func:`prepare_environment` first. Nothing here runs at impor
 
 from __future__ import annotations
 
+import logging
 import os
 from pathlib import Path
 
@@ -49,7 +50,11 @@ def prepare_environment(settings: Settings, run_dir: Path | None) -> None:
         )
         home.mkdir(parents=True, exist_ok=True)
         os.environ["PREFECT_HOME"] = str(home.resolve())
-    os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")  # not "Creating initial … tables"
+    os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
+    # A tracking server that is down should fail in seconds, not after minutes of retries.
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "1")
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "10")
+    logging.getLogger("urllib3").setLevel(logging.ERROR)  # its retry warnings precede our error
     import torch
 
     torch.set_num_threads(settings.torch_threads)

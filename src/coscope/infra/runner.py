@@ -14,6 +14,7 @@ from coscope.config import CampaignSpec
 from coscope.infra.compose import check_spec_fits_sample, create_or_open_store, sample_from_spec
 from coscope.infra.dask import dask_client
 from coscope.infra.settings import Settings
+from coscope.infra.tracking import check_tracking_uri
 
 
 @contextmanager
@@ -106,6 +107,7 @@ def prepare_store(spec: CampaignSpec) -> tuple[Path, bool]:
     """
     sample = sample_from_spec(spec.sample, spec.seed)
     check_spec_fits_sample(spec, sample)
+    check_tracking_uri(spec.resolved_tracking_uri())
     store, resumed = create_or_open_store(spec, sample)
     store.close()  # the flow takes the single-writer lock next
     return store.path, resumed

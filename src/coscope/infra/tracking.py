@@ -18,6 +18,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from coscope.errors import ConfigError
 from coscope.types import FitRecord, Proposal
 
 
@@ -27,6 +28,24 @@ def _flatten(prefix: str, value: Any, out: dict[str, str]) -> None:
             _flatten(f"{prefix}.{key}" if prefix else str(key), item, out)
     else:
         out[prefix] = json.dumps(value)[:5000] if not isinstance(value, str) else value[:5000]
+
+
+def check_tracking_uri(uri: str) -> None:
+    """ConfigError (one sentence) when a remote MLflow tracking server does not answer.
+
+    Local URIs (sqlite, files) are created on first use and need no check.
+    """
+    if not uri.startswith(("http://", "https://")):
+        return
+    from mlflow.tracking import MlflowClient
+
+    try:
+        MlflowClient(tracking_uri=uri).search_experiments(max_results=1)
+    except Exception as exc:  # any client or server failure means the same to the user
+        raise ConfigError(
+            f"cannot use the MLflow tracking URI '{uri}' ({type(exc).__name__}); start that "
+            "server or drop tracking_uri from the spec to track in the run folder."
+        ) from None
 
 
 class NullTracker:
