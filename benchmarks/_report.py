@@ -138,6 +138,15 @@ def table(header: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
     return "\n".join(lines)
 
 
+def publish(name: str, title: str, *parts: str) -> None:
+    """Print ``parts`` and write them, under ``title`` and the machine line, as section ``name``."""
+    body = f"## {title}\n\n{machine_description()}\n\n" + "\n".join(parts)
+    print()
+    print("\n".join(parts))
+    write_section(name, body)
+    print(f"wrote section '{name}' of {DOC}")
+
+
 def write_section(name: str, body: str, path: Path = DOC) -> None:
     """Replace the section ``name`` of ``path`` with ``body`` (append it when absent)."""
     begin, end = f"<!-- BEGIN {name} -->", f"<!-- END {name} -->"

@@ -151,13 +151,9 @@ loop calls for the map-RMSE metric after every measurement on grids up to 10,000
 
 {report_table}
 """
-    body = "## Decision latency (refit + acquisition)\n\n" + _report.machine_description()
-    body += "\n\n" + total_table + "\n" + notes
-    print()
-    print(total_table)
-    print(notes)
-    _report.write_section("decision_latency", body)
-    print(f"wrote section 'decision_latency' of {_report.DOC}")
+    _report.publish(
+        "decision_latency", "Decision latency (refit + acquisition)", total_table, notes
+    )
 
 
 if __name__ == "__main__":

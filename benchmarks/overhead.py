@@ -106,6 +106,12 @@ def _executor_round_trip(executor):
 
 
 def time_dask(spec, client, n: int, warmup: int) -> list[float]:
+
+    return _time_executor(client, spec, "dask", n, warmup)
+
+
+def _time_executor(client, spec, measure_via: str, n: int, warmup: int) -> list[float]:
+    """Seconds per round trip of ``n`` measurements through a DaskExecutor, after warm-up."""
     from coscope.campaign import DaskExecutor
     from coscope.infra.compose import instrument_references
 
@@ -114,7 +120,7 @@ def time_dask(spec, client, n: int, warmup: int) -> list[float]:
         instrument_references(spec),
         seed=spec.seed,
         time_scale=0.0,
-        measure_via="dask",
+        measure_via=measure_via,
         fit_via_prefect=False,
     )
     one = _executor_round_trip(executor)
@@ -130,23 +136,11 @@ def _prefect_flow_body(address: str, spec_json: dict, n: int, warmup: int) -> li
     """
     from distributed import Client
 
-    from coscope.campaign import DaskExecutor
     from coscope.config import parse_spec
-    from coscope.infra.compose import instrument_references
 
     spec = parse_spec(spec_json)
     with Client(address, timeout="20s") as client:
-        executor = DaskExecutor(
-            client,
-            instrument_references(spec),
-            seed=spec.seed,
-            time_scale=0.0,
-            measure_via="prefect",
-            fit_via_prefect=False,
-        )
-        one = _executor_round_trip(executor)
-        _time_each(one, _requests(spec, warmup, 10_000))
-        return _time_each(one, _requests(spec, n))
+        return _time_executor(client, spec, "prefect", n, warmup)
 
 
 def time_prefect(spec, address: str, n: int, warmup: int) -> tuple[list[float], float]:
@@ -304,13 +298,7 @@ def main() -> None:
   database); the benchmark flow incl. DaskTaskRunner setup and teardown {t_flow:.1f} s for
   {n + warmup} tasks.
 """
-    body = "## Orchestration overhead per measurement\n\n" + _report.machine_description()
-    body += "\n\n" + table + "\n" + notes
-    print()
-    print(table)
-    print(notes)
-    _report.write_section("overhead", body)
-    print(f"wrote section 'overhead' of {_report.DOC}")
+    _report.publish("overhead", "Orchestration overhead per measurement", table, notes)
 
 
 if __name__ == "__main__":

@@ -13,10 +13,8 @@ from coscope.report import write_report
 
 
 def finish_campaign(ctx: CampaignContext, outcome: LoopOutcome) -> dict[str, Any]:
-    """Fit the final model, write the report, record the status; return a summary dict."""
-    n_obs = len(ctx.agent.training_data()[1])
-    if n_obs:
-        ctx.agent.fit(n_obs)
+    """Write the report (the agent fits first only if its model is stale), record the status;
+    return a summary dict."""
     report_dir = ctx.spec.resolved_run_dir() / "report"
     write_report(ctx, outcome.history, report_dir)
     ctx.tracker.log_artifacts(report_dir, "report")
