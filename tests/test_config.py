@@ -30,6 +30,10 @@ def test_examples_validate(path: Path) -> None:
     [
         ({"policy": {"name": "greedy"}}, ["'policy.name'", "'greedy'", "ei"]),
         ({"scalarizer": {"name": "nope"}}, ["'scalarizer.name'", "'nope'", "loop_area"]),
+        (
+            {"scalarizer": {"name": "loop_area", "params": {"lo": 1}}},
+            ["'scalarizer'", "does not take parameter(s) lo"],
+        ),
         ({"sample": {"kind": "moon"}}, ["'sample.kind'", "'moon'", "synthetic_film"]),
         ({"instruments": [{"kind": "laser"}]}, ["'instruments.0.kind'", "'laser'", "simulated"]),
         ({"budget": {"max_cost": -1}}, ["'budget.max_cost'", "-1", "greater than 0"]),

@@ -66,10 +66,11 @@ def test_closed_loop_has_no_area_or_remanence() -> None:
 @pytest.mark.parametrize("name", scalarizer_names())
 @pytest.mark.parametrize("where", [5, 20, 40, 63])
 def test_single_spike_changes_little(name: str, where: int) -> None:
+    params = {"window_integral": {"lo": -8.0, "hi": 8.0}}.get(name)
     spiked = LOOP.copy()
     spiked[where] += 100 * np.ptp(LOOP)
-    base = scalarize(name, LOOP, VOLTAGE)
-    assert abs(scalarize(name, spiked, VOLTAGE) - base) <= 0.05 * max(abs(base), 1.0)
+    base = scalarize(name, LOOP, VOLTAGE, params)
+    assert abs(scalarize(name, spiked, VOLTAGE, params) - base) <= 0.05 * max(abs(base), 1.0)
 
 
 def test_despike_removes_consecutive_spikes_and_keeps_steps() -> None:
@@ -106,7 +107,8 @@ def test_real_beps_loops_all_finite() -> None:
     for name in scalarizer_names():
         if name.startswith("_test"):
             continue
-        values = np.array([scalarize(name, p, voltage) for p in flat])
+        params = {"window_integral": {"lo": -2.0, "hi": 2.0}}.get(name)
+        values = np.array([scalarize(name, p, voltage, params) for p in flat])
         assert np.isfinite(values).all(), name
     # the pixel-median loop is a clean PTO loop: ~4.1 V half-width, ~0.8 V imprint, open
     median_loop = np.median(flat, axis=0)
@@ -139,3 +141,68 @@ def test_pointwise_scalarizers_take_one_point_signals() -> None:
     assert scalarize("mean", np.array([2.5]), np.array([0.0])) == 2.5
     with pytest.raises(ConfigError, match="L >= 4"):
         scalarize("loop_area", np.array([2.5]), np.array([0.0]))
+
+
+# --- parametrised scalarizers (spectra: peaks, windows) ------------------------------------
+WAVENUMBER = np.linspace(100.0, 900.0, 401)  # 2 cm-1 per sample
+
+
+def two_peaks(x0: float = 520.3, h0: float = 3.0, x1: float = 700.0, h1: float = 1.5):
+    """Two Lorentzians of half-width 8 cm-1 on a flat baseline of 0.2."""
+
+    def lorentz(x: float, h: float) -> np.ndarray:
+        return h / (1.0 + ((WAVENUMBER - x) / 8.0) ** 2)
+
+    return 0.2 + lorentz(x0, h0) + lorentz(x1, h1)
+
+
+def test_peak_position_resolves_below_the_sampling_step() -> None:
+    spectrum = two_peaks()
+    assert scalarize("peak_position", spectrum, WAVENUMBER) == pytest.approx(520.3, abs=0.2)
+    second = scalarize("peak_position", spectrum, WAVENUMBER, {"lo": 600, "hi": 800})
+    assert second == pytest.approx(700.0, abs=0.2)
+
+
+def test_peak_position_ignores_a_spike() -> None:
+    spectrum = two_peaks()
+    spectrum[50] = 100.0  # a cosmic ray at 200 cm-1
+    assert scalarize("peak_position", spectrum, WAVENUMBER) == pytest.approx(520.3, abs=0.2)
+
+
+def test_peak_ratio_and_its_baseline() -> None:
+    spectrum = two_peaks(h0=3.0, h1=1.5)
+    windows = {"lo_a": 480, "hi_a": 560, "lo_b": 660, "hi_b": 740}
+    plain = scalarize("peak_ratio", spectrum, WAVENUMBER, windows)
+    corrected = scalarize("peak_ratio", spectrum, WAVENUMBER, {**windows, "baseline": 0.2})
+    assert corrected == pytest.approx(3.0 / 1.5, rel=0.02)
+    assert plain < corrected  # the baseline lifts both peaks and shrinks the ratio
+    no_second = 0.2 + 0.0 * WAVENUMBER
+    no_second[200] = 0.2  # flat: peak b at the baseline gives 0, not inf
+    assert scalarize("peak_ratio", no_second, WAVENUMBER, {**windows, "baseline": 0.2}) == 0.0
+
+
+def test_window_integral_matches_the_analytic_area() -> None:
+    flat = np.full_like(WAVENUMBER, 2.0)
+    assert scalarize("window_integral", flat, WAVENUMBER, {"lo": 300, "hi": 500}) == pytest.approx(
+        400.0
+    )
+    # a sweep crosses the window twice: both passes count
+    sweep_axis = VOLTAGE
+    ones = np.ones_like(sweep_axis)
+    both = scalarize("window_integral", ones, sweep_axis, {"lo": 0.0, "hi": 8.0})
+    assert both == pytest.approx(2 * 8.0)
+
+
+@pytest.mark.parametrize(
+    ("name", "params", "words"),
+    [
+        ("window_integral", {}, ["needs parameter(s) lo, hi"]),
+        ("window_integral", {"lo": 0, "hi": 1, "width": 2}, ["width", "takes: hi, lo"]),
+        ("loop_area", {"lo": 1}, ["does not take", "none"]),
+        ("peak_position", {"lo": 2000, "hi": 3000}, ["holds no point", "widen"]),
+    ],
+)
+def test_bad_scalarizer_parameters_are_one_sentence(name, params, words) -> None:
+    with pytest.raises(ConfigError) as info:
+        scalarize(name, two_peaks(), WAVENUMBER, params)
+    assert all(w in str(info.value) for w in words)

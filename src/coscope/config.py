@@ -72,10 +72,15 @@ class InstrumentSpec(_Strict):
 
 
 class ScalarizerSpec(_Strict):
-    """Which scalar of which modality's signal the campaign optimises and maps."""
+    """Which scalar of which modality's signal the campaign optimises and maps.
+
+    ``params`` are the scalarizer's keyword parameters (e.g. ``{lo: 500, hi: 560}`` for
+    ``window_integral``), checked against its signature.
+    """
 
     name: str = "loop_area"
     modality: str = "beps_loop"
+    params: dict[str, float] = Field(default_factory=dict)
 
     @field_validator("name")
     @classmethod
@@ -89,6 +94,16 @@ class ScalarizerSpec(_Strict):
                 raise ValueError(str(exc).rstrip(".")) from None
             return value
         return _one_of(value, scalarizer_names(), "scalarizer")
+
+    @model_validator(mode="after")
+    def _known_params(self) -> ScalarizerSpec:
+        from coscope.scalarizers import validate_scalarizer
+
+        try:
+            validate_scalarizer(self.name, self.params)
+        except ConfigError as exc:
+            raise ValueError(str(exc).rstrip(".")) from None
+        return self
 
 
 class PolicySpec(_Strict):

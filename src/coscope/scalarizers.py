@@ -1,7 +1,9 @@
 """Scalarizers: functions from one signal to the number a campaign cares about.
 
-Every scalarizer has the signature ``f(signal, axis) -> float`` with ``signal`` and ``axis``
-both shape ``(L,)`` and is registered by name (:func:`register_scalarizer`). Loop
+Every scalarizer has the signature ``f(signal, axis, **params) -> float`` with ``signal`` and
+``axis`` both shape ``(L,)`` and is registered by name (:func:`register_scalarizer`). Its
+keyword parameters (floats, e.g. the window of an integral) come from the spec's
+``scalarizer.params`` and are checked against the signature (:func:`validate_scalarizer`). Loop
 scalarizers expect one periodic sweep cycle such as ``0 -> +V -> 0 -> -V -> 0`` (the point
 after the last is the first); they split it into the ascending branch (``-V_max -> +V_max``)
 and the descending branch (``+V_max -> -V_max``).
@@ -13,21 +15,24 @@ SHO-fit spikes ~100x the loop amplitude), so one spike moves a result by little.
 from __future__ import annotations
 
 import importlib
-from collections.abc import Callable
+import inspect
+from collections.abc import Callable, Mapping
 from functools import lru_cache
+from typing import Any
 
 import numpy as np
 
 from coscope.errors import ConfigError
 from coscope.registry import Registry
 
-Scalarizer = Callable[[np.ndarray, np.ndarray], float]
+Scalarizer = Callable[..., float]
+"""``f(signal (L,), axis (L,), **params) -> float``."""
 SCALARIZERS: Registry[Scalarizer] = Registry("scalarizer")
 register_scalarizer = SCALARIZERS.register
-"""Decorator registering ``f(signal, axis) -> float`` under a name."""
+"""Decorator registering ``f(signal, axis, **params) -> float`` under a name."""
 scalarizer_names = SCALARIZERS.names
-_POINTWISE = ("mean", "max")
-"""Scalarizers that accept any signal length (the loop ones need a sweep, L >= 4)."""
+_LOOPS = ("loop_area", "loop_height", "coercive_field", "imprint", "remanent")
+"""Scalarizers that need a sweep cycle (L >= 4); the others accept any signal length."""
 
 
 def get_scalarizer(name: str) -> Scalarizer:
@@ -62,22 +67,56 @@ def _user_scalarizer(reference: str) -> Scalarizer:
     return target  # type: ignore[return-value]
 
 
-def scalarize(name: str, signal: np.ndarray, axis: np.ndarray) -> float:
-    """Apply scalarizer ``name`` to ``signal`` ``(L,)`` over ``axis`` ``(L,)``.
+def validate_scalarizer(name: str, params: Mapping[str, Any] | None = None) -> Scalarizer:
+    """The scalarizer ``name`` after checking ``params`` against its keyword parameters.
 
     Raises:
-        ConfigError: Mismatched shapes, a loop scalarizer on fewer than 4 points, or a
-            scalarizer that returned something other than a finite number.
+        ConfigError: Unknown scalarizer, an unknown parameter, or a required one missing.
+    """
+    function = get_scalarizer(name)
+    params = dict(params or {})
+    try:
+        signature = inspect.signature(function)
+    except (TypeError, ValueError):  # a builtin or C function: take no parameters
+        signature = None
+    takes = [] if signature is None else list(signature.parameters.values())[2:]
+    allowed = {p.name for p in takes}
+    unknown = sorted(set(params) - allowed)
+    if unknown:
+        known = ", ".join(sorted(allowed)) or "none"
+        raise ConfigError(
+            f"scalarizer {name!r} does not take parameter(s) {', '.join(unknown)}; "
+            f"it takes: {known}."
+        )
+    required = [p.name for p in takes if p.default is inspect.Parameter.empty]
+    missing = [name for name in required if name not in params]
+    if missing:
+        raise ConfigError(
+            f"scalarizer {name!r} needs parameter(s) {', '.join(missing)}; set them in "
+            "scalarizer.params."
+        )
+    return function
+
+
+def scalarize(
+    name: str, signal: np.ndarray, axis: np.ndarray, params: Mapping[str, Any] | None = None
+) -> float:
+    """Apply scalarizer ``name`` with ``params`` to ``signal`` ``(L,)`` over ``axis`` ``(L,)``.
+
+    Raises:
+        ConfigError: Mismatched shapes, a loop scalarizer on fewer than 4 points, bad
+            parameters, or a scalarizer that returned something other than a finite number.
     """
     signal = np.asarray(signal, dtype=np.float64)
     axis = np.asarray(axis, dtype=np.float64)
-    minimum = 1 if name in _POINTWISE or ":" in name else 4
+    minimum = 4 if name in _LOOPS else 1
     if signal.ndim != 1 or signal.shape != axis.shape or signal.size < minimum:
         raise ConfigError(
             f"scalarizer {name!r} needs signal and axis of equal shape (L,) with L >= {minimum}, "
             f"got {signal.shape} and {axis.shape}."
         )
-    value = get_scalarizer(name)(signal, axis)
+    function = validate_scalarizer(name, params)
+    value = function(signal, axis, **dict(params or {}))
     try:
         result = float(value)
     except (TypeError, ValueError):
@@ -238,3 +277,124 @@ def mean(signal: np.ndarray, axis: np.ndarray) -> float:
 def maximum(signal: np.ndarray, axis: np.ndarray) -> float:
     """Maximum of the despiked signal (``axis`` unused)."""
     return float(np.max(despike(signal)))
+
+
+def despike_narrow(signal: np.ndarray, rel: float = 0.6, max_iter: int = 10) -> np.ndarray:
+    """Replace single-sample outliers (cosmic rays, fit spikes) and keep peaks and edges; ``(L,)``.
+
+    A point is an outlier when it differs from the median of its four neighbours
+    (``i-2, i-1, i+1, i+2``, edges repeated) by more than ``rel`` times the peak-to-peak of
+    those neighbour medians. A peak a few samples wide differs from its neighbours by a
+    fraction of its height and a step edge by half the step, so both are kept (``rel`` >
+    0.5). Worst first: each pass replaces the points within half of the largest residual by
+    linear interpolation from the rest, then looks again (a spike also shifts its neighbours'
+    medians), at most ``max_iter`` passes. Used by the spectral
+    scalarizers, whose peaks the loop-oriented :func:`despike` would flatten.
+    """
+    x = np.array(signal, dtype=np.float64)
+    n = x.size
+    if n < 5:
+        return x
+    for _ in range(max_iter):
+        padded = np.pad(x, 2, mode="edge")
+        neighbours = np.stack(
+            [padded[0:n], padded[1 : n + 1], padded[3 : n + 3], padded[4 : n + 4]]
+        )
+        median = np.median(neighbours, axis=0)
+        residual = np.abs(x - median)
+        worst = float(residual.max())
+        if worst <= rel * max(float(np.ptp(median)), 1e-300):
+            break
+        flagged = residual > 0.5 * worst  # worst first: a spike also shifts its neighbours
+        if flagged.all():
+            break
+        keep = np.flatnonzero(~flagged)
+        x[flagged] = np.interp(np.flatnonzero(flagged), keep, x[keep])
+    return x
+
+
+def _window(axis: np.ndarray, lo: float | None, hi: float | None, what: str) -> np.ndarray:
+    """Indices of ``axis`` inside ``[lo, hi]`` (``None``: unbounded); ConfigError if none."""
+    lo_v = -np.inf if lo is None else float(lo)
+    hi_v = np.inf if hi is None else float(hi)
+    inside = np.flatnonzero((axis >= lo_v) & (axis <= hi_v))
+    if inside.size == 0:
+        raise ConfigError(
+            f"{what}: the window [{lo_v:g}, {hi_v:g}] holds no point of the signal's axis "
+            f"(which spans {axis.min():g} to {axis.max():g}); widen or move it."
+        )
+    return inside
+
+
+def _peak(signal: np.ndarray, axis: np.ndarray, lo: float | None, hi: float | None, what: str):
+    """``(position, height)`` of the largest value in the window (after :func:`despike_narrow`).
+
+    The position is refined by the vertex of the parabola through the maximum and its two
+    neighbours along the axis (when both lie in the window and the axis is monotone there).
+    """
+    p = despike_narrow(signal)
+    inside = _window(axis, lo, hi, what)
+    j = int(inside[np.argmax(p[inside])])
+    x, height = float(axis[j]), float(p[j])
+    if 0 < j < p.size - 1 and j - 1 in inside and j + 1 in inside:
+        x0, x1, x2 = axis[j - 1], axis[j], axis[j + 1]
+        y0, y1, y2 = p[j - 1], p[j], p[j + 1]
+        denom = (x0 - x1) * (x0 - x2) * (x1 - x2)
+        a = (x2 * (y1 - y0) + x1 * (y0 - y2) + x0 * (y2 - y1)) / denom if denom else 0.0
+        b = (x2**2 * (y0 - y1) + x1**2 * (y2 - y0) + x0**2 * (y1 - y2)) / denom if denom else 0.0
+        if a < 0 and (x0 < x1 < x2 or x0 > x1 > x2):
+            x = float(np.clip(-b / (2 * a), min(x0, x2), max(x0, x2)))
+    return x, height
+
+
+@register_scalarizer("peak_position")
+def peak_position(
+    signal: np.ndarray, axis: np.ndarray, lo: float | None = None, hi: float | None = None
+) -> float:
+    """Axis position of the highest point within ``[lo, hi]``, axis units.
+
+    ``x* = argmax_{lo <= x <= hi} P(x)`` on the despiked signal (:func:`despike_narrow`),
+    refined to the vertex of the parabola through the maximum and its neighbours (sub-sample
+    resolution on a smooth peak).
+    """
+    return _peak(signal, axis, lo, hi, "peak_position")[0]
+
+
+@register_scalarizer("peak_ratio")
+def peak_ratio(
+    signal: np.ndarray,
+    axis: np.ndarray,
+    lo_a: float = -np.inf,
+    hi_a: float = np.inf,
+    lo_b: float = -np.inf,
+    hi_b: float = np.inf,
+    baseline: float = 0.0,
+) -> float:
+    """Ratio of two peak heights ``(P_a - b) / (P_b - b)``, dimensionless.
+
+    ``P_a`` (``P_b``) is the largest value (after :func:`despike_narrow`) in ``[lo_a, hi_a]``
+    (``[lo_b, hi_b]``); ``b`` is ``baseline``. A peak ``b`` at or below the baseline gives 0
+    (no second phase), so the ratio stays finite.
+    """
+    _, a = _peak(signal, axis, lo_a, hi_a, "peak_ratio (peak a)")
+    _, b = _peak(signal, axis, lo_b, hi_b, "peak_ratio (peak b)")
+    below = b - baseline
+    return float((a - baseline) / below) if below > 1e-12 * max(abs(a), 1.0) else 0.0
+
+
+@register_scalarizer("window_integral")
+def window_integral(signal: np.ndarray, axis: np.ndarray, lo: float, hi: float) -> float:
+    """Integral of the signal (after :func:`despike_narrow`) over ``lo <= x <= hi``.
+
+    In signal x axis units:
+
+    ``sum_k (P_k + P_{k+1}) / 2 * |x_{k+1} - x_k|`` over consecutive samples both inside the
+    window (trapezoids along the signal's own order, so a sweep that crosses the window
+    twice counts both passes).
+    """
+    p = despike_narrow(signal)
+    inside = (axis >= float(lo)) & (axis <= float(hi))
+    _window(axis, lo, hi, "window_integral")
+    both = inside[:-1] & inside[1:]
+    widths = np.abs(np.diff(axis))
+    return float(np.sum(0.5 * (p[:-1] + p[1:]) * widths * both))

@@ -49,7 +49,8 @@ class CampaignContext:
     def observe(self, measurement: Measurement) -> Observation:
         """Scalarize a measurement into the agent's training target."""
         axis = self.sample.info(measurement.modality).axis
-        value = scalarize(self.spec.scalarizer.name, measurement.signal, axis)
+        scalarizer = self.spec.scalarizer
+        value = scalarize(scalarizer.name, measurement.signal, axis, scalarizer.params)
         return Observation(
             measurement.step, measurement.modality, measurement.location, float(value)
         )

@@ -113,7 +113,8 @@ def truth_map(spec: CampaignSpec, sample: Sample) -> np.ndarray | None:
     axis = sample.info(modality).axis
     height, width, _ = signals.shape
     flat = signals.reshape(height * width, -1)
-    values = np.array([scalarize(spec.scalarizer.name, s, axis) for s in flat], dtype=np.float64)
+    name, params = spec.scalarizer.name, spec.scalarizer.params
+    values = np.array([scalarize(name, s, axis, params) for s in flat], dtype=np.float64)
     return values.reshape(height, width)
 
 

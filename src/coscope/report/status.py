@@ -94,7 +94,7 @@ def _best(store: TraceStore, campaign: dict[str, Any], measurements: list) -> di
     for m in measurements:
         if m.modality != modality or info is None:
             continue
-        value = float(scalarize(name, m.signal, info.axis))
+        value = float(scalarize(name, m.signal, info.axis, scalarizer.get("params")))
         if best is None or value > best["value"]:
             best = {"value": value, "location": [m.location.row, m.location.col], "step": m.step}
     return best
