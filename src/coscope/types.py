@@ -19,8 +19,9 @@ from typing import Any
 
 import numpy as np
 
-SCHEMA_VERSION = 1
-"""Version of the experimental-trace schema written by this code."""
+SCHEMA_VERSION = 2
+"""Version of the experimental-trace schema written by this code (2 added ``decisions/params``;
+a version-1 trace is upgraded in place when opened for appending, see ``docs/trace.md``)."""
 
 
 @dataclass(frozen=True, order=True)
@@ -86,6 +87,9 @@ class Proposal:
         predicted_mean: Surrogate mean of the scalar target at ``location`` (NaN if none).
         predicted_std: Surrogate standard deviation at ``location`` (NaN if none).
         t_decided: Unix time the decision was made.
+        params: Settings of this one measurement beyond modality and location, JSON-safe
+            (e.g. a theory simulator's parameters ``theta`` and its ``fidelity``); empty for
+            an ordinary measurement. Passed to the instrument in the request.
     """
 
     step: int
@@ -99,6 +103,7 @@ class Proposal:
     predicted_mean: float = float("nan")
     predicted_std: float = float("nan")
     t_decided: float = 0.0
+    params: dict[str, Any] = field(default_factory=dict, compare=False)
 
 
 @dataclass(frozen=True)
@@ -113,6 +118,7 @@ class MeasurementRequest:
         seed: Seed for any randomness of this one measurement (noise, faults). Derived from
             the campaign seed and ``step`` so a re-issued request after a crash reproduces the
             same signal.
+        params: The proposal's :attr:`Proposal.params` (e.g. simulator parameters).
     """
 
     step: int
@@ -120,13 +126,21 @@ class MeasurementRequest:
     modality: str
     location: Location
     seed: int
+    params: dict[str, Any] = field(default_factory=dict, compare=False)
 
     @classmethod
     def from_proposal(cls, proposal: Proposal, campaign_seed: int) -> MeasurementRequest:
         """The request that executes ``proposal``; deterministic in (seed, step)."""
         sequence = np.random.SeedSequence([campaign_seed, 7919, proposal.step])
         seed = int(sequence.generate_state(1)[0])
-        return cls(proposal.step, proposal.instrument, proposal.modality, proposal.location, seed)
+        return cls(
+            proposal.step,
+            proposal.instrument,
+            proposal.modality,
+            proposal.location,
+            seed,
+            dict(proposal.params),
+        )
 
 
 @dataclass(frozen=True)

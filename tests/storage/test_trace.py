@@ -238,3 +238,45 @@ def test_plain_zarr_and_xarray_read_the_documented_layout(store: TraceStore) -> 
     np.testing.assert_array_equal(sig.voltage.values, make_modalities()["beps_loop"].axis)
     for m in beps:
         np.testing.assert_array_equal(sig.signal.sel(step=m.step).values, m.signal)
+
+
+def test_decision_params_round_trip_into_the_request(store: TraceStore) -> None:
+    from dataclasses import replace
+
+    from coscope.types import MeasurementRequest
+
+    theta = {"theta": {"alpha": -1.5, "gamma": 0.2}, "fidelity": 64}
+    store.append_decision(replace(proposal(0), params=theta))
+    store.append_decision(proposal(1))
+    first, second = store.decisions()
+    assert first.params == theta and second.params == {}
+    assert MeasurementRequest.from_proposal(first, campaign_seed=3).params == theta
+    with pytest.raises(StoreError, match="Proposal.params must be a dict"):
+        store.append_decision(replace(proposal(2), params=[1, 2]))  # type: ignore[arg-type]
+    assert store.counts()["decisions"] == 2
+
+
+def test_version_1_trace_reads_and_upgrades_in_place(tmp_path: Path) -> None:
+    import json
+    import shutil
+
+    path = tmp_path / "old.zarr"
+    with create(path) as store:
+        for step in range(3):
+            store.append_decision(proposal(step))
+    # make it a version-1 trace: no decisions/params column, schema_version 1
+    shutil.rmtree(path / "decisions" / "params")
+    root = json.loads((path / "zarr.json").read_text())
+    root["attributes"]["schema_version"] = 1
+    (path / "zarr.json").write_text(json.dumps(root))
+
+    reader = TraceStore.open(path, mode="r")
+    assert [p.step for p in reader.decisions()] == [0, 1, 2]
+    assert all(p.params == {} for p in reader.decisions())
+    with TraceStore.open(path, mode="a") as writer:  # upgrades, keeps every row
+        assert [p.step for p in writer.decisions()] == [0, 1, 2]
+        writer.append_decision(proposal(3))
+    upgraded = TraceStore.open(path, mode="r")
+    assert json.loads((path / "zarr.json").read_text())["attributes"]["schema_version"] == 2
+    assert [p.step for p in upgraded.decisions()] == [0, 1, 2, 3]
+    assert upgraded.decisions()[1] == proposal(1)  # (step 0 has a NaN score)

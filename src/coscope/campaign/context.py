@@ -8,11 +8,12 @@ from typing import Any
 
 import numpy as np
 
+from coscope.agents.protocols import ModalityChooser
 from coscope.config import CampaignSpec
 from coscope.instruments import Sample
 from coscope.scalarizers import scalarize
 from coscope.storage import TraceStore
-from coscope.types import Measurement, Observation
+from coscope.types import Location, Measurement, Observation
 
 
 @dataclass
@@ -55,13 +56,34 @@ class CampaignContext:
             measurement.step, measurement.modality, measurement.location, float(value)
         )
 
+    def agent_modalities(self) -> tuple[str, ...]:
+        """Modalities the agent proposes: its own list if it chooses, else the target."""
+        if isinstance(self.agent, ModalityChooser):
+            return tuple(self.agent.modalities)
+        return (self.target_modality,)
+
+    def offered_modalities(self, name: str) -> list[str]:
+        """Modalities of instrument ``name`` that the agent proposes, in spec order."""
+        wanted = self.agent_modalities()
+        inst = next(i for i in self.spec.instruments if i.name == name)
+        return [m for m in inst.modalities if m in wanted]
+
     def active_instruments(self) -> list[str]:
-        """Instruments that measure the target modality, in spec order."""
-        return [i.name for i in self.spec.instruments if self.target_modality in i.modalities]
+        """Instruments offering a modality the agent proposes, in spec order."""
+        return [i.name for i in self.spec.instruments if self.offered_modalities(i.name)]
 
     def instrument_cost(self, name: str) -> float:
         """Cost of one measurement on instrument ``name``."""
         return next(i.cost for i in self.spec.instruments if i.name == name)
+
+    def expected_cost(self, instrument: str, modality: str, location: Location) -> float:
+        """Expected cost of measuring ``modality`` at ``location`` on ``instrument``.
+
+        The :data:`~coscope.agents.protocols.CostFunction` handed to a modality-choosing
+        agent; today the instrument's cost per measurement.
+        """
+        del modality, location
+        return self.instrument_cost(instrument)
 
     def prediction_metrics(self) -> dict[str, float]:
         """RMSE and MAE of the predicted map against ground truth, when known and due."""

@@ -22,6 +22,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
+from coscope.agents.protocols import ModalityChooser
 from coscope.campaign.context import CampaignContext
 from coscope.campaign.executors import Executor
 from coscope.campaign.inbox import Inbox
@@ -74,8 +75,11 @@ class CampaignLoop:
         self._spent = float(sum(m.cost for m in measurements))
         self._n_measured = len(measurements)
         observations = [ctx.observe(m) for m in measurements if m.modality == ctx.target_modality]
-        if observations:
+        if isinstance(ctx.agent, ModalityChooser):
+            ctx.agent.ingest_measurements(sorted(measurements, key=lambda m: m.step))
+        elif observations:
             ctx.agent.ingest(observations)
+        if observations:
             self._best = max(o.value for o in observations)
         fits = store.fits()
         self._n_fits = len(fits)
@@ -102,7 +106,8 @@ class CampaignLoop:
         same seed, so the same model); it is loaded under that version and not stored again.
         """
         agent, ctx = self.ctx.agent, self.ctx
-        if not agent.needs_fit(0):
+        needs_fit = getattr(agent, "needs_fit", None)  # a chooser may fit inside propose()
+        if needs_fit is None or not needs_fit(0):
             return
         X, y = agent.training_data()
         state = self.executor.fit(
@@ -131,6 +136,8 @@ class CampaignLoop:
 
     def _propose(self, instrument: str, step: int) -> Proposal | None:
         ctx = self.ctx
+        if isinstance(ctx.agent, ModalityChooser):
+            return self._propose_any_modality(instrument, step)
         cost = ctx.instrument_cost(instrument)
         if not self._budget_allows(cost):
             return None
@@ -146,6 +153,23 @@ class CampaignLoop:
         )
         return proposals[0] if proposals else None
 
+    def _propose_any_modality(self, instrument: str, step: int) -> Proposal | None:
+        """Ask a :class:`ModalityChooser` agent; ``None`` when it or the budget says no."""
+        ctx = self.ctx
+        if not self._budget_allows(0.0):  # the count limit; the cost is known after choosing
+            return None
+        self._refit_if_due()
+        proposal = ctx.agent.propose(
+            step=step,
+            instrument=instrument,
+            offered=ctx.offered_modalities(instrument),
+            pending=[p for p, _ in self.inflight.values()],
+            cost=ctx.expected_cost,
+        )
+        if proposal is None or not self._budget_allows(proposal.expected_cost):
+            return None
+        return proposal
+
     def _submit(self, proposal: Proposal) -> None:
         request = MeasurementRequest.from_proposal(proposal, self.ctx.spec.seed)
         self.inflight[proposal.instrument] = (proposal, self.executor.submit(request))
@@ -155,14 +179,20 @@ class CampaignLoop:
         ctx.store.append_measurement(measurement)  # durable before anyone learns of it
         self._spent += measurement.cost
         self._n_measured += 1
-        obs: Observation = ctx.observe(measurement)
-        ctx.agent.ingest([obs])
+        reward = math.nan
+        if measurement.modality == ctx.target_modality:
+            obs: Observation = ctx.observe(measurement)
+            reward = obs.value
+            self._best = max(self._best, obs.value)
+        if isinstance(ctx.agent, ModalityChooser):
+            ctx.agent.ingest_measurements([measurement])
+        elif measurement.modality == ctx.target_modality:  # a grid agent sees only its target
+            ctx.agent.ingest([obs])
         self._refit_if_due()  # on the executor, before anything else asks the model
-        self._best = max(self._best, obs.value)
         row = {
             "step": float(measurement.step),
-            "reward": obs.value,
-            "best_so_far": self._best,
+            "reward": reward,
+            "best_so_far": self._best if math.isfinite(self._best) else math.nan,
             "cost_spent": self._spent,
             "n_measurements": float(self._n_measured),
         }

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import uuid
@@ -13,7 +14,7 @@ import numpy as np
 import zarr
 
 from coscope.errors import StoreError
-from coscope.storage.columns import ColumnSpec, create_column, read_json
+from coscope.storage.columns import Column, ColumnSpec, atomic_write, create_column, read_json
 from coscope.storage.tables import TABLES, to_json
 from coscope.types import SCHEMA_VERSION, ModalityInfo
 
@@ -191,6 +192,46 @@ def read_root(path: Path) -> dict[str, Any]:
     if not ok:
         raise StoreError(f"the experimental trace at {path} is corrupt: root attributes damaged")
     return doc
+
+
+ADDED_IN = {("decisions", "params"): 2}
+"""Columns added after schema version 1: (table, column) -> the version that added it."""
+
+
+def columns_of(version: int) -> dict[str, list[ColumnSpec]]:
+    """Column schemas per table in a trace of schema ``version``."""
+    return {
+        t.name: [c for c in t.columns if ADDED_IN.get((t.name, c.name), 1) <= version]
+        for t in TABLES
+    }
+
+
+def upgrade(path: Path, doc: dict[str, Any]) -> dict[str, Any]:
+    """Bring an older trace to :data:`SCHEMA_VERSION` in place (caller holds the writer lock).
+
+    Each added column is (re)created empty and filled with its neutral value (``"{}"`` for
+    ``decisions/params``) for every committed row; the root is rewritten with the new
+    version last, so a crash midway leaves an old-version trace that upgrades again.
+
+    Returns:
+        The new root document.
+    """
+    version = int(doc["attributes"]["schema_version"])
+    counts = doc["attributes"]["counts"]
+    root = zarr.open_group(path, mode="r+", zarr_format=3)
+    for table in TABLES:
+        for spec in table.columns:
+            if ADDED_IN.get((table.name, spec.name), 1) <= version:
+                continue
+            shutil.rmtree(path / table.name / spec.name, ignore_errors=True)
+            create_column(root[table.name], spec, table.dim, chunk_rows=TABLE_CHUNK_ROWS)
+            column = Column(path, f"{table.name}/{spec.name}", spec.kind)
+            for _ in range(int(counts[table.name])):
+                column.append("{}")
+            column.finish()
+    new = {**doc, "attributes": {**doc["attributes"], "schema_version": SCHEMA_VERSION}}
+    atomic_write(path / "zarr.json", json.dumps(new, indent=2, allow_nan=False))
+    return new
 
 
 def remove_partials(path: Path) -> None:

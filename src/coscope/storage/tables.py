@@ -60,6 +60,7 @@ DECISIONS = Table(
         _c("predicted_mean", "float", "surrogate mean of the scalar target (NaN if none)"),
         _c("predicted_std", "float", "surrogate standard deviation (NaN if none)"),
         _c("t_decided", "float", "when it was decided", "seconds since 1970-01-01"),
+        _c("params", "str", "JSON object of the request's settings (simulator theta, fidelity)"),
     ),
 )
 
@@ -139,6 +140,12 @@ def _str(value: Any, what: str) -> str:
     return value
 
 
+def _mapping(value: Any, what: str) -> dict[str, Any]:
+    if not isinstance(value, Mapping):
+        raise StoreError(f"{what} must be a dict, got {value!r}")
+    return dict(value)
+
+
 def decision_row(p: Proposal) -> Row:
     """The decisions-table row of a proposal (validated types)."""
     return {
@@ -154,6 +161,7 @@ def decision_row(p: Proposal) -> Row:
         "predicted_mean": _float(p.predicted_mean, "Proposal.predicted_mean"),
         "predicted_std": _float(p.predicted_std, "Proposal.predicted_std"),
         "t_decided": _float(p.t_decided, "Proposal.t_decided"),
+        "params": to_json(_mapping(p.params, "Proposal.params"), "Proposal.params"),
     }
 
 
@@ -221,6 +229,7 @@ def decisions_from(cols: Mapping[str, np.ndarray]) -> list[Proposal]:
             predicted_mean=r["predicted_mean"],
             predicted_std=r["predicted_std"],
             t_decided=r["t_decided"],
+            params=json.loads(r.get("params") or "{}"),
         ),
     )
 

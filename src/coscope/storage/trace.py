@@ -39,6 +39,7 @@ from coscope.storage.tables import (
     measurement_row,
 )
 from coscope.types import (
+    SCHEMA_VERSION,
     FitRecord,
     Intervention,
     Location,
@@ -65,9 +66,10 @@ class TraceStore:
         attrs = root_doc["attributes"]
         self._zstore = LocalStore(path, read_only=True)
         self._modalities = self._load_modalities(attrs["modalities"])
+        version = int(attrs["schema_version"])
         self._columns = {
-            t.name: {c.name: Column(path, f"{t.name}/{c.name}", c.kind) for c in t.columns}
-            for t in TABLES
+            table: {c.name: Column(path, f"{table}/{c.name}", c.kind) for c in specs}
+            for table, specs in layout.columns_of(version).items()
         }
         self._signals = {
             m: (
@@ -133,6 +135,8 @@ class TraceStore:
         lock = _acquire_lock(path) if mode == "a" else None
         try:
             doc = layout.read_root(path)  # again, now that no other writer can change it
+            if mode == "a" and doc["attributes"]["schema_version"] < SCHEMA_VERSION:
+                doc = layout.upgrade(path, doc)
             return cls(path, mode, doc, lock)
         except BaseException:
             if lock is not None:
