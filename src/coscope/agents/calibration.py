@@ -69,7 +69,8 @@ class ThetaSpace:
 
     def design(self, n: int, seed: int) -> np.ndarray:
         """Scrambled Sobol points in the unit box, ``(n, k)``."""
-        return qmc.Sobol(self.dim, scramble=True, seed=seed).random(n)
+        n_pow2 = 1 << max(int(n) - 1, 0).bit_length()  # Sobol's balance needs a power of 2
+        return qmc.Sobol(self.dim, scramble=True, seed=seed).random(n_pow2)[:n]
 
 
 @dataclass(frozen=True)
@@ -160,7 +161,7 @@ def calibrate(
     ll_design = log_likelihood(y, s, design, emulate, n_eff)
     w0 = _normalise(ll_design.sum(0))
     mu = w0 @ design
-    cov = np.cov(design.T, aweights=w0).reshape(space.dim, space.dim) + 1e-4 * np.eye(space.dim)
+    cov = _weighted_cov(design, w0) + 1e-4 * np.eye(space.dim)
     draws = rng.multivariate_normal(mu, cov, size=4 * n_refine)
     inside = np.all((draws >= 0.0) & (draws <= 1.0), axis=1)
     refine = draws[inside][:n_refine]
@@ -172,7 +173,7 @@ def calibrate(
     q = (n_design + n_r * _gauss_pdf(samples, mu, cov) / mass) / (n_design + n_r)
     weights = _normalise(ll_x.sum(0) - np.log(q))
     mean_u = weights @ samples
-    cov_u = np.cov(samples.T, aweights=weights).reshape(space.dim, space.dim)
+    cov_u = _weighted_cov(samples, weights)
     scale = space.hi - space.lo
     cov_phys = cov_u * np.outer(scale, scale)
     return Posterior(
@@ -186,6 +187,12 @@ def calibrate(
         loglik_x=ll_x,
         proposal=q,
     )
+
+
+def _weighted_cov(x: np.ndarray, w: np.ndarray) -> np.ndarray:
+    """``sum_i w_i (x_i - m)(x_i - m)^T`` with ``m = sum_i w_i x_i`` (``w`` sums to 1)."""
+    d = x - w @ x
+    return (d * w[:, None]).T @ d
 
 
 def _normalise(logw: np.ndarray) -> np.ndarray:
