@@ -179,3 +179,43 @@ def test_spec_errors_are_one_sentence(tmp_path: Path) -> None:
     data["instruments"][1]["options"] = {"calibrate": {"pinning": [1.0, 0.0]}}
     with pytest.raises(ConfigError, match="lo < hi"):
         agent_from_spec(parse_spec(data), sample)
+
+
+def test_lattice_fidelity_is_chosen_and_priced(tmp_path: Path) -> None:
+    data = _spec(tmp_path, 16)
+    data["instruments"][1].update(
+        {
+            "kind": "theory_lattice",
+            "cost": 2.0,
+            "options": {
+                "sizes": [4, 8],
+                "theta": {"disorder": 0.3, "kappa": 0.5},
+                "calibrate": {"coercive_field": [1.0, 5.0], "imprint_gain": [-1.0, 1.0]},
+            },
+        }
+    )
+    spec = parse_spec(data)
+    sample = sample_from_spec(spec.sample, spec.seed)
+    store = TraceStore.create(
+        spec.resolved_store(),
+        campaign=spec.to_json_dict(),
+        modalities=sample.modalities,
+        sample_shape=sample.shape,
+    )
+    agent = agent_from_spec(spec, sample)
+    assert agent.sizes == (4, 8)
+    ctx = CampaignContext(spec, sample, store, agent, NullTracker())
+    CampaignLoop(ctx, LocalExecutor(instruments_from_spec(spec, sample))).run()
+    sims = {d.step: d for d in store.decisions() if d.instrument == "lgd"}
+    assert len(sims) >= 6
+    price = {4: 2.0 * (4 / 8) ** 2, 8: 2.0}
+    for m in store.measurements():
+        if m.instrument == "lgd":
+            fidelity = sims[m.step].params["fidelity"]
+            assert fidelity in (4, 8)
+            assert m.cost == pytest.approx(price[fidelity])
+            assert sims[m.step].expected_cost == pytest.approx(price[fidelity])
+    assert {sims[k].params["fidelity"] for k in sims} == {4, 8}
+    # the emulator has the fidelity feature and predicts at the top fidelity
+    assert agent.emulator is not None and agent.emulator.X.shape[1] == 1 + 2 + 1
+    store.close()

@@ -16,7 +16,8 @@ alike) and tempered by ``n_eff``: the number of effectively independent points p
 discrepancy is smooth along a loop, so its ``V`` points are not independent). With a uniform
 prior on a box, the posterior ``p(theta | data) ∝ exp(sum_x l_x)`` is represented by weighted
 samples: a scrambled Sobol design over the box plus a Gaussian refinement around its first
-moments, combined by deterministic-mixture importance weights. ``theta*`` is the posterior
+moments (``n_rounds`` rounds of adaptive importance sampling, covariance inflated 2x), all
+combined by deterministic-mixture importance weights. ``theta*`` is the posterior
 mean, its uncertainty the weighted covariance.
 """
 
@@ -150,6 +151,7 @@ def calibrate(
     seed: int,
     n_design: int = 512,
     n_refine: int = 256,
+    n_rounds: int = 3,
     n_eff: float = 8.0,
 ) -> Posterior:
     """Posterior over ``theta`` from measured loops ``y`` (``n_x x V``) at structure ``s``.
@@ -157,21 +159,30 @@ def calibrate(
     Deterministic in ``seed`` and the data. See the module docstring for the model.
     """
     rng = np.random.default_rng(seed)
-    design = space.design(n_design, seed)
-    ll_design = log_likelihood(y, s, design, emulate, n_eff)
-    w0 = _normalise(ll_design.sum(0))
-    mu = w0 @ design
-    cov = _weighted_cov(design, w0) + 1e-4 * np.eye(space.dim)
-    draws = rng.multivariate_normal(mu, cov, size=4 * n_refine)
-    inside = np.all((draws >= 0.0) & (draws <= 1.0), axis=1)
-    refine = draws[inside][:n_refine]
-    mass = max(float(inside.mean()), 1e-3)  # the Gaussian's mass inside the box
-    samples = np.vstack([design, refine])
-    ll_x = np.hstack([ll_design, log_likelihood(y, s, refine, emulate, n_eff)])
-    # deterministic-mixture importance weights: prior uniform on the unit box
-    n_r = len(refine)
-    q = (n_design + n_r * _gauss_pdf(samples, mu, cov) / mass) / (n_design + n_r)
-    weights = _normalise(ll_x.sum(0) - np.log(q))
+    samples = space.design(n_design, seed)
+    ll_x = log_likelihood(y, s, samples, emulate, n_eff)
+    weights = _normalise(ll_x.sum(0))
+    components: list[tuple[int, np.ndarray, np.ndarray, float]] = []
+    for _ in range(n_rounds):  # adaptive importance sampling around the current moments
+        mu = weights @ samples
+        cov = 2.0 * _weighted_cov(samples, weights) + 1e-4 * np.eye(space.dim)
+        draws = rng.multivariate_normal(mu, cov, size=4 * n_refine)
+        inside = np.all((draws >= 0.0) & (draws <= 1.0), axis=1)
+        refine = draws[inside][:n_refine]
+        if len(refine) == 0:
+            break
+        components.append((len(refine), mu, cov, max(float(inside.mean()), 1e-3)))
+        samples = np.vstack([samples, refine])
+        ll_x = np.hstack([ll_x, log_likelihood(y, s, refine, emulate, n_eff)])
+        # deterministic-mixture weights: uniform prior on the unit box, q = the mixture of
+        # the uniform design and every Gaussian round (each truncated to the box)
+        q = np.full(len(samples), float(n_design))
+        for n_r, m_r, c_r, mass in components:
+            q += n_r * _gauss_pdf(samples, m_r, c_r) / mass
+        q /= len(samples)
+        weights = _normalise(ll_x.sum(0) - np.log(q))
+    if not components:
+        q = np.ones(len(samples))
     mean_u = weights @ samples
     cov_u = _weighted_cov(samples, weights)
     scale = space.hi - space.lo

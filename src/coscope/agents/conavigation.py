@@ -19,12 +19,13 @@ After every new result the emulator is refitted and theta recalibrated
   the twin is least sure), damped near pending pixels by ``1 - exp(-d^2 / 2 l^2)``;
   the first ``n_initial`` are the spec's seed points, then random;
 * **simulation** (idle simulator): ``theta`` from a Sobol design for the first ``n_design``
-  runs, then a posterior draw (Thompson sampling); location and fidelity maximise the
-  emulator's variance reduction at the target fidelity,
+  runs, then alternately a posterior draw (Thompson sampling) and the next design point (so
+  that a wrong early posterior cannot confine the emulator to its own neighbourhood);
+  location and fidelity maximise the emulator's variance reduction at the target fidelity,
   ``cov(c, t)^2 / (var(c) + noise^2)``, per cost ``cost * (L / L_max)^2``.
 
-The twin prediction at any pixel is ``a_x eta(s_x, theta*) + b_x + delta_x`` with the
-``a, b, delta`` of the discrepancy GP.
+The twin prediction at any pixel is ``a0 eta(s_x, theta*) + b0 + delta(x)``: the sample-wide
+median amplitude and offset and the discrepancy GP's mean (:class:`~coscope.twin.DigitalTwin`).
 """
 
 from __future__ import annotations
@@ -186,7 +187,7 @@ class CoNavigationAgent:
                     s_x,
                     self.space,
                     self.emulate,
-                    seed=self.seed + 7919 * len(self.history),
+                    seed=self.seed + 7919 * len(exps) + 31 * len(sims),  # f(seed, data)
                     n_eff=self.n_eff,
                 )
                 if len(exps) >= 2:
@@ -342,7 +343,8 @@ class CoNavigationAgent:
     def _propose_simulation(self, step, instrument, pending, cost, rng) -> Proposal | None:
         mod = self.theory_modality
         n_sims = len(self.simulations) + sum(p.modality == mod for p in pending)
-        if self.posterior is None or len(self.simulations) < self.n_design:
+        explore = n_sims % 2 == 1  # every other one keeps filling the box: no early trap
+        if self.posterior is None or len(self.simulations) < self.n_design or explore:
             unit, policy = self.design[n_sims % len(self.design)], "conav-design"
         else:
             unit, policy = self.posterior.sample(rng), "conav-theta"
