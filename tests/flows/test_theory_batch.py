@@ -115,6 +115,9 @@ def test_serve_registers_scheduled_deployments_and_runs_a_theory_batch(
             assert deployment.parameters["n_simulations"] == 3
             run = run_deployment("theory-batch/conav-theory", timeout=180)
             assert run.state.is_completed(), run.state
+            # the campaign deployment runs too (its budget is already spent: it just finishes)
+            run = run_deployment("campaign/conav", timeout=180)
+            assert run.state.is_completed(), run.state
     finally:
         os.killpg(proc.pid, signal.SIGINT)
         try:
