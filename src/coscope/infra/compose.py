@@ -132,7 +132,7 @@ def agent_from_spec(spec: CampaignSpec, sample: Sample) -> Any:
         "fit_iterations": policy.fit_iterations,
     }
     if policy.name == "conavigate":
-        from coscope.agents.conavigation import conavigation_agent
+        from coscope.agents.conavigation_spec import conavigation_agent
 
         return conavigation_agent(spec, sample)
     if policy.model == "dkl":
