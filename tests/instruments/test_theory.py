@@ -178,3 +178,39 @@ def test_bad_theta_or_fidelity_is_one_sentence() -> None:
             },
             seed=0,
         )
+
+
+def test_theory_instrument_is_rebuilt_by_reference_in_a_worker() -> None:
+    """The Dask path: only JSON specs cross the process boundary (tasks/measure.py)."""
+    from coscope.config import parse_spec
+    from coscope.infra.compose import instrument_references
+    from coscope.tasks.measure import measure_by_reference
+
+    spec = parse_spec(
+        {
+            "sample": {
+                "kind": "with_theory",
+                "params": {
+                    "base": {"kind": "synthetic_film", "params": {"size": 10}},
+                    "theory": {"theory_lgd": "beps_loop"},
+                },
+            },
+            "instruments": [
+                {"name": "afm", "modalities": ["beps_loop"]},
+                {
+                    "name": "lat",
+                    "kind": "theory_lattice",
+                    "modalities": ["theory_lgd"],
+                    "cost": 2.0,
+                    "noise": 0.0,
+                    "latency_s": 0.0,
+                    "options": {"sizes": [4, 8], "theta": {"disorder": 0.2}},
+                },
+            ],
+            "scalarizer": {"name": "loop_area", "modality": "beps_loop"},
+        }
+    )
+    sample_spec, inst_spec = instrument_references(spec)["lat"]
+    request = MeasurementRequest(3, "lat", "theory_lgd", Location(1, 2), 9, {"fidelity": 4})
+    m = measure_by_reference(sample_spec, inst_spec, spec.seed, 0.0, request)
+    assert m.cost == pytest.approx(0.5) and np.all(np.isfinite(m.signal))
