@@ -115,6 +115,7 @@ class CoNavigationAgent:
         self._seen = (0, 0)
         self._params: dict[int, dict[str, Any]] = {}
         self._resid_train = np.zeros((0, 0))
+        self._loo_mse = np.zeros(0)
 
     # --- learning ------------------------------------------------------------------------
     def ingest_measurements(self, measurements: Sequence[Measurement]) -> None:
@@ -153,10 +154,13 @@ class CoNavigationAgent:
         return np.hstack(cols)
 
     def emulate(self, s: np.ndarray, units: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Theory GP at the target fidelity: mean ``(n, V)``, variance ``(n, V)``."""
+        """Theory GP at the target fidelity: mean ``(n, V)`` and variance ``(n, V)``: the larger
+        of the GP's predictive variance and its leave-one-out error (the emulator's realised
+        error, which the calibration must not mistake for information about theta)."""
         assert self.emulator is not None
         mean, var = self.emulator.predict(self._inputs(s, units))
-        return mean, var[:, None] * self.emulator.y_std[None, :] ** 2
+        var = var[:, None] * self.emulator.y_std[None, :] ** 2
+        return mean, np.maximum(var, self._loo_mse[None, :])
 
     def refresh(self) -> None:
         """Refit the surrogates and recalibrate theta if results arrived since the last time."""
@@ -174,6 +178,7 @@ class CoNavigationAgent:
                 self._z(np.array([size for _, _, size, _ in sims])),
             )
             self.emulator = SharedKernelGP.fit(X, np.array([y for *_, y in sims]))
+            self._loo_mse = self.emulator.loo_mse()
         exps = self._experiment_list()
         if exps:
             flat = np.array([loc.flat(self.shape[1]) for loc, _ in exps])

@@ -115,6 +115,15 @@ class SharedKernelGP:
         ka, kb = self.kernel(a, self.X), self.kernel(b, self.X)
         return self.kernel(a, b) - ka @ cho_solve(self._chol, kb.T, check_finite=False)
 
+    def loo_mse(self) -> np.ndarray:
+        """Leave-one-out mean squared error per output ``(m,)``, output units squared.
+
+        Closed form: the LOO residual of point ``i`` is ``alpha_i / [K_y^-1]_ii``.
+        """
+        k_inv = cho_solve(self._chol, np.eye(len(self.X)), check_finite=False)
+        resid = self._alpha / np.diag(k_inv)[:, None]
+        return np.mean(resid**2, axis=0) * self.y_std**2
+
     def state(self) -> dict[str, np.ndarray]:
         """Arrays enough to rebuild the fitted model (see :meth:`from_state`)."""
         return {
