@@ -54,7 +54,14 @@ def _parser() -> argparse.ArgumentParser:
         p.add_argument("--quiet", action="store_true", help="no progress bar")
     _dataset_parser(sub)
     _study_parsers(sub)
+    _serve_parsers(sub)
     return parser
+
+
+def _serve_parsers(sub: Any) -> None:
+    from coscope.cli_serve import serve_parsers
+
+    serve_parsers(sub)
 
 
 def _study_parsers(sub: Any) -> None:
@@ -287,6 +294,10 @@ def _caused_by_ctrl_c(exc: BaseException | None) -> bool:
 def _command(args: argparse.Namespace) -> int:
     if args.command == "dataset":
         return _dataset_command(args)
+    if args.command == "serve":
+        from coscope.cli_serve import serve_command
+
+        return serve_command(args)
     if args.command in ("benchmark", "seeds"):
         return _study_command(args)
     if args.command == "status":

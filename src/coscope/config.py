@@ -62,6 +62,9 @@ class InstrumentSpec(_Strict):
     latency_s: float = Field(0.5, ge=0.0)
     cost: float = Field(1.0, gt=0.0)
     noise: float = Field(0.02, ge=0.0)
+    options: dict[str, Any] = Field(
+        default_factory=dict, description="keyword options of the kind (e.g. a simulator's theta)"
+    )
 
     @field_validator("kind")
     @classmethod
@@ -125,7 +128,7 @@ class PolicySpec(_Strict):
     def _known_policy(cls, value: str) -> str:
         from coscope.agents import agent_policy_names
 
-        return _one_of(value, (*agent_policy_names(), "thompson"), "policy")
+        return _one_of(value, (*agent_policy_names(), "thompson", "conavigate"), "policy")
 
     @model_validator(mode="after")
     def _known_params(self) -> PolicySpec:
@@ -142,6 +145,8 @@ class PolicySpec(_Strict):
                 )
             if self.params:
                 raise ValueError("policy 'thompson' takes no params; remove them")
+        elif self.name == "conavigate":  # theory-experiment co-navigation; params checked there
+            pass
         elif self.name in policy_names():
             try:
                 validate_policy(self.name, self.params)

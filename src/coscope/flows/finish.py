@@ -10,6 +10,7 @@ from typing import Any
 
 from coscope.campaign import CampaignContext, LoopOutcome
 from coscope.report import write_report
+from coscope.twin.report import finish_twin
 
 
 def finish_campaign(ctx: CampaignContext, outcome: LoopOutcome) -> dict[str, Any]:
@@ -18,6 +19,9 @@ def finish_campaign(ctx: CampaignContext, outcome: LoopOutcome) -> dict[str, Any
     report_dir = ctx.spec.resolved_run_dir() / "report"
     write_report(ctx, outcome.history, report_dir)
     ctx.tracker.log_artifacts(report_dir, "report")
+    twin = finish_twin(  # co-navigation: the digital twin, logged and registered
+        ctx.agent, ctx.tracker, ctx.spec.resolved_run_dir(), ctx.spec.name, outcome.n_measurements
+    )
     with tempfile.TemporaryDirectory() as tmp:
         decisions = [
             {**asdict(p), "location": [p.location.row, p.location.col]}
@@ -40,4 +44,5 @@ def finish_campaign(ctx: CampaignContext, outcome: LoopOutcome) -> dict[str, Any
         "report": str(report_dir),
         "store": str(ctx.store.path),
         "mlflow_run_id": getattr(ctx.tracker, "run_id", None),
+        **({"twin": twin} if twin else {}),
     }

@@ -59,6 +59,7 @@ def build_instrument_from_specs(
         cost=inst.cost,
         noise=inst.noise,
         time_scale=time_scale,
+        options=inst.options,
     )
 
 
@@ -74,6 +75,7 @@ def instruments_from_spec(spec: CampaignSpec, sample: Sample) -> dict[str, Instr
             cost=inst.cost,
             noise=inst.noise,
             time_scale=spec.time_scale,
+            options=inst.options,
         )
         for inst in spec.instruments
     }
@@ -129,6 +131,10 @@ def agent_from_spec(spec: CampaignSpec, sample: Sample) -> Any:
         "refit_every": policy.refit_every,
         "fit_iterations": policy.fit_iterations,
     }
+    if policy.name == "conavigate":
+        from coscope.agents.conavigation_spec import conavigation_agent
+
+        return conavigation_agent(spec, sample)
     if policy.model == "dkl":
         from coscope.agents.dkl_agent import DKLAgent
         from coscope.models.patches import patch_features

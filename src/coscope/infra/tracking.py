@@ -70,6 +70,11 @@ class NullTracker:
 
     def finish(self, status: str) -> None: ...
 
+    def log_metrics(self, step: int, values: dict[str, float]) -> None: ...
+
+    def register_model(self, model_dir: Path, artifact_path: str, name: str) -> str | None:
+        return None
+
 
 class MlflowTracker:
     """Log a campaign to MLflow.
@@ -187,3 +192,24 @@ class MlflowTracker:
         if self.run_id:
             mlflow_status = {"finished": "FINISHED", "failed": "FAILED"}.get(status, "KILLED")
             self._client.set_terminated(self.run_id, status=mlflow_status)
+
+    def log_metrics(self, step: int, values: dict[str, float]) -> None:
+        """Named metrics at ``step`` (NaN dropped), e.g. a digital twin's parameters."""
+        self._metrics(step, values)
+
+    def register_model(self, model_dir: Path, artifact_path: str, name: str) -> str | None:
+        """Upload the MLflow model folder ``model_dir`` to the run as ``artifact_path`` and
+        register it in the model registry as ``name``; returns the new version."""
+        if not self.run_id:
+            return None
+        from mlflow.exceptions import MlflowException
+
+        self._client.log_artifacts(self.run_id, str(model_dir), artifact_path=artifact_path)
+        try:
+            self._client.create_registered_model(name)
+        except MlflowException as exc:
+            if exc.error_code != "RESOURCE_ALREADY_EXISTS":
+                raise
+        source = f"{self._client.get_run(self.run_id).info.artifact_uri}/{artifact_path}"
+        version = self._client.create_model_version(name, source, run_id=self.run_id)
+        return str(version.version)

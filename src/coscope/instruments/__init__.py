@@ -16,6 +16,7 @@ from coscope.instruments.sample import (
     synthetic_film,
 )
 from coscope.instruments.simulated import SimulatedInstrument
+from coscope.instruments.theory import TheoryInstrument  # registers the theory kinds
 from coscope.instruments.wrappers import InstrumentWrapper, WithCost, WithLatency, WithNoise
 
 __all__ = [
@@ -23,6 +24,7 @@ __all__ = [
     "InstrumentWrapper",
     "Sample",
     "SimulatedInstrument",
+    "TheoryInstrument",
     "WithCost",
     "WithLatency",
     "WithNoise",

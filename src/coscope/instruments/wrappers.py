@@ -159,4 +159,8 @@ class WithCost(InstrumentWrapper):
     def measure(self, request: MeasurementRequest) -> Measurement:
         """Measure with the inner instrument, charging :meth:`expected_cost`."""
         m = self._inner_measure(request)
-        return dataclasses.replace(m, cost=self.expected_cost(request.modality, request.location))
+        cost = self.expected_cost(request.modality, request.location)
+        factor = getattr(self.inner, "cost_factor", None)  # e.g. a simulator's fidelity price
+        if factor is not None:
+            cost *= float(factor(request.params))
+        return dataclasses.replace(m, cost=cost)

@@ -1,0 +1,193 @@
+"""The digital twin: calibrated theory, its surrogates and where it fails, as one artefact.
+
+A :class:`DigitalTwin` holds theta* with its posterior covariance, the theory GP (emulator),
+the experiment GP and the discrepancy GP (plain arrays, see
+:meth:`~coscope.models.multioutput_gp.SharedKernelGP.state`), the structure it reads, and the
+calibration history. It predicts loops at any pixel:
+
+    theory(x) = a0 eta(s_x, theta*) + b0          (sample-wide amplitude a0, offset b0)
+    twin(x)   = theory(x) + delta(x)               (delta: the discrepancy GP's mean)
+
+Saved as ``twin.npz`` + ``twin.json`` in a folder; :func:`save_pyfunc` wraps it as an MLflow
+``pyfunc`` model (input: a frame with ``row`` and ``col``; output: one twin loop per row),
+which the tracker uploads and registers in the model registry.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from coscope.models.multioutput_gp import SharedKernelGP
+
+_GPS = ("emulator", "discrepancy", "experiment")
+
+
+@dataclass
+class DigitalTwin:
+    """Calibrated theory + surrogates over an ``H x W`` grid (see the module docstring).
+
+    Attributes:
+        model: Theory kind (``theory_lgd`` / ``theory_lattice``).
+        theta_names, theta_mean, theta_std: Calibrated parameters ``(k,)``; theta_cov ``(k, k)``.
+        lo, hi: Prior box ``(k,)``; fixed_theta: the other parameters.
+        s: Normalised structure ``H x W``; sizes: lattice fidelities (``()`` if none).
+        emulator, discrepancy, experiment: The three GPs (discrepancy outputs ``a, b, delta``).
+        affine: ``(a0, b0)``; measured: flat indices of measured pixels ``(n_x,)``.
+        local_theta: Per measured pixel posterior means of theta ``(n_x, k)``.
+        history: Calibration trajectory, one dict per refresh.
+        voltage: The loops' axis ``(V,)``.
+    """
+
+    model: str
+    theta_names: tuple[str, ...]
+    theta_mean: np.ndarray
+    theta_std: np.ndarray
+    theta_cov: np.ndarray
+    lo: np.ndarray
+    hi: np.ndarray
+    fixed_theta: dict[str, float]
+    s: np.ndarray
+    sizes: tuple[int, ...]
+    emulator: SharedKernelGP
+    discrepancy: SharedKernelGP
+    experiment: SharedKernelGP
+    affine: tuple[float, float]
+    measured: np.ndarray
+    local_theta: np.ndarray
+    voltage: np.ndarray
+    history: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        """Grid ``(H, W)``."""
+        return (int(self.s.shape[0]), int(self.s.shape[1]))
+
+    def coords(self, flat: np.ndarray) -> np.ndarray:
+        """Normalised ``(row / (H-1), col / (W-1))`` of flat indices, ``(n, 2)``."""
+        h, w = self.shape
+        rows, cols = np.divmod(np.asarray(flat), w)
+        return np.c_[rows / max(h - 1, 1), cols / max(w - 1, 1)]
+
+    def emulator_inputs(self, s: np.ndarray, units: np.ndarray) -> np.ndarray:
+        """Emulator inputs at the top fidelity: ``[(s+1)/2, theta_unit(, z=0)]``, ``(n, d)``."""
+        cols = [((np.asarray(s) + 1.0) / 2.0)[:, None], np.atleast_2d(units)]
+        if len(self.sizes) > 1:
+            cols.append(np.zeros((len(s), 1)))
+        return np.hstack(cols)
+
+    def theory(self, flat: np.ndarray, theta: np.ndarray | None = None) -> tuple[np.ndarray, ...]:
+        """Emulated theory loops ``(n, V)`` at ``theta`` (default theta*) and their variance."""
+        theta = self.theta_mean if theta is None else np.asarray(theta)
+        unit = (theta - self.lo) / (self.hi - self.lo)
+        s = self.s.ravel()[np.asarray(flat)]
+        mean, var = self.emulator.predict(self.emulator_inputs(s, np.repeat(unit[None], len(s), 0)))
+        a0, b0 = self.affine
+        return a0 * mean + b0, (a0**2) * var[:, None] * self.emulator.y_std[None, :] ** 2
+
+    def predict(self, flat: np.ndarray) -> dict[str, np.ndarray]:
+        """Loops ``(n, V)`` at flat pixel indices: ``twin``, ``theory``, ``experiment``;
+        ``twin_var`` ``(n,)``: mean variance per loop point (signal units squared)."""
+        flat = np.asarray(flat)
+        theory, theory_var = self.theory(flat)
+        coords = self.coords(flat)
+        resid, rvar = self.discrepancy.predict(coords)
+        dstd2 = float(np.mean(self.discrepancy.y_std[2:] ** 2))
+        return {
+            "theory": theory,
+            "twin": theory + resid[:, 2:],
+            "experiment": self.experiment.predict(coords)[0],
+            "twin_var": rvar * dstd2 + theory_var.mean(1),
+            "discrepancy": resid[:, 2:],
+        }
+
+    def discrepancy_map(self) -> np.ndarray:
+        """RMS of the predicted discrepancy loop per pixel, ``H x W`` (signal units)."""
+        h, w = self.shape
+        delta = self.discrepancy.predict(self.coords(np.arange(h * w)))[0][:, 2:]
+        return np.sqrt(np.mean(delta**2, axis=1)).reshape(h, w)
+
+    # --- persistence ---------------------------------------------------------------------
+    def save(self, folder: str | Path) -> Path:
+        """Write ``twin.npz`` (arrays) and ``twin.json`` (names, theta*, history) to ``folder``."""
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        arrays: dict[str, np.ndarray] = {
+            k: np.asarray(getattr(self, k))
+            for k in (
+                "theta_mean",
+                "theta_std",
+                "theta_cov",
+                "lo",
+                "hi",
+                "s",
+                "measured",
+                "local_theta",
+                "voltage",
+            )
+        }
+        for name in _GPS:
+            for key, value in getattr(self, name).state().items():
+                arrays[f"{name}.{key}"] = np.asarray(value)
+        np.savez(folder / "twin.npz", **arrays)
+        meta = {
+            "model": self.model,
+            "theta_names": list(self.theta_names),
+            "theta": dict(zip(self.theta_names, map(float, self.theta_mean), strict=True)),
+            "theta_std": dict(zip(self.theta_names, map(float, self.theta_std), strict=True)),
+            "fixed_theta": self.fixed_theta,
+            "sizes": list(self.sizes),
+            "affine": list(self.affine),
+            "history": self.history,
+        }
+        (folder / "twin.json").write_text(json.dumps(meta, indent=1))
+        return folder
+
+    @classmethod
+    def load(cls, folder: str | Path) -> DigitalTwin:
+        """Read a twin written by :meth:`save` (same predictions)."""
+        folder = Path(folder)
+        meta = json.loads((folder / "twin.json").read_text())
+        with np.load(folder / "twin.npz") as data:
+            arrays = {k: data[k] for k in data.files}
+        gps = {
+            name: SharedKernelGP.from_state(
+                {k.split(".", 1)[1]: v for k, v in arrays.items() if k.startswith(name + ".")}
+            )
+            for name in _GPS
+        }
+        plain = {k: v for k, v in arrays.items() if "." not in k}
+        return cls(
+            model=meta["model"],
+            theta_names=tuple(meta["theta_names"]),
+            fixed_theta=meta["fixed_theta"],
+            sizes=tuple(meta["sizes"]),
+            affine=tuple(meta["affine"]),
+            history=meta["history"],
+            **plain,
+            **gps,
+        )
+
+
+def save_pyfunc(twin: DigitalTwin, folder: str | Path) -> Path:
+    """Write ``twin`` as an MLflow pyfunc model folder (no requirement inference: fast)."""
+    import tempfile
+
+    import mlflow.pyfunc
+
+    from coscope.twin.pyfunc import TwinModel
+
+    folder = Path(folder)
+    with tempfile.TemporaryDirectory() as tmp:
+        twin.save(Path(tmp) / "twin")
+        mlflow.pyfunc.save_model(
+            str(folder),
+            python_model=TwinModel(),
+            artifacts={"twin": str(Path(tmp) / "twin")},
+            pip_requirements=["numpy", "scipy", "pandas", "coscope"],
+        )
+    return folder

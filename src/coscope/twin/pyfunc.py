@@ -1,0 +1,28 @@
+"""The MLflow ``pyfunc`` face of a :class:`~coscope.twin.artefact.DigitalTwin`."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import mlflow.pyfunc
+import numpy as np
+
+
+class TwinModel(mlflow.pyfunc.PythonModel):
+    """``predict(frame with row, col) -> frame``: one twin loop per row (columns ``v0..``)."""
+
+    def load_context(self, context: Any) -> None:
+        from coscope.twin.artefact import DigitalTwin
+
+        self.twin = DigitalTwin.load(context.artifacts["twin"])
+
+    def predict(self, context, model_input, params=None):  # noqa: ANN001, ANN201 (MLflow reads hints)
+        import pandas as pd
+
+        h, w = self.twin.shape
+        rows = np.asarray(model_input["row"], dtype=int)
+        cols = np.asarray(model_input["col"], dtype=int)
+        if np.any((rows < 0) | (rows >= h) | (cols < 0) | (cols >= w)):
+            raise ValueError(f"row/col outside the twin's {h} x {w} grid")
+        loops = self.twin.predict(rows * w + cols)["twin"]
+        return pd.DataFrame(loops, columns=[f"v{i}" for i in range(loops.shape[1])])
