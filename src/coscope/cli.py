@@ -54,7 +54,15 @@ def _parser() -> argparse.ArgumentParser:
         p.add_argument("--quiet", action="store_true", help="no progress bar")
     _dataset_parser(sub)
     _study_parsers(sub)
+    _steer_parsers(sub)
     return parser
+
+
+def _steer_parsers(sub: Any) -> None:
+    """``coscope intervene | replay | retrace | report`` (:mod:`coscope.cli_steer`)."""
+    from coscope.cli_steer import add_parsers
+
+    add_parsers(sub)
 
 
 def _study_parsers(sub: Any) -> None:
@@ -289,6 +297,10 @@ def _command(args: argparse.Namespace) -> int:
         return _dataset_command(args)
     if args.command in ("benchmark", "seeds"):
         return _study_command(args)
+    if args.command in ("intervene", "replay", "retrace", "report"):
+        from coscope.cli_steer import command
+
+        return command(args)
     if args.command == "status":
         from coscope.report.status import campaign_status, format_status
 
