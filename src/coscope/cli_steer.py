@@ -62,6 +62,7 @@ def add_parsers(sub: Any) -> None:
         default="",
         help="comma-separated scalarizers to replay for the comparison (default: none)",
     )
+    rep.add_argument("--no-retrace", action="store_true", help="leave out the retrace panels")
 
 
 def command(args: argparse.Namespace) -> int:
@@ -140,7 +141,9 @@ def _report(args: argparse.Namespace) -> int:
 
     out = Path(args.out) if args.out else Path(args.store).parent / "report"
     scalarizers = [s.strip() for s in args.counterfactual.split(",") if s.strip()]
-    page = write_report(args.store, out, counterfactual=scalarizers)
+    page = write_report(
+        args.store, out, counterfactual=scalarizers, with_retrace=not args.no_retrace
+    )
     print(f"wrote {page} (offline: open it in any browser)", file=sys.stderr)
     return 0
 

@@ -148,3 +148,36 @@ def test_two_instruments_replay_exactly(tmp_path: Path) -> None:
     assert len(store.get_attr("known_at_decision")) == 12
     result = replay(store.path, metrics=False)
     assert all(r["agree"] for r in result.rows)
+
+
+def test_cli_replay_retrace_report_are_offline_and_read_only(steered, tmp_path: Path) -> None:
+    from coscope.cli import main
+
+    store, _ = steered
+    before = (store.path / "zarr.json").read_bytes()
+    assert (
+        main(
+            [
+                "replay",
+                str(store.path),
+                "--scalarizer",
+                "loop_height",
+                "--out",
+                str(tmp_path / "rp"),
+            ]
+        )
+        == 0
+    )
+    assert (tmp_path / "rp" / "replay.csv").read_text().count("\n") == 20
+    assert main(["retrace", str(store.path), "--out", str(tmp_path / "rt")]) == 0
+    out = tmp_path / "report"
+    assert (
+        main(["report", str(store.path), "--out", str(out), "--counterfactual", "loop_height"]) == 0
+    )
+    page = (out / "index.html").read_text()
+    assert "http://" not in page and "https://" not in page and "<script" not in page
+    for name in ("maps.png", "timeline.png", "counterfactual.png", "retrace/steps.png"):
+        assert f'src="{name}"' in page and (out / name).stat().st_size > 5000
+    assert "rejected: invalid policy intervention" in page and "looked at it" in page
+    assert (store.path / "zarr.json").read_bytes() == before
+    assert main(["replay", str(store.path), "--params", "{bad"]) == 2

@@ -109,7 +109,7 @@ class ReplayResult:
             f"{self.agreement:.0%} agree with the recorded path; "
             + ("no divergence" if div is None else f"first divergence at step {div}"),
         ]
-        if self.final.get("rmse") == self.final.get("rmse"):
+        if np.isfinite(self.final.get("rmse", np.nan)):
             lines.append(
                 f"final model: rmse {self.final['rmse']:.4g}, nrmse {self.final['nrmse']:.3f}, "
                 f"nlpd {self.final['nlpd']:.3f} ({int(self.final['n_obs'])} observations)"
