@@ -46,7 +46,7 @@ def test_valid_request_is_posted_with_normalised_payload(store_path: Path, capsy
     ("argv", "words"),
     [
         (["pause"], "already paused"),  # the trace says paused
-        (["policy", "name=ucb", "params={\"gamma\": 1}"], "gamma"),
+        (["policy", "name=ucb", 'params={"gamma": 1}'], "gamma"),
         (["costs", "xrd=2"], "'xrd' is not in this campaign"),
         (["vote", "step=3", "label=good"], "no measured beps_loop"),
         (["seed_points", "points=[[99, 0]]"], "off the 16 x 16 sample"),
