@@ -137,11 +137,11 @@ def _retrace(args: argparse.Namespace) -> int:
 
 
 def _report(args: argparse.Namespace) -> int:
-    from coscope.report.html import write_report
+    from coscope.report.html import write_html_report
 
     out = Path(args.out) if args.out else Path(args.store).parent / "report"
     scalarizers = [s.strip() for s in args.counterfactual.split(",") if s.strip()]
-    page = write_report(
+    page = write_html_report(
         args.store, out, counterfactual=scalarizers, with_retrace=not args.no_retrace
     )
     print(f"wrote {page} (offline: open it in any browser)", file=sys.stderr)

@@ -14,7 +14,13 @@ from typing import Any
 
 from coscope.campaign.inbox import Inbox
 from coscope.campaign.live import campaign_facts, stored_settings
-from coscope.campaign.steering import InterventionError, Settings, apply, validate
+from coscope.campaign.steering import (
+    CampaignFacts,
+    InterventionError,
+    Settings,
+    apply,
+    validate,
+)
 from coscope.errors import ConfigError
 from coscope.storage import TraceStore
 from coscope.types import Intervention
@@ -41,8 +47,9 @@ def parse_pairs(pairs: list[str], payload_json: str | None) -> dict[str, Any]:
     return payload
 
 
-def current_settings(store: TraceStore, inbox: Inbox) -> tuple[Settings, Any]:
-    """Effective settings once the trace's interventions and the inbox's valid requests apply."""
+def current_settings(store: TraceStore, inbox: Inbox) -> tuple[Settings, CampaignFacts]:
+    """Effective settings once the trace's interventions and the inbox's valid requests apply,
+    and the facts validators check against."""
     from coscope.config import parse_spec
     from coscope.infra.compose import effective_campaign
 
@@ -55,7 +62,7 @@ def current_settings(store: TraceStore, inbox: Inbox) -> tuple[Settings, Any]:
         except InterventionError:
             continue  # the loop will record it as rejected
         settings = apply(settings, replace(item, payload=payload))
-    return settings, (spec, facts)
+    return settings, facts
 
 
 def post_intervention(
@@ -69,7 +76,7 @@ def post_intervention(
     """
     store = TraceStore.open(store_path, mode="r")
     inbox = Inbox(store.path)
-    settings, (_, facts) = current_settings(store, inbox)
+    settings, facts = current_settings(store, inbox)
     normalised = validate(kind, payload, settings, facts)
     path = inbox.post(kind, payload, why=why, who=who)
     if kind in ("resume", "stop"):

@@ -77,7 +77,7 @@ def _intervention_rows(store: TraceStore) -> str:
     return f"<table><tr>{head}</tr>{''.join(rows)}</table>" if rows else "<p>None.</p>"
 
 
-def write_report(
+def write_html_report(
     store_path: str | Path,
     out: Path,
     *,
