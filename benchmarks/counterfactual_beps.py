@@ -140,7 +140,9 @@ def main() -> None:
         "units compare), NLPD the mean Gaussian negative log predictive density per pixel; "
         "the divergence step is the first decision the policy would have taken elsewhere. "
         "Baseline in the same run: the replay with the recorded scalarizer, which must agree "
-        "at every step (it does when the divergence column says none).",
+        "at every step (it does when the divergence column says none). The first 10 decisions "
+        "are the seeded random initial design and agree for every scalarizer, so a divergence "
+        "at step 10 means the very first model-based choice already differs.",
         "",
         _report.table(header, rows),
         "",
