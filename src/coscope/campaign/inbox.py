@@ -61,13 +61,14 @@ class Inbox:
         )
 
     def peek(self, step: int = 0) -> list[Intervention]:
-        """The waiting requests as interventions, in order, without removing them."""
+        """The waiting requests as interventions, in order, without taking them."""
         return [item for _, item in self._read(step)]
 
     def take(self, step: int) -> list[Intervention]:
         """Read and remove every request, as interventions applied before decision ``step``.
 
-        The caller must record them in the trace; unreadable files are skipped and kept.
+        The caller must record them in the trace; an unreadable file is renamed to
+        ``*.unreadable`` (kept for inspection, never taken).
         """
         taken = []
         for path, item in self._read(step):
@@ -80,7 +81,8 @@ class Inbox:
         for path in self.pending():
             try:
                 data = json.loads(path.read_text())
-            except (OSError, ValueError):
+            except (OSError, ValueError):  # never half-written (atomic rename): set it aside
+                path.replace(path.with_suffix(".unreadable"))
                 continue
             payload = data.get("payload", {})
             item = Intervention(

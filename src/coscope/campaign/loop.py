@@ -212,11 +212,15 @@ class CampaignLoop:
         while True:
             stopping = stopping or should_stop() or self._stop_requested(step)
             paused = self.steering.settings.paused and not stopping
+            arrived = False  # a request came in while deciding: take it before deciding
             if not stopping and not exhausted and not paused:
                 for name in ctx.active_instruments():
                     if name in self.inflight:
                         continue
                     proposal = self._propose(name, step)
+                    if self.inbox.pending():
+                        arrived = True
+                        break
                     if proposal is None:
                         exhausted = True
                         break
@@ -226,6 +230,8 @@ class CampaignLoop:
                     ctx.tracker.log_decision(proposal)
                     self._submit(proposal)
                     step += 1
+            if arrived:
+                continue
             if not self.inflight:
                 if paused:
                     self._wait_paused(step)
