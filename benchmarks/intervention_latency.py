@@ -64,10 +64,10 @@ def _requests(n: int, seed: int) -> list[tuple[str, dict, float]]:
     out = []
     for k in range(n):
         if k % 3 == 0:
-            payload: dict = {"name": "ucb", "params": {"beta": float(rng.uniform(1, 9))}}
+            payload: dict = {"name": "ucb", "params": {"beta": round(float(rng.uniform(1, 9)), 2)}}
             kind = "policy"
         elif k % 3 == 1:
-            kind, payload = "costs", {"afm": float(rng.uniform(0.5, 2.0))}
+            kind, payload = "costs", {"afm": round(float(rng.uniform(0.5, 2.0)), 2)}
         else:
             kind, payload = "policy", {"name": "ei"}
         out.append((kind, payload, float(rng.uniform(0.5, 1.5))))
@@ -122,15 +122,17 @@ def main() -> None:
     times = np.array(sorted(d.t_decided for d in decisions.values()))
     interval = float(np.median(np.diff(times)))
     rows, to_decision, to_apply, late = [], [], [], []
-    for (kind, payload, t_issue), item in zip(issued, applied, strict=True):
+    for k, ((kind, payload, t_issue), item) in enumerate(zip(issued, applied, strict=True)):
         first = decisions.get(item.step)
         if first is None:
             continue
         n_late = sum(1 for d in decisions.values() if d.t_decided > t_issue and d.step < item.step)
-        if kind == "costs":
-            honoured = abs(first.expected_cost - payload["afm"]) < 1e-9
+        if any(i.kind == kind and i.step == item.step for i in applied[k + 1 :]):
+            honoured = "superseded"  # a later request of the same kind before the same decision
+        elif kind == "costs":
+            honoured = "yes" if abs(first.expected_cost - payload["afm"]) < 1e-9 else "NO"
         else:
-            honoured = first.policy == payload["name"]
+            honoured = "yes" if first.policy == payload["name"] else "NO"
         to_decision.append(first.t_decided - t_issue)
         to_apply.append(item.t - t_issue)
         late.append(n_late)
@@ -142,7 +144,7 @@ def main() -> None:
                 f"{item.t - t_issue:.3f}",
                 f"{first.t_decided - t_issue:.3f}",
                 n_late,
-                "yes" if honoured else "NO",
+                honoured,
             )
         )
     summary = _report.table(
