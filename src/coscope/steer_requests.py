@@ -15,6 +15,7 @@ from typing import Any
 from coscope.campaign.inbox import Inbox
 from coscope.campaign.live import campaign_facts, stored_settings
 from coscope.campaign.steering import (
+    REJECTED,
     CampaignFacts,
     InterventionError,
     Settings,
@@ -93,3 +94,27 @@ def describe(intervention: Intervention) -> str:
         f"{json.dumps(intervention.payload)}  by {intervention.who or '?'}"
         + (f": {intervention.why}" if intervention.why else "")
     )
+
+
+def steering_summary(store: TraceStore, campaign: dict[str, Any]) -> dict[str, Any]:
+    """The ``steering`` block of ``coscope status``: what the interventions made of the spec."""
+    from coscope.config import parse_spec
+
+    try:
+        settings = stored_settings(store, parse_spec(campaign))
+    except ConfigError:
+        return {}
+    items = store.interventions()
+    return {
+        "paused": settings.paused,
+        "prefect_pause": store.get_attr("prefect_pause", None),
+        "policy": settings.policy["name"],
+        "policy_params": settings.policy.get("params", {}),
+        "scalarizer": settings.scalarizer["name"],
+        "reward": settings.reward,
+        "votes": len(settings.votes),
+        "excluded_pixels": len(settings.excluded),
+        "interventions": len(items),
+        "rejected": sum(1 for i in items if REJECTED in i.payload),
+        "inbox": len(Inbox(store.path).pending()),
+    }

@@ -77,3 +77,15 @@ def test_list_and_missing_store(store_path: Path, tmp_path: Path, capsys) -> Non
     assert "pause" in capsys.readouterr().out
     assert main(["intervene", str(tmp_path / "nowhere.zarr"), "stop"]) == 2
     assert main(["intervene", str(store_path)]) == 2
+
+
+def test_status_reports_the_steering_state(store_path: Path, capsys) -> None:
+    import json
+
+    assert main(["intervene", str(store_path), "resume"]) == 0
+    assert main(["status", str(store_path), "--json"]) == 0
+    steering = json.loads(capsys.readouterr().out)["steering"]
+    assert steering["paused"] is True and steering["inbox"] == 1  # resume not yet taken
+    assert steering["interventions"] == 1 and steering["policy"] == "ei"
+    assert main(["status", str(store_path)]) == 0
+    assert "steering   PAUSED, 1 interventions (0 rejected, 1 waiting)" in capsys.readouterr().out
