@@ -181,3 +181,5 @@ def test_cli_replay_retrace_report_are_offline_and_read_only(steered, tmp_path: 
     assert "rejected: invalid policy intervention" in page and "looked at it" in page
     assert (store.path / "zarr.json").read_bytes() == before
     assert main(["replay", str(store.path), "--params", "{bad"]) == 2
+    assert main(["replay", str(store.path), "--policy", "nope"]) == 2
+    assert main(["replay", str(store.path), "--policy", "maxvar"]) == 0

@@ -10,7 +10,7 @@ from coscope.campaign import CampaignLoop, LocalExecutor
 from coscope.campaign.inbox import Inbox
 from coscope.campaign.voting import ScriptedVoter, similarity_reward, vote_target
 from coscope.infra.compose import instruments_from_spec, open_context, sample_from_spec
-from coscope.replay import replay
+from coscope.replay import replay, retrace
 from tests.replay.test_replay import SCRIPT, _run_scripted, _spec
 
 
@@ -75,3 +75,6 @@ def test_switch_to_dkl_mid_campaign_replays_exactly(tmp_path: Path) -> None:
     store, _ = _run_scripted(spec, {5: [("policy", {"model": "dkl", "window": 5})]})
     assert store.fits()[-1].hyperparameters != store.fits()[2].hyperparameters
     assert all(r["agree"] for r in replay(store.path, metrics=False).rows)
+    explained = retrace(store.path, top_k=2)
+    assert explained.space == "DKL latent" and explained.embedding.shape == (16 * 16, 2)
+    assert all(len(r["runners_up"]) == 2 for r in explained.rows[5:])

@@ -22,6 +22,7 @@ from collections.abc import Callable
 from typing import Any, Literal
 
 from prefect.input import RunInput
+from pydantic import Field
 
 from coscope.campaign.inbox import Inbox
 
@@ -43,12 +44,12 @@ class SteerInput(RunInput):
         posted: Set by ``coscope intervene``: the action is already in the inbox.
     """
 
-    action: Literal["resume", "stop"] = "resume"
-    policy: str | None = None
-    beta: float | None = None
-    scalarizer: str | None = None
-    note: str = ""
-    posted: bool = False
+    action: Literal["resume", "stop"] = Field("resume", description="resume or stop the campaign")
+    policy: str | None = Field(None, description="new policy (ei, ucb, maxvar …); empty: keep")
+    beta: float | None = Field(None, description="UCB exploration weight; empty: keep")
+    scalarizer: str | None = Field(None, description="new scalarizer name; empty: keep")
+    note: str = Field("", description="why (recorded with every change)")
+    posted: bool = Field(False, description="set by `coscope intervene` only")
 
 
 def requests_from_input(data: SteerInput) -> list[tuple[str, dict[str, Any]]]:
