@@ -85,12 +85,23 @@ def _intervene(args: argparse.Namespace) -> int:
     payload = parse_pairs(args.pairs, args.payload_json)
     path, normalised = post_intervention(args.store, args.kind, payload, why=args.why)
     shown = json.dumps(normalised)
+    when = "the campaign applies it before its next decision"
+    if not _running(args.store):
+        when = f"the campaign is not running; it applies it on `coscope resume {args.store}`"
     print(
         f"posted {args.kind} {shown if len(shown) < 200 else shown[:200] + '…'} "
-        f"({path.name}); the campaign applies it before its next decision",
+        f"({path.name}); {when}",
         file=sys.stderr,
     )
     return 0
+
+
+def _running(store: str) -> bool:
+    from coscope.report.status import _alive
+    from coscope.storage import TraceStore
+
+    trace = TraceStore.open(store, "r")
+    return trace.get_attr("status") == "running" and _alive(trace.get_attr("runner")) is not False
 
 
 def _json_arg(text: str | None, flag: str) -> dict[str, Any] | None:

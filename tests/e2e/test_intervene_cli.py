@@ -39,7 +39,7 @@ def test_valid_request_is_posted_with_normalised_payload(store_path: Path, capsy
         ("resume", {}),
     ]
     assert posted[2].why == "seen enough"
-    assert "applies it before its next decision" in capsys.readouterr().err
+    assert "not running; it applies it on `coscope resume" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize(
