@@ -89,9 +89,11 @@ def post_intervention(
 
 def describe(intervention: Intervention) -> str:
     """One line for listings: step, kind, payload, who, why."""
+    payload = json.dumps(intervention.payload)
+    payload = payload if len(payload) <= 160 else payload[:160] + "…"
     return (
         f"step {intervention.step:>4}  {intervention.kind:<11} "
-        f"{json.dumps(intervention.payload)}  by {intervention.who or '?'}"
+        f"{payload}  by {intervention.who or '?'}"
         + (f": {intervention.why}" if intervention.why else "")
     )
 

@@ -198,7 +198,7 @@ def _region(payload: dict[str, Any], s: Settings, facts: CampaignFacts) -> dict[
         raise InterventionError(
             "give a region as rect [r0, c0, r1, c1] (inclusive) and/or pixels [[r, c], ...]."
         )
-    pixels = _pixels(payload, "pixels", facts, "pixel")
+    out: dict[str, Any] = {"pixels": _pixels(payload, "pixels", facts, "pixel")}
     if "rect" in payload:
         rect = payload["rect"]
         if not isinstance(rect, list | tuple) or len(rect) != 4:
@@ -206,8 +206,17 @@ def _region(payload: dict[str, Any], s: Settings, facts: CampaignFacts) -> dict[
         (r0, c0), (r1, c1) = _pixels({"p": [rect[:2], rect[2:]]}, "p", facts, "rect corner")
         if r1 < r0 or c1 < c0:
             raise InterventionError(f"rect {list(rect)} is empty: need r0 <= r1 and c0 <= c1.")
-        pixels += [[r, c] for r in range(r0, r1 + 1) for c in range(c0, c1 + 1)]
-    return {"pixels": pixels}
+        out["rect"] = [r0, c0, r1, c1]
+    return out
+
+
+def region_pixels(payload: dict[str, Any]) -> set[tuple[int, int]]:
+    """Pixels of a validated ``exclude``/``include`` payload (rect inclusive, plus pixels)."""
+    pixels = {(int(r), int(c)) for r, c in payload.get("pixels", [])}
+    if "rect" in payload:
+        r0, c0, r1, c1 = (int(v) for v in payload["rect"])
+        pixels |= {(r, c) for r in range(r0, r1 + 1) for c in range(c0, c1 + 1)}
+    return pixels
 
 
 def _validate_policy(payload: dict, s: Settings, facts: CampaignFacts) -> dict:
@@ -350,12 +359,12 @@ def _seed_points(s: Settings, p: dict) -> Settings:
 
 @kind("exclude")
 def _exclude(s: Settings, p: dict) -> Settings:
-    return replace(s, excluded=s.excluded | {(int(r), int(c)) for r, c in p["pixels"]})
+    return replace(s, excluded=s.excluded | region_pixels(p))
 
 
 @kind("include")
 def _include(s: Settings, p: dict) -> Settings:
-    return replace(s, excluded=s.excluded - {(int(r), int(c)) for r, c in p["pixels"]})
+    return replace(s, excluded=s.excluded - region_pixels(p))
 
 
 @kind("pause")

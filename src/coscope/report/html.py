@@ -32,13 +32,13 @@ th{background:#f3f3f3}.rej{color:#999}img{max-width:100%}code{font-size:.85em}
 
 
 def _timeline(store: TraceStore, rewards: dict[int, float], path: Path) -> None:
-    """Reward per step with every intervention drawn where it took effect."""
+    """Reward per step (under the final settings) with every intervention where it took effect."""
     plt, fig = _figure(9.0, 4.2)
     ax = fig.add_subplot(1, 1, 1)
     steps = sorted(rewards)
     ax.plot(steps, [rewards[s] for s in steps], ".-", c="0.3", lw=0.8, label="reward")
     ax.set_xlabel("decision step")
-    ax.set_ylabel("reward under the recorded settings")
+    ax.set_ylabel("reward under the final settings")
     colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
     kinds: dict[str, str] = {}
     low, high = ax.get_ylim()
