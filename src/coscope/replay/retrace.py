@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from coscope.campaign.adopt import restrict
 from coscope.models import load_latent_model, load_model, patch_features, predict
 from coscope.replay.counterfactual import Counterfactual, _Replayer
 from coscope.storage import TraceStore
@@ -129,7 +130,9 @@ def retrace(store_path: str | Path, *, top_k: int = 5) -> RetraceResult:
             maps["mean"][k], maps["std"][k] = mean.reshape(H, W), std.reshape(H, W)
             row["mean"], row["std"] = float(mean[flat]), float(std[flat])
             if hasattr(agent, "scores"):
-                _set_policy(agent, rp.settings_at(decision.step, what).policy, final_policy)
+                at_step = rp.settings_at(decision.step, what)
+                restrict(agent, at_step)  # exclusions in force at this step
+                _set_policy(agent, at_step.policy, final_policy)
                 pending = [d.location.flat(W) for d in rp.decisions[:k] if d.step not in seen]
                 scores = np.asarray(agent.scores(pending), dtype=np.float64)
                 eligible = np.ones(H * W, dtype=bool)
