@@ -117,8 +117,12 @@ class ReplayResult:
         return "\n".join(lines)
 
 
-class _Replayer:
-    """The agent along a recorded path under changing settings (shared with retrace)."""
+class Replayer:
+    """The agent along a recorded path under changing settings (replay, retrace, report).
+
+    Loads the stored spec, sample, interventions, decisions and measurements once; builds
+    the agent for the settings in force at a step and feeds it what was known then.
+    """
 
     def __init__(self, store: TraceStore) -> None:
         from coscope.config import parse_spec
@@ -201,7 +205,7 @@ def replay(
     what = what or Counterfactual()
     store = TraceStore.open(store_path, mode="r")
     try:
-        rp = _Replayer(store)
+        rp = Replayer(store)
     finally:
         store.close()
     result = ReplayResult(what.label())

@@ -21,7 +21,7 @@ import numpy as np
 
 from coscope.campaign.adopt import restrict
 from coscope.models import load_latent_model, load_model, patch_features, predict
-from coscope.replay.counterfactual import Counterfactual, _Replayer
+from coscope.replay.counterfactual import Counterfactual, Replayer
 from coscope.storage import TraceStore
 
 
@@ -75,7 +75,7 @@ def _conditioned(agent: Any, final_state: Any, steps: list[int], known: set[int]
     return state
 
 
-def _feature_space(rp: _Replayer, agent: Any) -> tuple[np.ndarray, str]:
+def _feature_space(rp: Replayer, agent: Any) -> tuple[np.ndarray, str]:
     if hasattr(agent, "embedding") and getattr(agent, "_latent", None) is not None:
         emb = agent.embedding()
         if emb.shape[1] == 1:
@@ -91,7 +91,7 @@ def retrace(store_path: str | Path, *, top_k: int = 5) -> RetraceResult:
     """Explain every recorded decision of the trace at ``store_path`` (read-only)."""
     store = TraceStore.open(store_path, mode="r")
     try:
-        rp = _Replayer(store)
+        rp = Replayer(store)
     finally:
         store.close()
     what = Counterfactual()

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from coscope.campaign.steering import REJECTED
-from coscope.replay.counterfactual import Counterfactual, _Replayer, replay
+from coscope.replay.counterfactual import Counterfactual, Replayer, replay
 from coscope.replay.output import _figure, plot_curves, write_retrace
 from coscope.report.maps import write_maps
 from coscope.storage import TraceStore
@@ -95,7 +95,7 @@ def write_html_report(
     out.mkdir(parents=True, exist_ok=True)
     store = TraceStore.open(store_path, mode="r")
     try:
-        rp = _Replayer(store)
+        rp = Replayer(store)
         end = rp.decisions[-1].step + 1 if rp.decisions else 0
         rp.adopt(rp.settings_at(end, Counterfactual()), with_truth=True)
         rp.ingest(rp.measurements)
