@@ -42,6 +42,8 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/overhead.py
 	$(BIN)/python benchmarks/decision_latency.py
 	$(BIN)/python benchmarks/learning_curve.py
+	$(BIN)/python benchmarks/intervention_latency.py
+	$(BIN)/python benchmarks/counterfactual_beps.py
 
 clean:
 	rm -rf $(VENV) runs

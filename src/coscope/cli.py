@@ -55,13 +55,22 @@ def _parser() -> argparse.ArgumentParser:
     _dataset_parser(sub)
     _study_parsers(sub)
     _serve_parsers(sub)
+    _steer_parsers(sub)
     return parser
 
 
 def _serve_parsers(sub: Any) -> None:
+    """``coscope serve`` (:mod:`coscope.cli_serve`)."""
     from coscope.cli_serve import serve_parsers
 
     serve_parsers(sub)
+
+
+def _steer_parsers(sub: Any) -> None:
+    """``coscope intervene | replay | retrace | report`` (:mod:`coscope.cli_steer`)."""
+    from coscope.cli_steer import add_parsers
+
+    add_parsers(sub)
 
 
 def _study_parsers(sub: Any) -> None:
@@ -300,6 +309,10 @@ def _command(args: argparse.Namespace) -> int:
         return serve_command(args)
     if args.command in ("benchmark", "seeds"):
         return _study_command(args)
+    if args.command in ("intervene", "replay", "retrace", "report"):
+        from coscope.cli_steer import command
+
+        return command(args)
     if args.command == "status":
         from coscope.report.status import campaign_status, format_status
 

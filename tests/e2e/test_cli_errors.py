@@ -91,6 +91,7 @@ def test_status_json_is_stable(tmp_path: Path, capsys: pytest.CaptureFixture[str
         "best",
         "last_decision",
         "mlflow_run_id",
+        "steering",
     }
     assert status["measurements"] == {"total": 6, "by_modality": {"beps_loop": 6}}
     assert status["decisions"] == 6 and status["pending"] == 0

@@ -102,6 +102,8 @@ class GridAgent:
         self._fit_steps: tuple[int, ...] | None = None
         self.model_version = -1
         self.last_fit: FitRecord | None = None
+        self.blocked = np.zeros(H * W, dtype=bool)
+        """``(H*W,)`` pixels a steering intervention excluded: never proposed."""
 
     # ------------------------------------------------------------------ data
     def ingest(self, observations: Sequence[Observation]) -> None:
@@ -146,8 +148,8 @@ class GridAgent:
         return loc.flat(self.grid_shape[1])
 
     def _excluded(self, pending: Sequence[Location]) -> np.ndarray:
-        """``(H*W,)`` mask of measured or pending pixels."""
-        mask = np.zeros(self.candidates.shape[0], dtype=bool)
+        """``(H*W,)`` mask of measured, pending or blocked (excluded by steering) pixels."""
+        mask = self.blocked.copy()
         for ob in self._obs.values():
             mask[self._flat(ob.location)] = True
         for loc in pending:

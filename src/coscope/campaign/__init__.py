@@ -1,14 +1,27 @@
-"""The campaign loop in plain Python and the executors it runs on."""
+"""The campaign loop in plain Python and the executors it runs on.
 
-from coscope.campaign.context import CampaignContext
-from coscope.campaign.executors import DaskExecutor, Executor, LocalExecutor
-from coscope.campaign.loop import CampaignLoop, LoopOutcome
+Names are imported on first use, so that light modules of this package (the inbox, steering)
+load without torch and Prefect (``coscope intervene`` starts in well under a second).
+"""
 
-__all__ = [
-    "CampaignContext",
-    "CampaignLoop",
-    "DaskExecutor",
-    "Executor",
-    "LocalExecutor",
-    "LoopOutcome",
-]
+from __future__ import annotations
+
+from importlib import import_module
+from typing import Any
+
+_EXPORTS = {
+    "CampaignContext": "context",
+    "CampaignLoop": "loop",
+    "DaskExecutor": "executors",
+    "Executor": "executors",
+    "LocalExecutor": "executors",
+    "LoopOutcome": "loop",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _EXPORTS:
+        return getattr(import_module(f"coscope.campaign.{_EXPORTS[name]}"), name)
+    raise AttributeError(f"module 'coscope.campaign' has no attribute {name!r}")

@@ -30,6 +30,8 @@ class CampaignContext:
         on_measurement: Called with each history row (progress display), or ``None``.
         metrics_every: Compute prediction error against ground truth every this many
             measurements (it costs one prediction over the whole grid).
+        reward: ``signal -> float`` replacing the scalarizer (vote similarity, set by
+            steering, :mod:`coscope.campaign.adopt`), or ``None``.
     """
 
     spec: CampaignSpec
@@ -40,6 +42,7 @@ class CampaignContext:
     truth_map: np.ndarray | None = None
     on_measurement: Callable[[dict[str, float]], None] | None = None
     metrics_every: int = 1
+    reward: Callable[[np.ndarray], float] | None = None
     _n_metrics: int = field(default=0, repr=False)
 
     @property
@@ -51,7 +54,10 @@ class CampaignContext:
         """Scalarize a measurement into the agent's training target."""
         axis = self.sample.info(measurement.modality).axis
         scalarizer = self.spec.scalarizer
-        value = scalarize(scalarizer.name, measurement.signal, axis, scalarizer.params)
+        if self.reward is not None and measurement.modality == self.target_modality:
+            value = self.reward(measurement.signal)
+        else:
+            value = scalarize(scalarizer.name, measurement.signal, axis, scalarizer.params)
         return Observation(
             measurement.step, measurement.modality, measurement.location, float(value)
         )

@@ -1,4 +1,4 @@
-"""Requests to a running campaign from outside its loop (Ctrl-C now; interventions later).
+"""Requests to a running campaign from outside its loop (Ctrl-C, ``coscope intervene``, Prefect).
 
 The trace has a single writer, so other processes never write into it. They drop a request
 into the campaign's inbox, a folder beside the trace (``<store>.inbox/``), one JSON file per
@@ -26,13 +26,23 @@ class Inbox:
         store_path = Path(store_path)
         self.path = store_path.with_name(store_path.name + ".inbox")
 
-    def post(self, kind: str, payload: dict[str, Any] | None = None, *, why: str = "") -> Path:
-        """Leave a request; returns its file."""
+    def post(
+        self,
+        kind: str,
+        payload: dict[str, Any] | None = None,
+        *,
+        why: str = "",
+        who: str | None = None,
+    ) -> Path:
+        """Leave a request (``who`` defaults to the user name); returns its file.
+
+        The loop validates it again when it takes it (:mod:`coscope.campaign.live`).
+        """
         self.path.mkdir(parents=True, exist_ok=True)
         request = {
             "kind": kind,
             "payload": payload or {},
-            "who": getpass.getuser(),
+            "who": who or getpass.getuser(),
             "why": why,
             "t": time.time(),
         }
@@ -50,26 +60,38 @@ class Inbox:
             p for p in self.path.iterdir() if p.suffix == ".json" and not p.name.startswith(".")
         )
 
+    def peek(self, step: int = 0) -> list[Intervention]:
+        """The waiting requests as interventions, in order, without taking them."""
+        return [item for _, item in self._read(step)]
+
     def take(self, step: int) -> list[Intervention]:
         """Read and remove every request, as interventions applied before decision ``step``.
 
-        The caller must record them in the trace; unreadable files are skipped and kept.
+        The caller must record them in the trace; an unreadable file is renamed to
+        ``*.unreadable`` (kept for inspection, never taken).
         """
         taken = []
+        for path, item in self._read(step):
+            taken.append(item)
+            path.unlink(missing_ok=True)
+        return taken
+
+    def _read(self, step: int) -> list[tuple[Path, Intervention]]:
+        out = []
         for path in self.pending():
             try:
                 data = json.loads(path.read_text())
-            except (OSError, ValueError):
+            except (OSError, ValueError):  # never half-written (atomic rename): set it aside
+                path.replace(path.with_suffix(".unreadable"))
                 continue
-            taken.append(
-                Intervention(
-                    kind=str(data.get("kind", "")),
-                    payload=dict(data.get("payload", {})),
-                    step=step,
-                    who=str(data.get("who", "")),
-                    why=str(data.get("why", "")),
-                    t=time.time(),
-                )
+            payload = data.get("payload", {})
+            item = Intervention(
+                kind=str(data.get("kind", "")),
+                payload=dict(payload) if isinstance(payload, dict) else {"value": payload},
+                step=step,
+                who=str(data.get("who", "")),
+                why=str(data.get("why", "")),
+                t=time.time(),
             )
-            path.unlink(missing_ok=True)
-        return taken
+            out.append((path, item))
+        return out

@@ -26,6 +26,7 @@ from coscope.agents.protocols import ModalityChooser
 from coscope.campaign.context import CampaignContext
 from coscope.campaign.executors import Executor
 from coscope.campaign.inbox import Inbox
+from coscope.campaign.live import LiveSteering
 from coscope.errors import InstrumentError
 from coscope.types import FitRecord, Measurement, MeasurementRequest, Observation, Proposal
 
@@ -66,6 +67,11 @@ class CampaignLoop:
         self._best = -math.inf
         self._spent = 0.0
         self._n_measured = 0
+        self.steering = LiveSteering(ctx)
+        self.pauser: Callable[[int], None] | None = None
+        """Blocks while paused until something may have been posted (Prefect pause); None:
+        sleep ``pause_poll_s`` and look at the inbox again."""
+        self.pause_poll_s = 0.2
 
     # --- state rebuilt from the trace ----------------------------------------------------
     def restore(self) -> list[Proposal]:
@@ -207,12 +213,20 @@ class CampaignLoop:
 
     # --- the loop ------------------------------------------------------------------------
     def _stop_requested(self, step: int) -> bool:
-        """Take inbox requests, record them in the trace; True when one asks to stop."""
-        stop = False
-        for intervention in self.inbox.take(step):
-            self.ctx.store.append_intervention(intervention)
-            stop = stop or intervention.kind == "stop"
-        return stop
+        """Take inbox requests, validate, record and apply them; True when one asks to stop."""
+        self._steer(step, stale=False)
+        return self.steering.settings.stopped
+
+    def _steer(self, step: int, *, stale: bool) -> None:
+        if self.steering.take(self.inbox.take(step), step, stale=stale):  # re-scalarized
+            self._best = max((o.value for o in self.ctx.agent.observations), default=-math.inf)
+
+    def _wait_paused(self, step: int) -> None:
+        """Nothing in flight and paused: block until a request may have arrived."""
+        if self.pauser is not None:
+            self.pauser(step)
+        else:
+            time.sleep(self.pause_poll_s)
 
     def run(self, should_stop: Callable[[], bool] = lambda: False) -> LoopOutcome:
         """Run until the budget or candidates are exhausted, a stop request, or ``should_stop()``.
@@ -220,31 +234,41 @@ class CampaignLoop:
         On a stop the loop proposes nothing more, records what is in flight, and returns.
         """
         ctx = self.ctx
+        self.steering.start()  # interventions already in the trace, before the agent is rebuilt
         for proposal in self.restore():
             self._submit(proposal)
         step = ctx.store.counts()["decisions"]
-        for stale in self.inbox.take(step):  # a stop left from a run that already ended
-            note = "arrived while the campaign was not running; not applied"
-            ctx.store.append_intervention(replace(stale, why=f"{stale.why} ({note})".strip()))
+        self._steer(step, stale=True)  # posted while no loop ran (a stale stop is refused)
         exhausted = False
         status, reason = "finished", ""
         stopping = False
         while True:
             stopping = stopping or should_stop() or self._stop_requested(step)
-            if not stopping and not exhausted:
+            paused = self.steering.settings.paused and not stopping
+            arrived = False  # a request came in while deciding: take it before deciding
+            if not stopping and not exhausted and not paused:
                 for name in ctx.active_instruments():
                     if name in self.inflight:
                         continue
                     proposal = self._propose(name, step)
+                    if self.inbox.pending():
+                        arrived = True
+                        break
                     if proposal is None:
                         exhausted = True
                         break
                     proposal = _stamp(proposal)
+                    self.steering.note_decision(proposal.step, self._n_measured)
                     ctx.store.append_decision(proposal)
                     ctx.tracker.log_decision(proposal)
                     self._submit(proposal)
                     step += 1
+            if arrived:
+                continue
             if not self.inflight:
+                if paused:
+                    self._wait_paused(step)
+                    continue
                 break
             handles = {id(h): name for name, (_, h) in self.inflight.items()}
             for handle in self.executor.wait_first([h for _, h in self.inflight.values()]):
@@ -259,7 +283,7 @@ class CampaignLoop:
                     )
                     stopping = exhausted = True
                     continue
-                self._record(measurement)
+                self._record(self.steering.priced(measurement, proposal))
         if stopping and status != "failed":
             status, reason = "stopped", "stopped on request"
         if status == "finished":

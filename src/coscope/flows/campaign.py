@@ -38,6 +38,10 @@ def execute_campaign(
         fit_via_prefect=in_flow,
     )
     loop = CampaignLoop(ctx, executor)
+    if in_flow:  # a pause shows in the Prefect UI as a paused run waiting for typed input
+        from coscope.flows.pause import prefect_pauser
+
+        loop.pauser = prefect_pauser(ctx.store, loop.inbox)
     try:
         outcome = loop.run()
     except BaseException:

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from coscope.errors import ConfigError
-from coscope.types import FitRecord, Proposal
+from coscope.types import FitRecord, Intervention, Proposal
 
 
 def _flatten(prefix: str, value: Any, out: dict[str, str]) -> None:
@@ -67,6 +67,8 @@ class NullTracker:
     def log_artifacts(self, folder: Path, artifact_path: str | None = None) -> None: ...
 
     def log_array(self, path: str, array: Any) -> None: ...
+
+    def log_intervention(self, intervention: Intervention) -> None: ...
 
     def finish(self, status: str) -> None: ...
 
@@ -181,6 +183,24 @@ class MlflowTracker:
             self._client.log_artifact(
                 self.run_id, str(Path(tmp) / name), artifact_path=folder or None
             )
+
+    def log_intervention(self, intervention: Intervention) -> None:
+        """Metric ``intervention.<kind>`` (1 applied, 0 rejected) at its step, and the whole
+        record (what, when, who, why) as ``interventions/<t_ms>-<kind>.json``."""
+        if not self.run_id:
+            return
+        applied = 0.0 if "rejected" in intervention.payload else 1.0
+        self._metrics(intervention.step, {f"intervention.{intervention.kind}": applied})
+        record = {
+            "kind": intervention.kind,
+            "payload": intervention.payload,
+            "step": intervention.step,
+            "who": intervention.who,
+            "why": intervention.why,
+            "t": intervention.t,
+        }
+        name = f"interventions/{int(intervention.t * 1000):013d}-{intervention.kind}.json"
+        self._client.log_text(self.run_id, json.dumps(record, default=str), name)
 
     def log_artifacts(self, folder: Path, artifact_path: str | None = None) -> None:
         """Upload every file under ``folder``."""

@@ -81,7 +81,14 @@ def campaign_status(path: str | Path) -> dict[str, Any]:
             "t_decided": last.t_decided,
         },
         "mlflow_run_id": store.get_attr("mlflow_run_id", None),
+        "steering": _steering(store, campaign),
     }
+
+
+def _steering(store: TraceStore, campaign: dict[str, Any]) -> dict[str, Any]:
+    from coscope.steer_requests import steering_summary
+
+    return steering_summary(store, campaign)
 
 
 def _best(store: TraceStore, campaign: dict[str, Any], measurements: list) -> dict[str, Any] | None:
@@ -134,5 +141,13 @@ def format_status(status: dict[str, Any]) -> str:
         lines.append(
             f"last       step {d['step']}: {d['policy']} -> {d['modality']} at "
             f"({d['location'][0]}, {d['location'][1]}) on {d['instrument']}"
+        )
+    steer = status.get("steering") or {}
+    if steer.get("interventions") or steer.get("paused"):
+        lines.append(
+            f"steering   {'PAUSED, ' if steer['paused'] else ''}{steer['interventions']} "
+            f"interventions ({steer['rejected']} rejected, {steer['inbox']} waiting); now "
+            f"{steer['policy']} on {steer['scalarizer']}"
+            + (f", reward: {steer['votes']} votes" if steer["reward"] == "votes" else "")
         )
     return "\n".join(lines)

@@ -1,0 +1,164 @@
+"""Explainable retrace: the final model applied along the recorded path.
+
+The final model is the surrogate the campaign ends with (final settings, every observation,
+fitted as the campaign would). For each recorded decision ``k`` it is conditioned on the
+observations known at ``k`` — the *final* hyperparameters (and, for DKL, the final feature
+extractor: a global latent space known from the start), only the data of step ``k`` — and
+gives the mean, std and acquisition maps (the acquisition policy in force at ``k`` when it
+runs on the same surrogate kind, else the final one), the chosen point's rank among the
+eligible pixels and the ``top_k`` runners-up. The trajectory is drawn in the learned feature
+space: the DKL embedding when the surrogate is DKL, otherwise the first two principal
+components of the structure patches (the same 9 x 9 patches a DKL would see).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from coscope.campaign.adopt import restrict
+from coscope.models import load_latent_model, load_model, patch_features, predict
+from coscope.replay.counterfactual import Counterfactual, Replayer
+from coscope.storage import TraceStore
+
+
+@dataclass
+class RetraceResult:
+    """Per-step explanation maps and rows.
+
+    Attributes:
+        rows: Per decision: ``step``, chosen ``row``/``col``, ``policy`` (recorded), ``rank``
+            of the chosen pixel under the final model's acquisition (1 = its best; 0 when
+            there is no acquisition), ``score``, ``mean``, ``std`` at the chosen pixel,
+            ``runners_up`` (list of ``[row, col]``), ``n_obs``.
+        acquisition: ``(K, H, W)`` acquisition maps (NaN where not eligible or no model).
+        mean: ``(K, H, W)`` posterior mean maps.
+        std: ``(K, H, W)`` posterior std maps.
+        embedding: ``(H*W, 2)`` coordinates of every pixel in the drawn feature space.
+        space: Name of that space (``"DKL latent"``, ``"patch PCA"``).
+        path: Recorded ``(row, col)`` of every decision, in order.
+        grid_shape: ``(H, W)``.
+    """
+
+    rows: list[dict[str, Any]] = field(default_factory=list)
+    acquisition: np.ndarray = field(default_factory=lambda: np.zeros((0, 0, 0)))
+    mean: np.ndarray = field(default_factory=lambda: np.zeros((0, 0, 0)))
+    std: np.ndarray = field(default_factory=lambda: np.zeros((0, 0, 0)))
+    embedding: np.ndarray = field(default_factory=lambda: np.zeros((0, 2)))
+    space: str = ""
+    path: list[tuple[int, int]] = field(default_factory=list)
+    grid_shape: tuple[int, int] = (0, 0)
+
+    def summary(self) -> str:
+        """A few lines for the terminal."""
+        ranks = [r["rank"] for r in self.rows if r["rank"] > 0]
+        top = np.mean([r == 1 for r in ranks]) if ranks else float("nan")
+        return (
+            f"retrace: {len(self.rows)} decisions; under the final model the chosen pixel was "
+            f"its best in {top:.0%} of model-based steps (median rank "
+            f"{np.median(ranks) if ranks else float('nan'):.0f}); feature space: {self.space}"
+        )
+
+
+def _conditioned(agent: Any, final_state: Any, steps: list[int], known: set[int]) -> Any | None:
+    """The final state restricted to training rows whose step is in ``known``."""
+    idx = [i for i, s in enumerate(steps) if s in known]
+    if not idx:
+        return None
+    name = "F" if hasattr(final_state, "F") else "X"
+    state = replace(final_state, **{name: getattr(final_state, name)[idx], "y": final_state.y[idx]})
+    agent._state = state
+    agent._model = load_latent_model(state) if name == "F" else load_model(state)
+    return state
+
+
+def _feature_space(rp: Replayer, agent: Any) -> tuple[np.ndarray, str]:
+    if hasattr(agent, "embedding") and getattr(agent, "_latent", None) is not None:
+        emb = agent.embedding()
+        if emb.shape[1] == 1:
+            emb = np.hstack([emb, np.zeros_like(emb)])
+        return emb[:, :2], "DKL latent"
+    feats = patch_features(rp.sample.structure, 9)
+    feats = feats - feats.mean(axis=0)
+    _, _, vt = np.linalg.svd(feats, full_matrices=False)
+    return feats @ vt[:2].T, "patch PCA"
+
+
+def retrace(store_path: str | Path, *, top_k: int = 5) -> RetraceResult:
+    """Explain every recorded decision of the trace at ``store_path`` (read-only)."""
+    store = TraceStore.open(store_path, mode="r")
+    try:
+        rp = Replayer(store)
+    finally:
+        store.close()
+    what = Counterfactual()
+    H, W = rp.sample.shape
+    result = RetraceResult(path=[(d.location.row, d.location.col) for d in rp.decisions])
+    result.grid_shape = (H, W)
+    end = rp.decisions[-1].step + 1 if rp.decisions else 0
+    final_settings = rp.settings_at(end, what)
+    agent = rp.adopt(final_settings, with_truth=False)
+    rp.ingest(rp.measurements)
+    has_model = agent.n_observations > 0 and agent._ensure_model(end)
+    final_state = agent._state if has_model else None
+    steps = [o.step for o in agent.observations[: agent._n_fit()]]
+    result.embedding, result.space = _feature_space(rp, agent)
+    final_policy = (getattr(agent, "policy_name", ""), dict(getattr(agent, "policy_params", {})))
+    K = len(rp.decisions)
+    maps = {k: np.full((K, H, W), np.nan) for k in ("acquisition", "mean", "std")}
+    for k, decision in enumerate(rp.decisions):
+        seen = {m.step for m in rp.seen_before(decision.step)}
+        flat = decision.location.flat(W)
+        row: dict[str, Any] = {
+            "step": decision.step,
+            "row": decision.location.row,
+            "col": decision.location.col,
+            "policy": decision.policy,
+            "rank": 0,
+            "score": float("nan"),
+            "mean": float("nan"),
+            "std": float("nan"),
+            "runners_up": [],
+            "n_obs": len(seen & set(steps)),
+        }
+        state = _conditioned(agent, final_state, steps, seen) if final_state is not None else None
+        if state is not None:
+            mean, std = predict(agent._model, agent.candidates)
+            maps["mean"][k], maps["std"][k] = mean.reshape(H, W), std.reshape(H, W)
+            row["mean"], row["std"] = float(mean[flat]), float(std[flat])
+            if hasattr(agent, "scores"):
+                at_step = rp.settings_at(decision.step, what)
+                restrict(agent, at_step)  # exclusions in force at this step
+                _set_policy(agent, at_step.policy, final_policy)
+                pending = [d.location.flat(W) for d in rp.decisions[:k] if d.step not in seen]
+                scores = np.asarray(agent.scores(pending), dtype=np.float64)
+                eligible = np.ones(H * W, dtype=bool)
+                eligible[[rp.decisions[j].location.flat(W) for j in range(k)]] = False
+                eligible &= ~agent.blocked
+                eligible[flat] = True
+                scores = np.where(eligible & np.isfinite(scores), scores, np.nan)
+                maps["acquisition"][k] = scores.reshape(H, W)
+                row["score"] = float(scores[flat])
+                order = np.argsort(-np.nan_to_num(scores, nan=-np.inf), kind="stable")
+                row["rank"] = int(np.flatnonzero(order == flat)[0]) + 1
+                ups = [int(i) for i in order if i != flat and eligible[i]][:top_k]
+                row["runners_up"] = [[i // W, i % W] for i in ups]
+        result.rows.append(row)
+    _set_policy(agent, None, final_policy)
+    result.acquisition, result.mean, result.std = maps["acquisition"], maps["mean"], maps["std"]
+    return result
+
+
+def _set_policy(agent: Any, policy: dict[str, Any] | None, final: tuple[str, dict]) -> None:
+    """Use the step's acquisition policy when it runs on this surrogate kind, else the final."""
+    name, params = final
+    if policy is not None and policy.get("model", "gp") == agent.model_kind:
+        from coscope.agents import policy_names
+
+        if policy["name"] in policy_names() or policy["name"] == "thompson":
+            name, params = policy["name"], dict(policy.get("params", {}))
+    if hasattr(agent, "policy_params"):
+        agent.policy_name, agent.policy_params = name, params

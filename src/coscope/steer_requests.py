@@ -1,0 +1,122 @@
+"""Post a validated intervention to a campaign from another process (``coscope intervene``).
+
+Validation happens twice: here, against the campaign's current effective settings (the
+trace's interventions plus requests still waiting in the inbox), so a bad request is one
+sentence and nothing is posted; and again in the loop when it applies the request.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+from coscope.campaign.inbox import Inbox
+from coscope.campaign.live import campaign_facts, stored_settings
+from coscope.campaign.steering import (
+    REJECTED,
+    CampaignFacts,
+    InterventionError,
+    Settings,
+    apply,
+    validate,
+)
+from coscope.errors import ConfigError
+from coscope.storage import TraceStore
+from coscope.types import Intervention
+
+
+def parse_pairs(pairs: list[str], payload_json: str | None) -> dict[str, Any]:
+    """``key=value`` words (values read as JSON when they parse, else strings) + ``--json``."""
+    payload: dict[str, Any] = {}
+    if payload_json:
+        try:
+            payload = json.loads(payload_json)
+        except ValueError:
+            raise ConfigError(f"--json {payload_json!r} is not valid JSON; quote it.") from None
+        if not isinstance(payload, dict):
+            raise ConfigError("--json must be a JSON object, e.g. '{\"beta\": 4}'.")
+    for pair in pairs:
+        key, sep, text = pair.partition("=")
+        if not sep or not key:
+            raise ConfigError(f"{pair!r} is not key=value; write e.g. name=ucb or step=12.")
+        try:
+            payload[key] = json.loads(text)
+        except ValueError:
+            payload[key] = text
+    return payload
+
+
+def current_settings(store: TraceStore, inbox: Inbox) -> tuple[Settings, CampaignFacts]:
+    """Effective settings once the trace's interventions and the inbox's valid requests apply,
+    and the facts validators check against."""
+    from coscope.config import parse_spec
+    from coscope.infra.compose import effective_campaign
+
+    spec = parse_spec(effective_campaign(store))
+    settings = stored_settings(store, spec)
+    facts = campaign_facts(store, spec)
+    for item in inbox.peek():
+        try:
+            payload = validate(item.kind, item.payload, settings, facts)
+        except InterventionError:
+            continue  # the loop will record it as rejected
+        settings = apply(settings, replace(item, payload=payload))
+    return settings, facts
+
+
+def post_intervention(
+    store_path: str | Path, kind: str, payload: dict[str, Any], *, why: str = "", who=None
+) -> tuple[Path, dict[str, Any]]:
+    """Validate and post; returns (request file, normalised payload).
+
+    Raises:
+        StoreError: No trace at ``store_path``.
+        InterventionError: The request is invalid now (nothing posted).
+    """
+    store = TraceStore.open(store_path, mode="r")
+    inbox = Inbox(store.path)
+    settings, facts = current_settings(store, inbox)
+    normalised = validate(kind, payload, settings, facts)
+    path = inbox.post(kind, payload, why=why, who=who)
+    if kind in ("resume", "stop"):
+        from coscope.flows.pause import release_prefect_pause
+
+        release_prefect_pause(store, kind, why)
+    return path, normalised
+
+
+def describe(intervention: Intervention) -> str:
+    """One line for listings: step, kind, payload, who, why."""
+    payload = json.dumps(intervention.payload)
+    payload = payload if len(payload) <= 160 else payload[:160] + "…"
+    return (
+        f"step {intervention.step:>4}  {intervention.kind:<11} "
+        f"{payload}  by {intervention.who or '?'}"
+        + (f": {intervention.why}" if intervention.why else "")
+    )
+
+
+def steering_summary(store: TraceStore, campaign: dict[str, Any]) -> dict[str, Any]:
+    """The ``steering`` block of ``coscope status``: what the interventions made of the spec."""
+    from coscope.config import parse_spec
+
+    try:
+        settings = stored_settings(store, parse_spec(campaign))
+    except ConfigError:
+        return {}
+    items = store.interventions()
+    return {
+        "paused": settings.paused,
+        "prefect_pause": store.get_attr("prefect_pause", None),
+        "policy": settings.policy["name"],
+        "policy_params": settings.policy.get("params", {}),
+        "scalarizer": settings.scalarizer["name"],
+        "reward": settings.reward,
+        "votes": len(settings.votes),
+        "excluded_pixels": len(settings.excluded),
+        "interventions": len(items),
+        "rejected": sum(1 for i in items if REJECTED in i.payload),
+        "inbox": len(Inbox(store.path).pending()),
+    }
