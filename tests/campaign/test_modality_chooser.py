@@ -193,3 +193,18 @@ def test_resume_hands_the_chooser_every_measurement(tmp_path: Path) -> None:
     pairs = [(m.modality, m.location) for m in ctx.store.measurements()]
     assert len(set(pairs)) == 10
     ctx.store.close()
+
+
+def test_steering_a_chooser_rejects_exclusions_and_keeps_running(tmp_path: Path) -> None:
+    from coscope.campaign.inbox import Inbox
+
+    agent = ScriptedChooser()
+    ctx = _context(tmp_path, 6, agent)
+    Inbox(ctx.store.path).post("exclude", {"pixels": [[0, 0]]}, why="avoid the corner")
+    outcome = CampaignLoop(ctx, _executor(ctx.sample)).run()
+    assert outcome.status == "finished" and outcome.n_measurements == 6
+    (rejected,) = ctx.store.interventions()
+    assert rejected.kind == "exclude"
+    assert "does not take exclusions" in rejected.payload["rejected"]
+    assert any(m.location == Location(0, 0) for m in ctx.store.measurements())  # not applied
+    ctx.store.close()

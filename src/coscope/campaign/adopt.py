@@ -75,8 +75,23 @@ def steer(
     return Steered(spec, agent, reward, truth)
 
 
+RESTRICTING = ("exclude", "include", "seed_points")
+"""Intervention kinds that need an agent with a ``blocked`` mask and ``seed_points``."""
+
+
+def restrictable(agent: Any) -> bool:
+    """Whether ``agent`` honours exclusions and must-measure points (a grid agent does)."""
+    return hasattr(agent, "blocked") and hasattr(agent, "grid_shape")
+
+
 def restrict(agent: Any, settings: Settings) -> None:
-    """Apply the settings' exclusions and must-measure queue to a live agent."""
+    """Apply the settings' exclusions and must-measure queue to a live agent.
+
+    Agents without a ``blocked`` mask (e.g. co-navigation) are left alone; the loop rejects
+    the interventions that would need one (:data:`RESTRICTING`).
+    """
+    if not restrictable(agent):
+        return
     H, W = agent.grid_shape
     blocked = np.zeros(H * W, dtype=bool)
     for r, c in settings.excluded:

@@ -62,6 +62,24 @@ class CampaignContext:
             measurement.step, measurement.modality, measurement.location, float(value)
         )
 
+    def feed_agent(self, measurements: list[Measurement]) -> list[Observation]:
+        """Hand stored ``measurements`` to the agent; returns the target observations.
+
+        A :class:`ModalityChooser` gets every measurement in step order (and, if it asks with
+        ``remember_params``, the request params of every stored decision first); a grid
+        agent gets the scalarized observations of the target modality.
+        """
+        observations = [self.observe(m) for m in measurements if m.modality == self.target_modality]
+        agent = self.agent
+        if isinstance(agent, ModalityChooser):
+            remember = getattr(agent, "remember_params", None)  # request params of decisions
+            for decision in self.store.decisions() if remember is not None else ():
+                remember(decision.step, decision.params)
+            agent.ingest_measurements(sorted(measurements, key=lambda m: m.step))
+        elif observations:
+            agent.ingest(observations)
+        return observations
+
     def agent_modalities(self) -> tuple[str, ...]:
         """Modalities the agent proposes: its own list if it chooses, else the target."""
         if isinstance(self.agent, ModalityChooser):

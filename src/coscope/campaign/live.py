@@ -16,7 +16,7 @@ from collections.abc import Iterable
 from dataclasses import replace
 from typing import Any
 
-from coscope.campaign.adopt import facts_of, restrict, steer
+from coscope.campaign.adopt import RESTRICTING, facts_of, restrict, restrictable, steer
 from coscope.campaign.context import CampaignContext
 from coscope.campaign.steering import (
     REJECTED,
@@ -85,6 +85,11 @@ class LiveSteering:
                     raise InterventionError(note)
                 facts = campaign_facts(ctx.store, self.base)
                 payload = validate(item.kind, item.payload, self.settings, facts)
+                if item.kind in RESTRICTING and not restrictable(ctx.agent):
+                    raise InterventionError(
+                        f"policy '{ctx.spec.policy.name}' does not take exclusions or "
+                        "must-measure points; steer it with policy, costs or stop instead"
+                    )
                 item = replace(item, payload=payload)
             except InterventionError as exc:
                 item = replace(item, payload={**item.payload, REJECTED: str(exc)})
@@ -115,9 +120,7 @@ class LiveSteering:
         ctx.truth_map = steered.truth
         self._key = self.settings.model_key()
         if ingest:
-            observations = [ctx.observe(m) for m in measurements if m.modality == modality]
-            if observations:
-                ctx.agent.ingest(observations)
+            ctx.feed_agent(measurements)
 
     def note_decision(self, step: int, n_known: int) -> None:
         """Record how many measurements were committed when decision ``step`` was made."""

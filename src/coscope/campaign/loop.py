@@ -80,14 +80,7 @@ class CampaignLoop:
         measurements = store.measurements()
         self._spent = float(sum(m.cost for m in measurements))
         self._n_measured = len(measurements)
-        observations = [ctx.observe(m) for m in measurements if m.modality == ctx.target_modality]
-        if isinstance(ctx.agent, ModalityChooser):
-            remember = getattr(ctx.agent, "remember_params", None)  # request params of decisions
-            for decision in store.decisions() if remember is not None else ():
-                remember(decision.step, decision.params)
-            ctx.agent.ingest_measurements(sorted(measurements, key=lambda m: m.step))
-        elif observations:
-            ctx.agent.ingest(observations)
+        observations = ctx.feed_agent(measurements)
         if observations:
             self._best = max(o.value for o in observations)
         fits = store.fits()
