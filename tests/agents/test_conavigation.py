@@ -158,6 +158,14 @@ def test_resume_rebuilds_the_simulations_with_their_theta(tmp_path: Path) -> Non
     assert len(again.simulations) >= n_sims
     assert all(np.isfinite(u).all() for _, u, _, _ in again.simulations.values())
     ctx.store.close()
+    # replay follows single-target campaigns only: one sentence, no traceback, trace untouched
+    from coscope.errors import ConfigError
+    from coscope.replay.counterfactual import replay
+
+    before = (ctx.store.path / "zarr.json").read_bytes()
+    with pytest.raises(ConfigError, match="cannot be replayed yet"):
+        replay(ctx.store.path)
+    assert (ctx.store.path / "zarr.json").read_bytes() == before
 
 
 def test_spec_errors_are_one_sentence(tmp_path: Path) -> None:

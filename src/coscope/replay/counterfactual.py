@@ -24,9 +24,11 @@ from typing import Any
 
 import numpy as np
 
+from coscope.agents.protocols import ModalityChooser
 from coscope.campaign.adopt import facts_of, restrict, steer
 from coscope.campaign.live import KNOWN_ATTR
 from coscope.campaign.steering import CampaignFacts, Settings, fold, validate
+from coscope.errors import ConfigError
 from coscope.scalarizers import scalarize
 from coscope.storage import TraceStore
 from coscope.studies.metrics import gaussian_nlpd, rmse
@@ -157,6 +159,13 @@ class Replayer:
             modality = settings.scalarizer["modality"]
             signals = {m.step: m.signal for m in self.measurements if m.modality == modality}
             self.steered = steer(self.spec, self.sample, settings, signals, with_truth=with_truth)
+            if isinstance(self.steered.agent, ModalityChooser):
+                raise ConfigError(
+                    f"replay, retrace and the HTML report follow campaigns of a single-target "
+                    f"agent; policy '{self.spec.policy.name}' chooses among modalities "
+                    f"{list(self.steered.agent.modalities)} and cannot be replayed yet: read its "
+                    "run folder's report instead."
+                )
             self._key = settings.model_key()
             self._ingested = set()
         restrict(self.steered.agent, settings)
