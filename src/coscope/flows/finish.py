@@ -10,6 +10,7 @@ from typing import Any
 
 from coscope.campaign import CampaignContext, LoopOutcome
 from coscope.report import write_report
+from coscope.report.utilisation import co_orchestration_metrics
 
 
 def finish_campaign(ctx: CampaignContext, outcome: LoopOutcome) -> dict[str, Any]:
@@ -25,6 +26,10 @@ def finish_campaign(ctx: CampaignContext, outcome: LoopOutcome) -> dict[str, Any
         ]
         (Path(tmp) / "decisions.json").write_text(json.dumps(decisions, indent=1, default=float))
         ctx.tracker.log_artifacts(Path(tmp), "trace")
+    metrics, arrays = co_orchestration_metrics(ctx)  # utilisation, per modality, task cov
+    ctx.tracker.log_metrics(metrics, outcome.n_measurements)
+    for name, array in arrays.items():
+        ctx.tracker.log_array(name, array)
     ctx.store.set_attr("status", outcome.status)
     ctx.store.set_attr("finished_reason", outcome.reason)
     ctx.tracker.finish(outcome.status)

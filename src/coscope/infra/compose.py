@@ -121,6 +121,10 @@ def truth_map(spec: CampaignSpec, sample: Sample) -> np.ndarray | None:
 def agent_from_spec(spec: CampaignSpec, sample: Sample) -> Any:
     """The agent the spec's policy names."""
     policy = spec.policy
+    from coscope.agents.chooser_spec import check_chooser_policy, chooser_from_spec
+
+    if check_chooser_policy(policy.name, policy.model, policy.params):
+        return chooser_from_spec(spec, sample)
     common: dict[str, Any] = {
         "policy_params": dict(policy.params),
         "seed": spec.seed,

@@ -70,6 +70,8 @@ class NullTracker:
 
     def finish(self, status: str) -> None: ...
 
+    def log_metrics(self, metrics: dict[str, float], step: int) -> None: ...
+
 
 class MlflowTracker:
     """Log a campaign to MLflow.
@@ -146,6 +148,23 @@ class MlflowTracker:
             },
             prefix="decision.",
         )
+        if proposal.policy == "gain_per_cost":  # score = expected gain / cost, per modality too
+            gain = proposal.score * proposal.expected_cost
+            self._metrics(
+                proposal.step,
+                {
+                    "gain": gain,
+                    f"{proposal.modality}.gain": gain,
+                    f"{proposal.modality}.expected_cost": proposal.expected_cost,
+                    "row": float(proposal.location.row),
+                    "col": float(proposal.location.col),
+                },
+                prefix="decision.",
+            )
+
+    def log_metrics(self, metrics: dict[str, float], step: int) -> None:
+        """Named metrics at ``step`` (campaign summaries: utilisation, per-modality errors)."""
+        self._metrics(step, metrics)
 
     def log_fit(self, record: FitRecord) -> None:
         """Fit loss, time and scalar hyperparameters at the fit's step."""

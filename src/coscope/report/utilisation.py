@@ -1,0 +1,98 @@
+"""Instrument utilisation from the trace: fraction of campaign wall time each one was busy.
+
+For instrument ``i`` with measurement intervals ``[t_start, t_end]`` (unix seconds, from the
+trace), ``busy_i = |union of its intervals|`` and
+
+    utilisation_i = busy_i / (T_end - T_start)
+
+where ``T_start`` is the earliest decision time of the campaign (``t_decided``; the earliest
+``t_start`` if no decision carries a time) and ``T_end`` the latest ``t_end``. Across a resume
+the gap while nothing ran counts as idle time. Plain data in, plain dict out.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from coscope.types import Measurement, Proposal
+
+
+def _union_length(intervals: list[tuple[float, float]]) -> float:
+    total, end = 0.0, float("-inf")
+    for start, stop in sorted(intervals):
+        if stop <= end:
+            continue
+        total += stop - max(start, end)
+        end = stop
+    return total
+
+
+def utilisation(
+    measurements: Sequence[Measurement],
+    decisions: Sequence[Proposal] = (),
+    instruments: Sequence[str] = (),
+) -> dict[str, float]:
+    """Busy fraction per instrument (0..1); every name in ``instruments`` gets an entry.
+
+    Args:
+        measurements: Stored measurements (``instrument``, ``t_start``, ``t_end``).
+        decisions: Stored decisions; their earliest ``t_decided`` starts the campaign clock.
+        instruments: Names to report even if they never measured (0.0).
+
+    Returns:
+        ``{instrument: fraction}``; empty when nothing was measured.
+    """
+    timed = [m for m in measurements if m.t_end > 0]
+    if not timed:
+        return {}
+    starts = [d.t_decided for d in decisions if d.t_decided > 0] or [m.t_start for m in timed]
+    t0 = min(min(starts), min(m.t_start for m in timed))
+    wall = max(m.t_end for m in timed) - t0
+    per: dict[str, list[tuple[float, float]]] = {name: [] for name in instruments}
+    for m in timed:
+        per.setdefault(m.instrument, []).append((m.t_start, m.t_end))
+    if wall <= 0:
+        return {name: 0.0 for name in per}
+    return {name: min(1.0, _union_length(iv) / wall) for name, iv in per.items()}
+
+
+def co_orchestration_metrics(ctx) -> tuple[dict[str, float], dict[str, object]]:
+    """Final metrics (utilisation, per-modality counts/cost/RMSE, task covariance) and arrays.
+
+    Args:
+        ctx: The :class:`~coscope.campaign.CampaignContext` at the end of a run.
+
+    Returns:
+        ``(metrics, arrays)``: ``utilisation.<instrument>``, ``modality.<m>.n``,
+        ``modality.<m>.cost``, ``modality.<m>.rmse`` (when the agent maps ``m`` and the sample
+        has its ground truth), ``task_cov.<s>_<t>``; arrays ``task_covariance.npy``.
+    """
+    import numpy as np
+
+    measurements, decisions = ctx.store.measurements(), ctx.store.decisions()
+    names = [i.name for i in ctx.spec.instruments]
+    metrics: dict[str, float] = {
+        f"utilisation.{k}": v for k, v in utilisation(measurements, decisions, names).items()
+    }
+    for m in measurements:
+        metrics[f"modality.{m.modality}.n"] = metrics.get(f"modality.{m.modality}.n", 0.0) + 1
+        key = f"modality.{m.modality}.cost"
+        metrics[key] = metrics.get(key, 0.0) + m.cost
+    agent, arrays = ctx.agent, {}
+    reducers = getattr(agent, "reducers", {})
+    for modality, reducer in reducers.items():
+        truth = ctx.sample.truth.get(modality)
+        if truth is None:
+            continue
+        h, w, _ = truth.shape
+        true_map = np.array([reducer(s) for s in truth.reshape(h * w, -1)]).reshape(h, w)
+        mean, _ = agent.predict(modality)
+        if np.isfinite(mean).all():
+            metrics[f"modality.{modality}.rmse"] = float(np.sqrt(np.mean((mean - true_map) ** 2)))
+    cov = agent.task_covariance() if hasattr(agent, "task_covariance") else None
+    if cov is not None:
+        arrays["task_covariance.npy"] = cov
+        for s in range(cov.shape[0]):
+            for t in range(s, cov.shape[0]):
+                metrics[f"task_cov.{s}_{t}"] = float(cov[s, t])
+    return metrics, arrays
