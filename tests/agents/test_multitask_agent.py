@@ -170,3 +170,27 @@ def test_bad_instrument_costs_are_one_sentence(tmp_path: Path, instrument: dict,
     inst = {"name": "scope", "modalities": ["pfm_loop", "raman"], **instrument}
     with pytest.raises(ConfigError, match=words):
         _spec(tmp_path, instruments=[inst])
+
+
+def test_background_fits_leave_decisions_deterministic(tmp_path: Path) -> None:
+    """Fits in a background thread, lagged one schedule point: same data, same decisions."""
+    policy = {
+        "name": "gain_per_cost",
+        "model": "multitask",
+        "n_initial": 4,
+        "fit_iterations": 20,
+        "params": {"refit_growth": 1.5, "background_fit": 1},
+    }
+    runs = []
+    for name in ("a", "b"):
+        outcome, ctx = _run(_spec(tmp_path / name, policy=policy))
+        runs.append([(d.instrument, d.modality, d.location) for d in ctx.store.decisions()])
+        assert ctx.store.counts()["fits"] == 0  # the loop never waited on a fit
+        sizes = [r.n_train for r in ctx.agent.background_fits]
+        assert sizes == sorted(sizes) and sizes[0] == 4 and len(sizes) >= 2
+        first_model = min(d.step for d in ctx.store.decisions() if d.policy == "gain_per_cost")
+        assert first_model >= 6  # the model is first used once the second fit point is reached
+        assert outcome.n_measurements == 14
+        ctx.agent.close()
+        ctx.store.close()
+    assert runs[0] == runs[1]

@@ -5,7 +5,8 @@ Spec surface::
     scalarizer: {name: peak_position, modality: raman, params: {lo: 120, hi: 200}}  # target
     auxiliary:  [{name: loop_area, modality: pfm_loop}]     # one scalar per other modality
     policy: {name: gain_per_cost, model: multitask, n_initial: 6,
-             params: {rank: 2, n_candidates: 4096, n_reference: 256, refit_growth: 1.5}}
+             params: {rank: 2, n_candidates: 4096, n_reference: 256, refit_growth: 1.5,
+                      background_fit: 1, use_structure: 0}}
 
 ``model: multitask`` learns from the target and every auxiliary modality; ``model: gp`` with a
 chooser policy is the single-modality baseline (target only, same kernel and rule).
@@ -18,6 +19,8 @@ from typing import Any
 
 CHOOSER_PARAMS = ("rank", "n_candidates", "n_reference", "refit_growth")
 """Policy params of the chooser policies: integers >= 1, ``refit_growth`` a number >= 1."""
+CHOOSER_FLAGS = ("background_fit", "use_structure")
+"""0/1 policy params: fit in a background thread; add the sample's structure as an input."""
 
 
 def check_chooser_policy(name: str, model: str, params: Mapping[str, float]) -> bool:
@@ -36,12 +39,17 @@ def check_chooser_policy(name: str, model: str, params: Mapping[str, float]) -> 
         return False
     if model not in ("gp", "multitask"):
         raise ValueError(f"policy '{name}' works with model multitask (or gp), not '{model}'")
-    unknown = sorted(set(params) - set(CHOOSER_PARAMS))
+    unknown = sorted(set(params) - set(CHOOSER_PARAMS) - set(CHOOSER_FLAGS))
     if unknown:
         raise ValueError(
-            f"policy '{name}' does not take params {unknown}; it takes {list(CHOOSER_PARAMS)}"
+            f"policy '{name}' does not take params {unknown}; it takes "
+            f"{list(CHOOSER_PARAMS + CHOOSER_FLAGS)}"
         )
     for key, value in params.items():
+        if key in CHOOSER_FLAGS:
+            if value not in (0, 1):
+                raise ValueError(f"policy param '{key}' is a switch: use 0 or 1, got {value!r}")
+            continue
         if value < 1 or (key != "refit_growth" and value != int(value)):
             kind = "a number" if key == "refit_growth" else "an integer"
             raise ValueError(f"policy param '{key}' must be {kind} >= 1, got {value!r}")
@@ -81,7 +89,14 @@ def chooser_from_spec(spec: Any, sample: Any) -> Any:
         s.modality: Reducer(s.name, dict(s.params), sample.info(s.modality).axis)
         for s in scalarizers
     }
-    params = {k: (float(v) if k == "refit_growth" else int(v)) for k, v in policy.params.items()}
+    params: dict[str, Any] = {
+        k: (float(v) if k == "refit_growth" else int(v))
+        for k, v in policy.params.items()
+        if k not in CHOOSER_FLAGS
+    }
+    params["background_fit"] = bool(policy.params.get("background_fit", 0))
+    if policy.params.get("use_structure", 0):
+        params["features"] = sample.structure
     return MultiTaskAgent(
         sample.shape,
         reducers,

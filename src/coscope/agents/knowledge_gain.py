@@ -20,21 +20,44 @@ map), and the cost-aware rule maximises ``G(m, x) / cost(m, x)``. The reference 
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
-import torch
-
-DTYPE = torch.float64
+import scipy.linalg
 
 
-def _kernel(covar_module, A: np.ndarray, B: np.ndarray) -> torch.Tensor:
-    a = torch.as_tensor(A, dtype=DTYPE)
-    b = torch.as_tensor(B, dtype=DTYPE)
-    return covar_module(a, b).to_dense()
+@dataclass(frozen=True)
+class IcmKernel:
+    """The fitted ICM GP in plain numpy: ``K((x, s), (x', t)) = B[s, t] exp(-|x - x'|^2_l / 2)``.
+
+    Attributes:
+        lengthscale: ARD lengthscales ``(d,)`` of the RBF data kernel.
+        task_cov: ``B``, ``T x T``.
+        noise: Noise variance per task ``(T,)``.
+        mean: Constant prior mean per task ``(T,)``.
+    All in standard units (per-task standardised targets).
+    """
+
+    lengthscale: np.ndarray
+    task_cov: np.ndarray
+    noise: np.ndarray
+    mean: np.ndarray
+
+    def __call__(self, A: np.ndarray, B: np.ndarray) -> np.ndarray:
+        """Kernel matrix between rows ``A`` (``a x (d + 1)``) and ``B``, task index last."""
+        xa, xb = A[:, :-1] / self.lengthscale, B[:, :-1] / self.lengthscale
+        sq = (xa**2).sum(1)[:, None] + (xb**2).sum(1)[None, :] - 2.0 * xa @ xb.T
+        ta, tb = A[:, -1].astype(np.int64), B[:, -1].astype(np.int64)
+        return self.task_cov[np.ix_(ta, tb)] * np.exp(-0.5 * np.clip(sq, 0.0, None))
+
+    def diag(self, A: np.ndarray) -> np.ndarray:
+        """Prior variances of rows ``A``."""
+        t = A[:, -1].astype(np.int64)
+        return self.task_cov[t, t].copy()
 
 
 def posterior_terms(
-    covar_module,
-    noise: np.ndarray,
+    kernel: IcmKernel,
     conditioning: np.ndarray,
     candidates: np.ndarray,
     reference: np.ndarray,
@@ -42,41 +65,49 @@ def posterior_terms(
     """Posterior ``C(candidates, reference)`` and ``diag C(candidates, candidates)``.
 
     Args:
-        covar_module: The model's kernel over ``(x, task)`` rows (task index last column).
-        noise: Noise variance per task, ``(T,)``.
-        conditioning: Training and pending rows, ``n x (d + 1)``.
+        kernel: The fitted kernel (:func:`coscope.models.multitask.icm_kernel`).
+        conditioning: Training and pending rows, ``n x (d + 1)`` (values are not needed).
         candidates: Candidate rows, ``c x (d + 1)``.
         reference: Target rows, ``r x (d + 1)``.
 
     Returns:
         ``(cov, var)``: ``c x r`` and ``(c,)``, standard units.
     """
-    with torch.no_grad():
-        k_cr = _kernel(covar_module, candidates, reference)
-        k_cc = covar_module(torch.as_tensor(candidates, dtype=DTYPE), diag=True).reshape(-1)
-        if conditioning.shape[0] == 0:
-            return k_cr.numpy(), k_cc.numpy()
-        k_ss = _kernel(covar_module, conditioning, conditioning)
-        tasks = conditioning[:, -1].astype(np.int64)
-        k_ss = k_ss + torch.diag(torch.as_tensor(noise[tasks], dtype=DTYPE))
-        chol = _cholesky(k_ss)
-        v_c = torch.cholesky_solve(_kernel(covar_module, conditioning, candidates), chol)
-        k_sc = _kernel(covar_module, conditioning, candidates)
-        k_sr = _kernel(covar_module, conditioning, reference)
-        cov = k_cr - v_c.T @ k_sr
-        var = (k_cc - (k_sc * v_c).sum(0)).clamp_min(0.0)
-    return cov.numpy(), var.numpy()
+    k_cr = kernel(candidates, reference)
+    k_cc = kernel.diag(candidates)
+    if conditioning.shape[0] == 0:
+        return k_cr, k_cc
+    chol = _cholesky(kernel(conditioning, conditioning), kernel.noise, conditioning)
+    w_c = scipy.linalg.solve_triangular(chol, kernel(conditioning, candidates), lower=True)
+    w_r = scipy.linalg.solve_triangular(chol, kernel(conditioning, reference), lower=True)
+    return k_cr - w_c.T @ w_r, np.clip(k_cc - (w_c**2).sum(0), 0.0, None)
 
 
-def _cholesky(matrix: torch.Tensor) -> torch.Tensor:
-    """Lower Cholesky factor, adding jitter (1e-8 .. 1e-4 of the mean diagonal) if needed."""
-    scale = float(matrix.diagonal().mean())
-    for jitter in (0.0, 1e-8, 1e-6, 1e-4):
-        eye = torch.eye(matrix.shape[0], dtype=DTYPE) * jitter * scale
-        chol, info = torch.linalg.cholesky_ex(matrix + eye)
-        if int(info) == 0:
-            return chol
-    return torch.linalg.cholesky(matrix + torch.eye(matrix.shape[0], dtype=DTYPE) * 1e-2 * scale)
+def posterior_mean(
+    kernel: IcmKernel, rows: np.ndarray, values: np.ndarray, points: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Posterior mean and variance (standard units) at ``points`` given ``values`` at ``rows``."""
+    mean0 = kernel.mean[points[:, -1].astype(np.int64)]
+    if rows.shape[0] == 0:
+        return mean0, kernel.diag(points)
+    chol = _cholesky(kernel(rows, rows), kernel.noise, rows)
+    resid = values - kernel.mean[rows[:, -1].astype(np.int64)]
+    alpha = scipy.linalg.cho_solve((chol, True), resid)
+    k_sp = kernel(rows, points)
+    w = scipy.linalg.solve_triangular(chol, k_sp, lower=True)
+    return mean0 + k_sp.T @ alpha, np.clip(kernel.diag(points) - (w**2).sum(0), 0.0, None)
+
+
+def _cholesky(k_ss: np.ndarray, noise: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    """Lower Cholesky factor of ``K + diag(noise)``, with jitter (1e-8 .. 1e-2) if needed."""
+    matrix = k_ss + np.diag(noise[rows[:, -1].astype(np.int64)])
+    scale = float(np.mean(np.diag(matrix)))
+    for jitter in (0.0, 1e-8, 1e-6, 1e-4, 1e-2):
+        try:
+            return np.linalg.cholesky(matrix + np.eye(len(matrix)) * jitter * scale)
+        except np.linalg.LinAlgError:
+            continue
+    raise np.linalg.LinAlgError("kernel matrix is not positive definite even with jitter")
 
 
 def knowledge_gain(cov: np.ndarray, var: np.ndarray, noise: np.ndarray) -> np.ndarray:

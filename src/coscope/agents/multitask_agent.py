@@ -26,17 +26,16 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-import torch
 
 from coscope.agents.base import AgentReport
-from coscope.agents.knowledge_gain import knowledge_gain, posterior_terms
+from coscope.agents.fit_schedule import BackgroundFits, schedule
+from coscope.agents.knowledge_gain import IcmKernel, knowledge_gain, posterior_mean, posterior_terms
 from coscope.agents.protocols import CostFunction
 from coscope.models.multitask import (
     MultiTaskState,
     fit_multitask,
+    icm_kernel,
     load_multitask,
-    task_covariance,
-    task_noise,
 )
 from coscope.scalarizers import scalarize
 from coscope.types import FitRecord, Location, Measurement, Proposal
@@ -71,9 +70,14 @@ class MultiTaskAgent:
         rank: Task covariance rank (default: number of modalities).
         n_candidates: Cap on candidate (modality, location) pairs scored per decision.
         n_reference: Cap on reference points ``Z`` of the integrated variance.
+        background_fit: Fit in a background thread, lagged one schedule point, so that
+            no instrument waits on the model (:mod:`coscope.agents.fit_schedule`).
+        features: Extra inputs per pixel, ``(H, W)`` or ``(H, W, p)`` (e.g. the sample's
+            structure image: the library's nominal composition), scaled to [0, 1].
         refit_growth: Refit when the data grew by this factor too (1.5 from 6: fits at 6,
-            9, 14, 21 … points; see :meth:`_fit_size`); between fits the model is conditioned
-            on all data with the last hyperparameters, so decisions always use every point.
+            9, 14, 21 … points; :mod:`~coscope.agents.fit_schedule`); between fits the
+            model is conditioned on all data with the last hyperparameters, so decisions
+            always use every point.
     """
 
     model_kind = "multitask"
@@ -92,6 +96,8 @@ class MultiTaskAgent:
         n_candidates: int = 4096,
         n_reference: int = 256,
         refit_growth: float = 1.0,
+        features: np.ndarray | None = None,
+        background_fit: bool = False,
     ) -> None:
         self.grid_shape = (int(grid_shape[0]), int(grid_shape[1]))
         self.reducers = dict(reducers)
@@ -107,15 +113,22 @@ class MultiTaskAgent:
         h, w = self.grid_shape
         rows, cols = np.divmod(np.arange(h * w), w)
         self.coords = np.stack([rows / max(h - 1, 1), cols / max(w - 1, 1)], axis=1)
+        if features is not None:  # extra inputs per pixel (e.g. the known composition)
+            f = np.asarray(features, dtype=np.float64).reshape(h * w, -1)
+            span = np.ptp(f, axis=0)
+            f = (f - f.min(axis=0)) / np.where(span > 0, span, 1.0)
+            self.coords = np.column_stack([self.coords, f])
         n_ref = min(int(n_reference), h * w)
         ref_rng = np.random.default_rng([self.seed, 0x5EF])
         self.reference = np.sort(ref_rng.choice(h * w, size=n_ref, replace=False))
         self._obs: dict[int, tuple[int, int, float]] = {}  # step -> (task, flat, value)
         self._state: MultiTaskState | None = None
-        self._model: Any = None
+        self._kernel: IcmKernel | None = None
         self._fitted_steps: tuple[int, ...] | None = None
-        self._model_steps: tuple[int, ...] | None = None
         self.refit_growth = float(refit_growth)
+        self._background = BackgroundFits(self._fit_prefix) if background_fit else None
+        self.background_fits: list[FitRecord] = []
+        """Fits made in the background (the loop records only the fits it runs itself)."""
         self.model_version = -1
         self.last_fit: FitRecord | None = None
 
@@ -138,25 +151,14 @@ class MultiTaskAgent:
         return np.column_stack([self.coords[flats], tasks.astype(np.float64)])
 
     def _fit_size(self) -> int:
-        """Data size of the latest due fit: the largest schedule point ``<= n`` (0: none).
-
-        Schedule: ``s_0 = max(n_initial, 2)``, ``s_{k+1} = max(s_k + refit_every,
-        ceil(refit_growth * s_k))``. A function of the data size only, so a resumed campaign
-        fits the same prefix with the same seed and gets the same model.
-        """
-        n, size = len(self._obs), max(self.n_initial, 2)
-        if n < size:
-            return 0
-        while True:
-            nxt = max(size + self.refit_every, int(np.ceil(self.refit_growth * size - 1e-9)))
-            if nxt > n:
-                return size
-            size = nxt
+        """Data size of the latest due fit (:func:`~coscope.agents.fit_schedule.schedule`)."""
+        points = schedule(len(self._obs), self.n_initial, self.refit_every, self.refit_growth)
+        return points[-1] if points else 0
 
     def training_data(self) -> tuple[np.ndarray, np.ndarray]:
         """The fit's data: the first :meth:`_fit_size` observations in step order.
 
-        ``X`` is ``n x 3`` (row, column in [0, 1], task index), ``y`` ``(n,)``.
+        ``X`` is ``n x (d + 1)`` (row, column in [0, 1], any features, task index), ``y`` ``(n,)``.
         """
         return self._data(sorted(self._obs)[: self._fit_size()])
 
@@ -166,66 +168,87 @@ class MultiTaskAgent:
 
     def _data(self, steps: list[int]) -> tuple[np.ndarray, np.ndarray]:
         if not steps:
-            return np.empty((0, 3)), np.empty(0)
+            return np.empty((0, self.coords.shape[1] + 1)), np.empty(0)
         rows = np.array([self._obs[s] for s in steps], dtype=np.float64)  # task, flat, value
         return self._rows(rows[:, 0], rows[:, 1].astype(np.int64)), rows[:, 2]
 
     # ------------------------------------------------------------------ fitting
     def fit_seed(self) -> int:
         """Seed of the next fit: a function of the campaign seed and the data size."""
-        return int(np.random.SeedSequence([self.seed, 7919, self._fit_size()]).generate_state(1)[0])
+        return self._seed_for(self._fit_size())
+
+    def _seed_for(self, size: int) -> int:
+        return int(np.random.SeedSequence([self.seed, 7919, size]).generate_state(1)[0])
 
     def fit_options(self) -> dict[str, Any]:
         """Options of the ``multitask`` fitter."""
         return {"n_tasks": len(self.modalities), "rank": self.rank}
 
     def needs_fit(self, step: int) -> bool:
-        """Due when the schedule's latest fit (:meth:`_fit_size`) is not the loaded one."""
+        """Due when the schedule's latest fit is not the loaded one (never when it fits in
+        the background: then the loop leaves fitting to the agent)."""
         del step
+        if self._background is not None:
+            return False
         size = self._fit_size()
         return size > 0 and tuple(sorted(self._obs)[:size]) != self._fitted_steps
 
     def load_fit(self, state: MultiTaskState, version: int, step: int | None = None) -> FitRecord:
         """Use a fitted state (e.g. from a Dask worker) as model ``version``."""
         self._state = state
-        self._model = load_multitask(state)
-        self._model_steps = tuple(sorted(self._obs))[: state.n_train]
-        self._fitted_steps = self._model_steps
+        self._kernel = icm_kernel(load_multitask(state))
+        self._fitted_steps = tuple(sorted(self._obs))[: state.n_train]
         self.model_version = int(version)
         self.last_fit = state.record(version, len(self._obs) if step is None else step)
         return self.last_fit
 
     def _ensure_model(self) -> bool:
-        """Fit if due (when no loop fits for us); condition the model on every observation."""
-        if self.needs_fit(0):
-            X, y = self.training_data()
-            state = fit_multitask(
-                X, y, seed=self.fit_seed(), iterations=self.fit_iterations, **self.fit_options()
-            )
-            self.load_fit(state, self.model_version + 1)
-        if self._state is None:
-            return False
-        steps = tuple(sorted(self._obs))
-        if steps != self._model_steps:  # new data since the fit: same hyperparameters
-            X, y = self.all_data()
-            self._model = load_multitask(self._state, X, y)
-            self._model_steps = steps
-        return True
+        """Fit if due (when no loop fits for us); True once a fitted kernel is loaded."""
+        if self._background is not None:
+            self._use_background_fit()
+        elif self.needs_fit(0):
+            self.load_fit(self._fit_prefix(self._fit_size()), self.model_version + 1)
+        return self._state is not None
+
+    def _fit_prefix(self, size: int) -> MultiTaskState:
+        X, y = self._data(sorted(self._obs)[:size])
+        return fit_multitask(
+            X, y, seed=self._seed_for(size), iterations=self.fit_iterations, **self.fit_options()
+        )
+
+    def _use_background_fit(self) -> None:
+        """Load the lagged fit and start the newest (see :mod:`coscope.agents.fit_schedule`)."""
+        points = schedule(len(self._obs), self.n_initial, self.refit_every, self.refit_growth)
+        if len(points) < 2:  # the first fit runs while the initial design continues
+            if points:
+                self._background.start(points[0])
+            return
+        use = points[-2]
+        if self._state is None or self._state.n_train != use:
+            state = self._background.result(use)
+            self.load_fit(state, self.model_version + 1, use)
+            self.background_fits.append(self.last_fit)
+        self._background.start(points[-1])
+
+    def close(self) -> None:
+        """Stop the background fitting thread (if any); the agent stays usable."""
+        if self._background is not None:
+            self._background.close()
 
     def task_covariance(self) -> np.ndarray | None:
         """Learned task covariance ``B`` (``T x T``, modality order), or ``None`` before a fit."""
-        return None if self._model is None else task_covariance(self._model)
+        return None if self._kernel is None else self._kernel.task_cov.copy()
 
     # ------------------------------------------------------------------ output
     def _posterior(self, task: int, flats: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Mean and std of task ``task`` at pixels ``flats`` in that task's units."""
-        rows = self._rows(np.full(len(flats), task), np.asarray(flats, dtype=np.int64))
-        with torch.no_grad():
-            post = self._model.posterior(torch.as_tensor(rows))
-            mean = post.mean.reshape(-1).numpy()
-            std = post.variance.clamp_min(0).sqrt().reshape(-1).numpy()
+        """Mean and std of task ``task`` at pixels ``flats`` in that task's units, given all
+        data (the fitted hyperparameters, the fit's per-task standardisation)."""
         s = self._state
-        return mean * s.y_std[task] + s.y_mean[task], std * s.y_std[task]
+        X, y = self.all_data()
+        tasks = X[:, -1].astype(np.int64)
+        points = self._rows(np.full(len(flats), task), np.asarray(flats, dtype=np.int64))
+        mean, var = posterior_mean(self._kernel, X, (y - s.y_mean[tasks]) / s.y_std[tasks], points)
+        return mean * s.y_std[task] + s.y_mean[task], np.sqrt(var) * s.y_std[task]
 
     def predict(self, modality: str) -> tuple[np.ndarray, np.ndarray]:
         """Posterior mean and std of ``modality``'s scalar over the grid, its units, ``(H, W)``."""
@@ -294,11 +317,9 @@ class MultiTaskAgent:
             np.array([p.location.row * w + p.location.col for p in pend], dtype=np.int64),
         )
         X, _ = self.all_data()
-        noise = task_noise(self._model)
+        noise = self._kernel.noise
         ref = self._rows(np.zeros(len(self.reference), dtype=np.int64), self.reference)
-        cov, var = posterior_terms(
-            self._model.covar_module, noise, np.vstack([X, pend_rows]), rows, ref
-        )
+        cov, var = posterior_terms(self._kernel, np.vstack([X, pend_rows]), rows, ref)
         costs = np.array(
             [cost(instrument, self.modalities[t], Location.from_flat(f, w)) for t, f in cands]
         )
@@ -330,7 +351,7 @@ class MultiTaskAgent:
         w = self.grid_shape[1]
         modality, loc = self.modalities[task], Location.from_flat(flat, w)
         mean = std = float("nan")
-        if self._model is not None:
+        if self._kernel is not None:
             means, stds = self._posterior(task, np.array([flat]))
             mean, std = float(means[0]), float(stds[0])
         return Proposal(

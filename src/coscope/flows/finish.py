@@ -26,6 +26,8 @@ def finish_campaign(ctx: CampaignContext, outcome: LoopOutcome) -> dict[str, Any
         ]
         (Path(tmp) / "decisions.json").write_text(json.dumps(decisions, indent=1, default=float))
         ctx.tracker.log_artifacts(Path(tmp), "trace")
+    for record in getattr(ctx.agent, "background_fits", ()):  # fits the loop did not run
+        ctx.tracker.log_fit(record)
     metrics, arrays = co_orchestration_metrics(ctx)  # utilisation, per modality, task cov
     ctx.tracker.log_metrics(metrics, outcome.n_measurements)
     for name, array in arrays.items():

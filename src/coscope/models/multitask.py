@@ -230,3 +230,15 @@ def task_noise(model: MultiTaskGP) -> np.ndarray:
     """Noise variance per task (standard units), ``(T,)``."""
     with torch.no_grad():
         return model.likelihood.noise.detach().reshape(-1).numpy().copy()
+
+
+def icm_kernel(model: MultiTaskGP):
+    """The fitted kernel, noise and means of ``model`` as a numpy
+    :class:`~coscope.agents.knowledge_gain.IcmKernel` (RBF data kernel, as built here)."""
+    from coscope.agents.knowledge_gain import IcmKernel
+
+    data_kernel = model.covar_module.kernels[0]
+    with torch.no_grad():
+        lengthscale = data_kernel.lengthscale.detach().reshape(-1).numpy().copy()
+        means = np.array([float(m.constant) for m in model.mean_module.base_means])
+    return IcmKernel(lengthscale, task_covariance(model), task_noise(model), means)

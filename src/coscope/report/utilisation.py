@@ -7,7 +7,10 @@ trace), ``busy_i = |union of its intervals|`` and
 
 where ``T_start`` is the earliest decision time of the campaign (``t_decided``; the earliest
 ``t_start`` if no decision carries a time) and ``T_end`` the latest ``t_end``. Across a resume
-the gap while nothing ran counts as idle time. Plain data in, plain dict out.
+the gap while nothing ran counts as idle time. The *steady* variant ends the window at the
+last decision (``T_end = max t_decided``, intervals clipped to the window): once the budget
+allows no new decision, fast instruments necessarily wait for the slowest to finish, which
+says nothing about the orchestration. Plain data in, plain dict out.
 """
 
 from __future__ import annotations
@@ -31,6 +34,8 @@ def utilisation(
     measurements: Sequence[Measurement],
     decisions: Sequence[Proposal] = (),
     instruments: Sequence[str] = (),
+    *,
+    until_last_decision: bool = False,
 ) -> dict[str, float]:
     """Busy fraction per instrument (0..1); every name in ``instruments`` gets an entry.
 
@@ -38,6 +43,9 @@ def utilisation(
         measurements: Stored measurements (``instrument``, ``t_start``, ``t_end``).
         decisions: Stored decisions; their earliest ``t_decided`` starts the campaign clock.
         instruments: Names to report even if they never measured (0.0).
+        until_last_decision: End the window at the last decision instead of the last
+            ``t_end`` (the *steady* utilisation: it leaves out the tail in which the budget
+            is spent and fast instruments wait for the slowest to finish), intervals clipped.
 
     Returns:
         ``{instrument: fraction}``; empty when nothing was measured.
@@ -45,15 +53,18 @@ def utilisation(
     timed = [m for m in measurements if m.t_end > 0]
     if not timed:
         return {}
-    starts = [d.t_decided for d in decisions if d.t_decided > 0] or [m.t_start for m in timed]
-    t0 = min(min(starts), min(m.t_start for m in timed))
-    wall = max(m.t_end for m in timed) - t0
+    decided = [d.t_decided for d in decisions if d.t_decided > 0]
+    t0 = min(min(decided or [m.t_start for m in timed]), min(m.t_start for m in timed))
+    t1 = max(m.t_end for m in timed)
+    if until_last_decision and decided:
+        t1 = max(decided)
     per: dict[str, list[tuple[float, float]]] = {name: [] for name in instruments}
     for m in timed:
-        per.setdefault(m.instrument, []).append((m.t_start, m.t_end))
-    if wall <= 0:
+        per.setdefault(m.instrument, []).append((max(m.t_start, t0), min(m.t_end, t1)))
+    if t1 <= t0:
         return {name: 0.0 for name in per}
-    return {name: min(1.0, _union_length(iv) / wall) for name, iv in per.items()}
+    clipped = {name: [(a, b) for a, b in iv if b > a] for name, iv in per.items()}
+    return {name: min(1.0, _union_length(iv) / (t1 - t0)) for name, iv in clipped.items()}
 
 
 def co_orchestration_metrics(ctx) -> tuple[dict[str, float], dict[str, object]]:
