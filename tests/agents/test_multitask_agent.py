@@ -194,3 +194,43 @@ def test_background_fits_leave_decisions_deterministic(tmp_path: Path) -> None:
         ctx.agent.close()
         ctx.store.close()
     assert runs[0] == runs[1]
+
+
+def test_cli_refuses_a_bad_co_orchestration_spec_in_one_sentence(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from coscope.cli import EXIT_USER_ERROR, main
+
+    example = Path(__file__).resolve().parents[2] / "examples" / "co_orchestration.yaml"
+    text = example.read_text().replace("cost: {pfm_loop: 1.0, raman: 10.0}", "cost: {raman: 10.0}")
+    spec = tmp_path / "bad.yaml"
+    spec.write_text(text)
+    run_dir = tmp_path / "run"
+    assert main(["run", str(spec), "--out", str(run_dir), "--quiet"]) == EXIT_USER_ERROR
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: ") and "'instruments.0'" in err and "missing ['pfm_loop']" in err
+    assert len(err.splitlines()) == 1 and not (run_dir / "trace.zarr").exists()
+
+
+def test_initial_design_visits_untouched_locations_first() -> None:
+    from coscope.agents.multitask_agent import Reducer
+    from coscope.types import Location, Measurement
+
+    axis = np.arange(4.0)
+    agent = MultiTaskAgent(
+        (3, 3),
+        {"a": Reducer("mean", {}, axis), "b": Reducer("mean", {}, axis)},
+        seed=1,
+        n_initial=9,
+    )
+    seen = set()
+    for step in range(9):
+        p = agent.propose(
+            step=step, instrument="i", offered=["a", "b"], pending=[], cost=lambda *_: 1.0
+        )
+        assert p.policy == "initial" and p.location not in seen
+        seen.add(p.location)
+        agent.ingest_measurements(
+            [Measurement(step, "i", p.modality, p.location, np.full(4, step * 1.0), 1.0)]
+        )
+    assert seen == {Location(r, c) for r in range(3) for c in range(3)}

@@ -303,7 +303,7 @@ class MultiTaskAgent:
             return None
         rng = np.random.default_rng([self.seed, int(step), 0xC0])
         if len(self._obs) < self.n_initial or not self._ensure_model():
-            task, flat = self._initial(cands, offered, step, rng)
+            task, flat = self._initial(cands, offered, taken, step, rng)
             return self._proposal(step, instrument, task, flat, "initial", cost)
         if len(cands) > self.n_candidates:
             keep = np.sort(rng.choice(len(cands), size=self.n_candidates, replace=False))
@@ -338,11 +338,12 @@ class MultiTaskAgent:
             score=float(score[best]),
         )
 
-    def _initial(self, cands, offered, step, rng) -> tuple[int, int]:
-        """A seeded random free location for the modality cycled by ``step``."""
+    def _initial(self, cands, offered, taken, step, rng) -> tuple[int, int]:
+        """A seeded random free location for the modality cycled by ``step``; locations
+        without any measurement or pending proposal (of any modality) first."""
         task = self.modalities.index(offered[step % len(offered)])
         mine = [c for c in cands if c[0] == task] or cands
-        used = {f for t, f in cands} ^ set(range(self.grid_shape[0] * self.grid_shape[1]))
+        used = {f for _, f in taken}
         fresh = [c for c in mine if c[1] not in used]  # space-filling: untouched spots first
         mine = fresh or mine
         return mine[int(rng.integers(len(mine)))]
