@@ -380,7 +380,8 @@ def publish(results: list[dict], util: list[dict], seeds: int, study_seconds: fl
             ],
             rows_cost,
         ),
-        "**Median RMSE (cm^-1) after spending a given cost**",
+        "**Median RMSE (cm^-1) after spending a given cost** (nan: no model yet — the "
+        "single-modality GP has fewer than `n_initial` = 6 measurements at cost 50)",
         _report.table(
             ["strategy", *(f"cost {c}" for c in COSTS_AT), "raman / pfm measured", "s per run"],
             rows_rmse,
