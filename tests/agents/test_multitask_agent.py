@@ -136,7 +136,28 @@ def test_travel_cost_grows_with_distance_from_the_last_decision(tmp_path: Path) 
     assert ctx.expected_cost("scope", "raman", last) == pytest.approx(10.0)
     steps = [d.expected_cost for d in decisions[1:]]
     assert any(c > 1.0 and c != 10.0 for c in steps)  # travel was priced in decisions
+    charged = {m.step: m.cost for m in ctx.store.measurements()}
+    for d in decisions:  # ... and charged by the instrument from the request's stage_from
+        assert charged[d.step] == pytest.approx(d.expected_cost)
+    assert decisions[0].params == {}
+    assert all(
+        d.params["stage_from"] == [p.location.row, p.location.col]
+        for p, d in zip(decisions, decisions[1:], strict=False)
+    )
+    assert outcome.cost_spent == pytest.approx(sum(d.expected_cost for d in decisions))
     ctx.store.close()
+
+
+def test_travel_wrapper_charges_from_the_request_origin() -> None:
+    from coscope.instruments import build_instrument, build_sample
+    from coscope.types import Location, MeasurementRequest
+
+    sample = build_sample("combinatorial_library", {"members": 16, "pixel_size_um": 100.0}, 0)
+    inst = build_instrument("s", sample, modalities=["raman"], cost=2.0, travel_cost_per_um=0.01)
+    here = MeasurementRequest(0, "s", "raman", Location(3, 3), 0)
+    moved = MeasurementRequest(1, "s", "raman", Location(3, 3), 0, {"stage_from": [0, 3]})
+    assert inst.measure(here).cost == 2.0
+    assert inst.measure(moved).cost == pytest.approx(2.0 + 0.01 * 100.0 * 3)
 
 
 @pytest.mark.parametrize(

@@ -31,6 +31,7 @@ from coscope.agents.base import AgentReport
 from coscope.agents.fit_schedule import BackgroundFits, schedule
 from coscope.agents.knowledge_gain import IcmKernel, knowledge_gain, posterior_mean, posterior_terms
 from coscope.agents.protocols import CostFunction
+from coscope.instruments.costs import STAGE_FROM
 from coscope.models.multitask import (
     MultiTaskState,
     fit_multitask,
@@ -122,6 +123,7 @@ class MultiTaskAgent:
         ref_rng = np.random.default_rng([self.seed, 0x5EF])
         self.reference = np.sort(ref_rng.choice(h * w, size=n_ref, replace=False))
         self._obs: dict[int, tuple[int, int, float]] = {}  # step -> (task, flat, value)
+        self._stage: dict[str, tuple[int, Location]] = {}  # instrument -> latest (step, loc)
         self._state: MultiTaskState | None = None
         self._kernel: IcmKernel | None = None
         self._fitted_steps: tuple[int, ...] | None = None
@@ -137,10 +139,25 @@ class MultiTaskAgent:
         """Reduce each measurement of a known modality to its scalar and keep it."""
         w = self.grid_shape[1]
         for m in measurements:
+            self._note_stage(m.instrument, m.step, m.location)
             if m.modality in self.reducers:
                 task = self.modalities.index(m.modality)
                 flat = m.location.row * w + m.location.col
                 self._obs[m.step] = (task, flat, self.reducers[m.modality](m.signal))
+
+    def _note_stage(self, instrument: str, step: int, location: Location) -> None:
+        if step >= self._stage.get(instrument, (-1, location))[0]:
+            self._stage[instrument] = (step, location)
+
+    def _stage_params(self, instrument: str, pending: Sequence[Proposal]) -> dict[str, Any]:
+        """``{"stage_from": [row, col]}``: the instrument's latest decision (measured or in
+        flight), where its stage will be; empty before its first decision."""
+        for p in pending:
+            self._note_stage(p.instrument, p.step, p.location)
+        if instrument not in self._stage:
+            return {}
+        loc = self._stage[instrument][1]
+        return {STAGE_FROM: [loc.row, loc.col]}
 
     @property
     def n_observations(self) -> int:
@@ -296,6 +313,7 @@ class MultiTaskAgent:
         """The (modality, location) for ``instrument`` by the agent's rule; see module docstring."""
         offered = [m for m in offered if m in self.reducers]
         taken = self._taken(pending)
+        params = self._stage_params(instrument, pending)
         h, w = self.grid_shape
         cands = [(self.modalities.index(m), f) for m in offered for f in range(h * w)]
         cands = [c for c in cands if c not in taken]
@@ -304,7 +322,7 @@ class MultiTaskAgent:
         rng = np.random.default_rng([self.seed, int(step), 0xC0])
         if len(self._obs) < self.n_initial or not self._ensure_model():
             task, flat = self._initial(cands, offered, taken, step, rng)
-            return self._proposal(step, instrument, task, flat, "initial", cost)
+            return self._proposal(step, instrument, task, flat, "initial", cost, params)
         if len(cands) > self.n_candidates:
             keep = np.sort(rng.choice(len(cands), size=self.n_candidates, replace=False))
             cands = [cands[i] for i in keep]
@@ -335,6 +353,7 @@ class MultiTaskAgent:
             int(flats[best]),
             self.policy,
             cost,
+            params,
             score=float(score[best]),
         )
 
@@ -348,7 +367,9 @@ class MultiTaskAgent:
         mine = fresh or mine
         return mine[int(rng.integers(len(mine)))]
 
-    def _proposal(self, step, instrument, task, flat, policy, cost, score=float("nan")) -> Proposal:
+    def _proposal(
+        self, step, instrument, task, flat, policy, cost, params, score=float("nan")
+    ) -> Proposal:
         w = self.grid_shape[1]
         modality, loc = self.modalities[task], Location.from_flat(flat, w)
         mean = std = float("nan")
@@ -366,4 +387,5 @@ class MultiTaskAgent:
             model_version=self.model_version,
             predicted_mean=mean,
             predicted_std=std,
+            params=params,
         )

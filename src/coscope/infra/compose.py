@@ -59,6 +59,7 @@ def build_instrument_from_specs(
         cost=inst.cost,
         noise=inst.noise,
         time_scale=time_scale,
+        travel_cost_per_um=inst.travel_cost_per_um,
     )
 
 
@@ -74,6 +75,7 @@ def instruments_from_spec(spec: CampaignSpec, sample: Sample) -> dict[str, Instr
             cost=inst.cost,
             noise=inst.noise,
             time_scale=spec.time_scale,
+            travel_cost_per_um=inst.travel_cost_per_um,
         )
         for inst in spec.instruments
     }
