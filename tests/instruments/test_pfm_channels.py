@@ -46,7 +46,6 @@ def pfm_channels_spec(dataset: Path, run_dir: Path, budget: int) -> dict:
     }
 
 
-@pytest.mark.slow
 @pytest.mark.skipif(not PFM.is_file(), reason="shared datasets folder is absent")
 def test_real_pfm_channels_are_modalities_of_different_cost(tmp_path: Path) -> None:
     from coscope.campaign import CampaignLoop, LocalExecutor
