@@ -59,12 +59,27 @@ class InstrumentSpec(_Strict):
     name: str = "afm"
     kind: str = "simulated"
     modalities: list[str] = Field(default_factory=lambda: ["beps_loop"], min_length=1)
-    latency_s: float = Field(0.5, ge=0.0)
-    cost: float = Field(1.0, gt=0.0)
+    latency_s: float | dict[str, float] = Field(
+        0.5, description="seconds per measurement: one value or one per modality (>= 0)"
+    )
+    cost: float | dict[str, float] = Field(
+        1.0, description="cost per measurement: one value or one per modality (> 0)"
+    )
     noise: float = Field(0.02, ge=0.0)
     options: dict[str, Any] = Field(
         default_factory=dict, description="keyword options of the kind (e.g. a simulator's theta)"
     )
+    travel_cost_per_um: float = Field(
+        0.0, ge=0.0, description="extra cost per micrometre of stage travel from its last spot"
+    )
+
+    @model_validator(mode="after")
+    def _per_modality(self) -> InstrumentSpec:
+        from coscope.instruments.costs import check_per_modality
+
+        check_per_modality(self.latency_s, self.modalities, "latency_s", minimum=0.0)
+        check_per_modality(self.cost, self.modalities, "cost", minimum=None)
+        return self
 
     @field_validator("kind")
     @classmethod
@@ -114,8 +129,10 @@ class PolicySpec(_Strict):
 
     name: str = "ei"
     params: dict[str, float] = Field(default_factory=dict)
-    model: Literal["gp", "dkl"] = Field(
-        "gp", description="gp: exact GP on coordinates; dkl: deep kernel learning on patches"
+    model: Literal["gp", "dkl", "multitask"] = Field(
+        "gp",
+        description="gp: exact GP on coordinates; dkl: deep kernel learning on patches; "
+        "multitask: one GP over every modality (policies gain_per_cost, max_uncertainty)",
     )
     window: int = Field(9, ge=3, le=63, description="dkl: structure patch side, odd, pixels")
     latent_dim: int = Field(2, ge=1, le=8, description="dkl: latent dimensions of the MLP")
@@ -127,8 +144,10 @@ class PolicySpec(_Strict):
     @classmethod
     def _known_policy(cls, value: str) -> str:
         from coscope.agents import agent_policy_names
+        from coscope.agents.multitask_agent import CHOOSER_POLICIES
 
-        return _one_of(value, (*agent_policy_names(), "thompson", "conavigate"), "policy")
+        names = (*agent_policy_names(), "thompson", "conavigate", *CHOOSER_POLICIES)
+        return _one_of(value, names, "policy")
 
     @model_validator(mode="after")
     def _known_params(self) -> PolicySpec:
@@ -138,6 +157,10 @@ class PolicySpec(_Strict):
             raise ValueError(
                 f"window must be odd (a patch centred on its pixel), got {self.window}"
             )
+        from coscope.agents.chooser_spec import check_chooser_policy
+
+        if check_chooser_policy(self.name, self.model, self.params):
+            return self
         if self.name == "thompson":
             if self.model != "dkl":
                 raise ValueError(
@@ -183,6 +206,9 @@ class CampaignSpec(_Strict):
         default_factory=lambda: [InstrumentSpec()], min_length=1
     )
     scalarizer: ScalarizerSpec = Field(default_factory=ScalarizerSpec)
+    auxiliary: list[ScalarizerSpec] = Field(
+        default_factory=list, description="scalarizers of the other modalities (multitask)"
+    )
     policy: PolicySpec = Field(default_factory=PolicySpec)
     budget: BudgetSpec = Field(default_factory=BudgetSpec)
     seed_points: list[tuple[int, int]] = Field(default_factory=list)
@@ -205,6 +231,9 @@ class CampaignSpec(_Strict):
                 f"scalarizer.modality '{self.scalarizer.modality}' is measured by no instrument; "
                 f"use one of {', '.join(sorted(offered))}"
             )
+        from coscope.agents.chooser_spec import check_auxiliary
+
+        check_auxiliary(self.scalarizer, self.auxiliary, offered, self.policy)
         return self
 
     # --- derived paths -------------------------------------------------------------------

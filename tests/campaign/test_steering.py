@@ -120,3 +120,29 @@ def test_vote_target_and_reward() -> None:
     assert voter.vote(1, good, axis) is None
     assert voter.vote(2, good, axis)["label"] == "good"
     assert voter.vote(4, 0.1 * good, axis)["label"] == "bad"
+
+
+def test_per_modality_costs_are_changed_whole_and_checked() -> None:
+    spec = parse_spec(
+        {
+            "name": "lib",
+            "instruments": [
+                {
+                    "name": "scope",
+                    "modalities": ["beps_loop", "raman"],
+                    "cost": {"beps_loop": 1.0, "raman": 10.0},
+                },
+            ],
+        }
+    )
+    facts = CampaignFacts((10, 10), {"beps_loop": ("scope",), "raman": ("scope",)}, {})
+    s0 = Settings.from_spec(spec)
+    assert s0.costs == {"scope": {"beps_loop": 1.0, "raman": 10.0}}
+    payload = validate("costs", {"scope": {"beps_loop": 2, "raman": 20}}, s0, facts)
+    s = apply(s0, Intervention("costs", payload))
+    assert s.costs == {"scope": {"beps_loop": 2.0, "raman": 20.0}}
+    assert effective_spec(spec, s).instruments[0].cost == {"beps_loop": 2.0, "raman": 20.0}
+    with pytest.raises(InterventionError, match=r"missing \['beps_loop'\]"):
+        validate("costs", {"scope": {"raman": 20}}, s0, facts)
+    with pytest.raises(InterventionError, match="one per modality of"):
+        validate("costs", {"scope": "cheap"}, s0, facts)

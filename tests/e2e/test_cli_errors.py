@@ -92,7 +92,9 @@ def test_status_json_is_stable(tmp_path: Path, capsys: pytest.CaptureFixture[str
         "last_decision",
         "mlflow_run_id",
         "steering",
+        "utilisation",  # added by issue 4 (keys are only ever added)
     }
+    assert set(status["utilisation"]) == {"afm"} and 0.0 <= status["utilisation"]["afm"] <= 1.0
     assert status["measurements"] == {"total": 6, "by_modality": {"beps_loop": 6}}
     assert status["decisions"] == 6 and status["pending"] == 0
     assert status["cost_spent"] == pytest.approx(9.0)

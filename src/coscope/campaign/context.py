@@ -11,6 +11,7 @@ import numpy as np
 from coscope.agents.protocols import ModalityChooser
 from coscope.config import CampaignSpec
 from coscope.instruments import Sample
+from coscope.instruments.costs import base_cost, travel_cost
 from coscope.scalarizers import scalarize
 from coscope.storage import TraceStore
 from coscope.types import Location, Measurement, Observation
@@ -44,6 +45,8 @@ class CampaignContext:
     metrics_every: int = 1
     reward: Callable[[np.ndarray], float] | None = None
     _n_metrics: int = field(default=0, repr=False)
+    _origins: dict[str, Location] = field(default_factory=dict, repr=False)
+    _n_origins: int = field(default=-1, repr=False)
 
     @property
     def target_modality(self) -> str:
@@ -97,17 +100,31 @@ class CampaignContext:
         return [i.name for i in self.spec.instruments if self.offered_modalities(i.name)]
 
     def instrument_cost(self, name: str) -> float:
-        """Cost of one measurement on instrument ``name``."""
-        return next(i.cost for i in self.spec.instruments if i.name == name)
+        """Cost of one measurement on instrument ``name`` (of the target, if per modality)."""
+        cost = next(i.cost for i in self.spec.instruments if i.name == name)
+        if isinstance(cost, dict):
+            return cost.get(self.target_modality, min(cost.values()))
+        return cost
 
     def expected_cost(self, instrument: str, modality: str, location: Location) -> float:
         """Expected cost of measuring ``modality`` at ``location`` on ``instrument``.
 
         The :data:`~coscope.agents.protocols.CostFunction` handed to a modality-choosing
-        agent; today the instrument's cost per measurement.
+        agent: the spec's per-modality cost plus stage travel from the instrument's latest
+        decision (:mod:`coscope.instruments.costs`; the origin is read from the trace).
         """
-        del modality, location
-        return self.instrument_cost(instrument)
+        inst = next(i for i in self.spec.instruments if i.name == instrument)
+        base = base_cost(inst.cost, modality)
+        if not inst.travel_cost_per_um:
+            return base
+        count = self.store.counts()["decisions"]
+        if count != self._n_origins:
+            self._origins = {d.instrument: d.location for d in self.store.decisions()}
+            self._n_origins = count
+        origin = self._origins.get(instrument)
+        return base + travel_cost(
+            inst.travel_cost_per_um, self.sample.pixel_size_um, origin, location
+        )
 
     def prediction_metrics(self) -> dict[str, float]:
         """RMSE and MAE of the predicted map against ground truth, when known and due."""

@@ -13,7 +13,7 @@ policy        ``{name?, params?, model?, window?, latent_dim?, n_initial?, refit
               fit_iterations?}`` merged onto the current policy (``params`` reset when the
               name changes and none are given)
 scalarizer    ``{name, params?, modality?}``; also switches the reward back from votes
-costs         ``{instrument: cost > 0, ...}`` (what a measurement is charged and expected)
+costs         ``{instrument: cost > 0 | {modality: cost > 0}, ...}`` (charged and expected)
 seed_points   ``{points: [[r, c], ...]}`` must-measure locations, proposed next, in order
 exclude       ``{rect?: [r0, c0, r1, c1] (inclusive), pixels?: [[r, c], ...]}`` never proposed
 include       same payload as ``exclude``; undoes it
@@ -57,7 +57,8 @@ class Settings:
     Attributes:
         policy: Policy spec as a JSON dict (fields of :class:`~coscope.config.PolicySpec`).
         scalarizer: Scalarizer spec as a JSON dict (name, modality, params).
-        costs: Cost per measurement of each instrument, name -> cost.
+        costs: Cost per measurement of each instrument, name -> one number or
+            modality -> number (the spec's forms).
         must_measure: Locations to propose next, in order (spec seed points first).
         excluded: Pixels never proposed.
         votes: ``(step, score)`` per vote, in order; a later vote on a step replaces it.
@@ -68,7 +69,7 @@ class Settings:
 
     policy: dict[str, Any]
     scalarizer: dict[str, Any]
-    costs: dict[str, float]
+    costs: dict[str, float | dict[str, float]]
     must_measure: tuple[tuple[int, int], ...] = ()
     excluded: frozenset[tuple[int, int]] = frozenset()
     votes: tuple[tuple[int, float], ...] = ()
@@ -83,7 +84,7 @@ class Settings:
         return cls(
             policy=data["policy"],
             scalarizer=data["scalarizer"],
-            costs={i["name"]: float(i["cost"]) for i in data["instruments"]},
+            costs={i["name"]: i["cost"] for i in data["instruments"]},
             must_measure=tuple((int(r), int(c)) for r, c in spec.seed_points),
         )
 
@@ -244,22 +245,30 @@ def _validate_scalarizer(payload: dict, s: Settings, facts: CampaignFacts) -> di
 
 
 def _validate_costs(payload: dict, s: Settings, facts: CampaignFacts) -> dict:
+    from coscope.instruments.costs import check_per_modality
+
     if not payload:
         raise InterventionError('give at least one instrument: cost pair, e.g. {"afm": 2.0}.')
-    out = {}
+    out: dict[str, Any] = {}
     for name, cost in payload.items():
         if name not in s.costs:
             raise InterventionError(
                 f"instrument {name!r} is not in this campaign; use one of {', '.join(s.costs)}."
             )
+        own = [m for m, names in facts.modalities.items() if name in names]
         try:
-            value = float(cost)
-        except (TypeError, ValueError):
-            value = float("nan")
-        if not value > 0 or value == float("inf"):
-            raise InterventionError(
-                f"the cost of {name!r} must be a positive number; got {cost!r}."
+            value = (
+                {str(k): float(v) for k, v in cost.items()}
+                if isinstance(cost, dict)
+                else float(cost)
             )
+            check_per_modality(value, own, f"the cost of {name!r}", minimum=None)
+        except (TypeError, ValueError) as exc:
+            checked = isinstance(exc, ValueError) and "cost of" in str(exc)
+            detail = str(exc) if checked else f"the cost of {name!r} is {cost!r}"
+            raise InterventionError(
+                f"{detail}; give one positive number or one per modality of {own}."
+            ) from None
         out[name] = value
     return out
 
@@ -347,7 +356,7 @@ def _scalarizer(s: Settings, p: dict) -> Settings:
 
 @kind("costs")
 def _costs(s: Settings, p: dict) -> Settings:
-    return replace(s, costs={**s.costs, **{k: float(v) for k, v in p.items()}})
+    return replace(s, costs={**s.costs, **p})
 
 
 @kind("seed_points")

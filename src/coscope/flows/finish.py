@@ -10,6 +10,7 @@ from typing import Any
 
 from coscope.campaign import CampaignContext, LoopOutcome
 from coscope.report import write_report
+from coscope.report.utilisation import co_orchestration_metrics
 from coscope.twin.report import finish_twin
 
 
@@ -29,6 +30,12 @@ def finish_campaign(ctx: CampaignContext, outcome: LoopOutcome) -> dict[str, Any
         ]
         (Path(tmp) / "decisions.json").write_text(json.dumps(decisions, indent=1, default=float))
         ctx.tracker.log_artifacts(Path(tmp), "trace")
+    for record in getattr(ctx.agent, "background_fits", ()):  # fits the loop did not run
+        ctx.tracker.log_fit(record)
+    metrics, arrays = co_orchestration_metrics(ctx)  # utilisation, per modality, task cov
+    ctx.tracker.log_metrics(outcome.n_measurements, metrics)
+    for name, array in arrays.items():
+        ctx.tracker.log_array(name, array)
     ctx.store.set_attr("status", outcome.status)
     ctx.store.set_attr("finished_reason", outcome.reason)
     ctx.tracker.finish(outcome.status)

@@ -60,6 +60,7 @@ def build_instrument_from_specs(
         noise=inst.noise,
         time_scale=time_scale,
         options=inst.options,
+        travel_cost_per_um=inst.travel_cost_per_um,
     )
 
 
@@ -76,6 +77,7 @@ def instruments_from_spec(spec: CampaignSpec, sample: Sample) -> dict[str, Instr
             noise=inst.noise,
             time_scale=spec.time_scale,
             options=inst.options,
+            travel_cost_per_um=inst.travel_cost_per_um,
         )
         for inst in spec.instruments
     }
@@ -123,6 +125,10 @@ def truth_map(spec: CampaignSpec, sample: Sample) -> np.ndarray | None:
 def agent_from_spec(spec: CampaignSpec, sample: Sample) -> Any:
     """The agent the spec's policy names."""
     policy = spec.policy
+    from coscope.agents.chooser_spec import check_chooser_policy, chooser_from_spec
+
+    if check_chooser_policy(policy.name, policy.model, policy.params):
+        return chooser_from_spec(spec, sample)
     common: dict[str, Any] = {
         "policy_params": dict(policy.params),
         "seed": spec.seed,

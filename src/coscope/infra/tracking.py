@@ -153,6 +153,19 @@ class MlflowTracker:
             },
             prefix="decision.",
         )
+        if proposal.policy == "gain_per_cost":  # score = expected gain / cost, per modality too
+            gain = proposal.score * proposal.expected_cost
+            self._metrics(
+                proposal.step,
+                {
+                    "gain": gain,
+                    f"{proposal.modality}.gain": gain,
+                    f"{proposal.modality}.expected_cost": proposal.expected_cost,
+                    "row": float(proposal.location.row),
+                    "col": float(proposal.location.col),
+                },
+                prefix="decision.",
+            )
 
     def log_fit(self, record: FitRecord) -> None:
         """Fit loss, time and scalar hyperparameters at the fit's step."""
@@ -214,7 +227,8 @@ class MlflowTracker:
             self._client.set_terminated(self.run_id, status=mlflow_status)
 
     def log_metrics(self, step: int, values: dict[str, float]) -> None:
-        """Named metrics at ``step`` (NaN dropped), e.g. a digital twin's parameters."""
+        """Named metrics at ``step`` (NaN dropped): a digital twin's parameters, utilisation,
+        per-modality errors."""
         self._metrics(step, values)
 
     def register_model(self, model_dir: Path, artifact_path: str, name: str) -> str | None:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from coscope.instruments.base import Instrument, validate_request, validate_signal
 from coscope.instruments.dataset_twin import dataset_sample
+from coscope.instruments.library import combinatorial_library
 from coscope.instruments.registry import build_instrument, instrument_kinds, register_instrument
 from coscope.instruments.sample import (
     Sample,
@@ -30,6 +31,7 @@ __all__ = [
     "WithNoise",
     "build_instrument",
     "build_sample",
+    "combinatorial_library",
     "dataset_sample",
     "instrument_kinds",
     "register_instrument",

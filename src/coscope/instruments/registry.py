@@ -44,6 +44,7 @@ def build_instrument(
     noise: float = 0.0,
     time_scale: float = 1.0,
     options: Mapping[str, Any] | None = None,
+    travel_cost_per_um: float = 0.0,
 ) -> Instrument:
     """Build an instrument of ``kind`` wrapped as ``WithLatency(WithNoise(WithCost(base)))``.
 
@@ -57,6 +58,8 @@ def build_instrument(
         noise: Relative Gaussian noise (fraction of peak-to-peak); 0 adds no wrapper.
         time_scale: Factor applied to every latency.
         options: Extra keyword arguments for the kind's factory.
+        travel_cost_per_um: Stage travel cost per micrometre charged from the request's
+            ``stage_from`` (:class:`~coscope.instruments.costs.WithTravel`); 0 adds no wrapper.
 
     Raises:
         ConfigError: Unknown kind or invalid settings.
@@ -72,6 +75,10 @@ def build_instrument(
         ) from None
     inst: Instrument = factory(name, sample, modalities, **opts)
     inst = WithCost(inst, cost)
+    if travel_cost_per_um:
+        from coscope.instruments.costs import WithTravel
+
+        inst = WithTravel(inst, travel_cost_per_um, sample.pixel_size_um)
     if noise:
         inst = WithNoise(inst, noise, relative=True)
     has_latency = any(latency_s.values()) if isinstance(latency_s, Mapping) else latency_s > 0

@@ -8,6 +8,8 @@ Registered kinds:
     * ``"gp"``: :func:`coscope.models.gp.fit_gp` on ``X`` (``n x d`` in ``[0, 1]^d``).
     * ``"dkl"``: :func:`coscope.models.dkl.fit_dkl` on ``X`` = features (``n x p``);
       options ``latent_dim`` (default 2) and ``lr`` (default 0.01).
+    * ``"multitask"``: :func:`coscope.models.multitask.fit_multitask` on ``X`` = inputs plus
+      a last task-index column; options ``n_tasks`` and ``rank``.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ import numpy as np
 from coscope.errors import ConfigError
 from coscope.models.dkl import fit_dkl
 from coscope.models.gp import fit_gp
+from coscope.models.multitask import fit_multitask
 from coscope.registry import Registry
 
 ModelFitter = Callable[..., Any]
@@ -32,6 +35,7 @@ model_kinds = MODELS.names
 
 register_model("gp")(fit_gp)
 register_model("dkl")(fit_dkl)
+register_model("multitask")(fit_multitask)
 
 
 def fit_model(

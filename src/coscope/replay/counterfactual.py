@@ -202,6 +202,12 @@ class Replayer:
         return out
 
 
+def _cost_of(settings: Settings, instrument: str, modality: str) -> float:
+    """The settings' cost of one ``modality`` measurement on ``instrument`` (0 if unknown)."""
+    cost = settings.costs.get(instrument, 0.0)
+    return float(cost.get(modality, 0.0)) if isinstance(cost, dict) else float(cost)
+
+
 def replay(
     store_path: str | Path, what: Counterfactual | None = None, *, metrics: bool = True
 ) -> ReplayResult:
@@ -233,7 +239,7 @@ def replay(
             instrument=decision.instrument,
             modality=rp.steered.spec.scalarizer.modality,
             pending=pending,
-            expected_cost=settings.costs.get(decision.instrument, 0.0),
+            expected_cost=_cost_of(settings, decision.instrument, decision.modality),
         )
         chosen = proposals[0] if proposals else None
         row = {

@@ -12,6 +12,7 @@ import socket
 from pathlib import Path
 from typing import Any
 
+from coscope.report.utilisation import utilisation
 from coscope.storage import TraceStore
 
 STATUS_VERSION = 1
@@ -82,6 +83,9 @@ def campaign_status(path: str | Path) -> dict[str, Any]:
         },
         "mlflow_run_id": store.get_attr("mlflow_run_id", None),
         "steering": _steering(store, campaign),
+        "utilisation": utilisation(
+            measurements, decisions, [i.get("name") for i in campaign.get("instruments", [])]
+        ),
     }
 
 
@@ -135,6 +139,11 @@ def format_status(status: dict[str, Any]) -> str:
         lines.append(
             f"best       {b['value']:.4g} at (row {b['location'][0]}, "
             f"col {b['location'][1]}), step {b['step']}"
+        )
+    if status.get("utilisation"):
+        lines.append(
+            "busy       "
+            + ", ".join(f"{k}: {100 * v:.0f} %" for k, v in status["utilisation"].items())
         )
     if status["last_decision"]:
         d = status["last_decision"]
