@@ -14,6 +14,15 @@ acquisition (botorch's analytic EI / UCB / MaxVar through
 :mod:`coscope.agents.acquisition`), believer conditioning and report run unchanged. Before
 the first fit :attr:`candidates` are the pixel coordinates (used only for their count).
 
+Warm starts (``warm_start=True``): a cold fit (``fit_iterations`` Adam steps from a seeded
+initialisation) is made whenever the fitted data size is a multiple of ``cold_every`` — the
+*anchor*; every fit in between warm-starts from the latest anchor with ``warm_iterations``
+steps, guarded by :func:`coscope.models.fit_dkl` (redone cold when the warm fit is worse than
+its anchor or collapsed). Warm fits never chain, so drift cannot accumulate (the STACK.md
+"warm-start trap" came from chaining), and every fit is still a function of the data alone:
+the anchor is the cold fit of the first ``cold_every * (n // cold_every)`` observations in
+step order, which an agent rebuilt from the trace refits once and caches.
+
 Policies: every registered acquisition policy, plus ``"thompson"`` (one joint posterior
 draw, :mod:`coscope.agents.thompson`; deviates from ``np.random.default_rng([seed, step,
 7])``).
@@ -34,6 +43,7 @@ from coscope.models import DKLState, embed, fit_model, load_latent_model, predic
 from coscope.types import FitRecord, Location, Proposal
 
 THOMPSON = "thompson"
+_SEED_SALT = 104729  # as GridAgent.fit_seed: the anchor at size a has the seed of the fit at a
 
 
 class DKLAgent(GPAgent):
@@ -45,6 +55,9 @@ class DKLAgent(GPAgent):
         policy: ``"thompson"`` or a registered acquisition policy (``"ei"``, ``"ucb"`` …).
         policy_params: The policy's options (``"thompson"`` takes none).
         latent_dim: Dimension of the DKL latent embedding.
+        warm_start: Warm-start fits from the latest cold anchor (module docstring).
+        cold_every: Anchor period: a cold fit whenever the fitted size is a multiple of it.
+        warm_iterations: Adam steps of a warm fit (``fit_iterations`` is the cold count).
         **kwargs: See :class:`~coscope.agents.base.GridAgent` (``seed``, ``n_initial``,
             ``seed_points``, ``refit_every``, ``fit_iterations``, ``batch_size``).
 
@@ -64,6 +77,9 @@ class DKLAgent(GPAgent):
         policy: str = "ei",
         policy_params: Mapping[str, Any] | None = None,
         latent_dim: int = 2,
+        warm_start: bool = False,
+        cold_every: int = 10,
+        warm_iterations: int = 20,
         **kwargs: Any,
     ) -> None:
         if policy == THOMPSON and policy_params:
@@ -87,8 +103,18 @@ class DKLAgent(GPAgent):
             raise ConfigError("features contain NaN or inf; fix the structure image first.")
         if int(latent_dim) < 1:
             raise ConfigError(f"latent_dim must be >= 1; got {latent_dim!r}.")
+        if int(cold_every) < 1 or int(warm_iterations) < 1:
+            raise ConfigError(
+                f"cold_every and warm_iterations must be >= 1; got {cold_every!r} and "
+                f"{warm_iterations!r}."
+            )
         self.features = F
         self.latent_dim = int(latent_dim)
+        self.warm_start = bool(warm_start)
+        self.cold_every = int(cold_every)
+        self.warm_iterations = int(warm_iterations)
+        self._anchor: DKLState | None = None
+        self._anchor_steps: tuple[int, ...] = ()
         self._draw_rng: np.random.Generator | None = None
 
     # ------------------------------------------------------------ model inputs
@@ -114,8 +140,34 @@ class DKLAgent(GPAgent):
         return self._latent.copy()
 
     def fit_options(self) -> dict[str, Any]:
-        """Keyword options for :func:`coscope.models.fit_model` with :attr:`model_kind`."""
-        return {"latent_dim": self.latent_dim}
+        """Keyword options for :func:`coscope.models.fit_model` with :attr:`model_kind`.
+
+        With warm starts, between anchors: ``init`` (the anchor state, fitted here first if
+        this agent has not seen it, e.g. after a resume) and ``warm_iterations``.
+        """
+        options: dict[str, Any] = {"latent_dim": self.latent_dim}
+        a = self._anchor_size()
+        if self.warm_start and 0 < a < self._n_fit():
+            options["init"] = self._anchor_state(a)
+            options["warm_iterations"] = self.warm_iterations
+        return options
+
+    def _anchor_size(self) -> int:
+        return self.cold_every * (self._n_fit() // self.cold_every)
+
+    def _anchor_state(self, a: int) -> DKLState:
+        """The cold fit of the first ``a`` observations in step order (cached)."""
+        obs = self.observations[:a]
+        steps = tuple(o.step for o in obs)
+        if self._anchor is None or self._anchor_steps != steps:
+            F = self.features[np.array([self._flat(o.location) for o in obs], dtype=np.int64)]
+            y = np.array([o.value for o in obs], dtype=np.float64)
+            seed = np.random.SeedSequence([self.seed, _SEED_SALT, a]).generate_state(1)[0]
+            self._anchor = fit_model(
+                self.model_kind, F, y, int(seed), self.fit_iterations, latent_dim=self.latent_dim
+            )
+            self._anchor_steps = steps
+        return self._anchor
 
     # ------------------------------------------------------------ fitting
     def training_data(self) -> tuple[np.ndarray, np.ndarray]:
@@ -140,6 +192,8 @@ class DKLAgent(GPAgent):
             and np.array_equal(y, state.y)
         )
         self._fit_steps = tuple(o.step for o in subset) if same else None
+        if same and self.warm_start and not state.warm and len(subset) == self._anchor_size():
+            self._anchor, self._anchor_steps = state, self._fit_steps  # a cold anchor
         self._state = state
         self._model = load_latent_model(state)
         self._latent = embed(state, self.features)
@@ -148,7 +202,8 @@ class DKLAgent(GPAgent):
         return self.last_fit
 
     def fit(self, step: int) -> FitRecord:
-        """Fit a cold DKL locally on :meth:`training_data`; load it as the next version."""
+        """Fit a DKL locally on :meth:`training_data` (cold, or warm from the anchor when
+        warm starts are on); load it as the next version."""
         F, y = self.training_data()
         if F.shape[0] == 0:
             raise ModelError("Cannot fit a surrogate before any observation was ingested.")

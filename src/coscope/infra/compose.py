@@ -139,6 +139,9 @@ def agent_from_spec(spec: CampaignSpec, sample: Sample) -> Any:
             features=features,
             policy=policy.name,
             latent_dim=policy.latent_dim,
+            warm_start=policy.warm_start,
+            cold_every=policy.cold_every,
+            warm_iterations=policy.warm_iterations,
             **common,
         )
     return make_agent(policy.name, sample.shape, **common)
