@@ -11,7 +11,10 @@ posterior at the latent points ``Z = g(F)`` (:func:`coscope.models.load_latent_m
 After each fit the agent embeds every pixel once (``H*W x latent_dim``) and exposes those
 latent points as :attr:`candidates` — the inputs its loaded model takes — so the GP agent's
 acquisition (botorch's analytic EI / UCB / MaxVar through
-:mod:`coscope.agents.acquisition`), believer conditioning and report run unchanged. Before
+:mod:`coscope.agents.acquisition`), believer conditioning and report run unchanged. The
+loaded model is a :class:`~coscope.models.latent_gp.LatentGP` (the same exact posterior
+with a cached factor, ~5x faster than botorch's per batch; Thompson's joint draws use the
+botorch ``SingleTaskGP``). Before
 the first fit :attr:`candidates` are the pixel coordinates (used only for their count).
 
 Warm starts (``warm_start=True``): a cold fit (``fit_iterations`` Adam steps from a seeded
@@ -36,10 +39,14 @@ from typing import Any
 import numpy as np
 import torch
 
+from coscope.agents.acquisition import evaluate
 from coscope.agents.agent import GPAgent
+from coscope.agents.dkl_scoring import EXACT_MAX, lattice_scores
 from coscope.agents.thompson import thompson_scores
 from coscope.errors import ConfigError, ModelError
 from coscope.models import DKLState, embed, fit_model, load_latent_model, predict
+from coscope.models.latent_gp import LatentGP
+from coscope.models.patches import PatchGrid
 from coscope.types import FitRecord, Location, Proposal
 
 THOMPSON = "thompson"
@@ -51,7 +58,9 @@ class DKLAgent(GPAgent):
 
     Args:
         grid_shape: ``(H, W)``.
-        features: Per-pixel features, ``(H*W) x p``, row-major (``Location.flat(W)``).
+        features: Per-pixel features, ``(H*W) x p``, row-major (``Location.flat(W)``), or
+            a :class:`~coscope.models.patches.PatchGrid` of the ``H x W`` structure image
+            (rows built on demand: bounded memory for large grids).
         policy: ``"thompson"`` or a registered acquisition policy (``"ei"``, ``"ucb"`` …).
         policy_params: The policy's options (``"thompson"`` takes none).
         latent_dim: Dimension of the DKL latent embedding.
@@ -68,12 +77,15 @@ class DKLAgent(GPAgent):
     model_kind = "dkl"
     """Registered model kind (:func:`coscope.models.fit_model`) this agent's fits use."""
     _latent: np.ndarray | None = None
+    _gp = None  # the latent SingleTaskGP (Thompson's joint draws); _model is its LatentGP
+    exact_max = EXACT_MAX
+    """Candidates above which scores come from the latent lattice (2-D latent only)."""
 
     def __init__(
         self,
         grid_shape: tuple[int, int],
         *,
-        features: np.ndarray,
+        features: np.ndarray | PatchGrid,
         policy: str = "ei",
         policy_params: Mapping[str, Any] | None = None,
         latent_dim: int = 2,
@@ -93,14 +105,23 @@ class DKLAgent(GPAgent):
         )
         self.policy_name = policy
         H, W = self.grid_shape
-        F = np.asarray(features, dtype=np.float64)
-        if F.ndim != 2 or F.shape[0] != H * W or F.shape[1] < 1:
-            raise ConfigError(
-                f"features must have shape (H*W, p) = ({H * W}, p) for the {H} x {W} grid; "
-                f"got {np.shape(features)}. Build them with coscope.models.patch_features."
-            )
-        if not np.isfinite(F).all():
-            raise ConfigError("features contain NaN or inf; fix the structure image first.")
+        if isinstance(features, PatchGrid):
+            if features.image_shape != (H, W):
+                raise ConfigError(
+                    f"The patch grid covers a {features.image_shape} image, the agent a "
+                    f"{H} x {W} grid; build it from the sample's structure image."
+                )
+            F = features
+        else:
+            F = np.asarray(features, dtype=np.float64)
+            if F.ndim != 2 or F.shape[0] != H * W or F.shape[1] < 1:
+                raise ConfigError(
+                    f"features must have shape (H*W, p) = ({H * W}, p) for the {H} x {W} "
+                    f"grid; got {np.shape(features)}. Build them with "
+                    "coscope.models.patch_features."
+                )
+            if not np.isfinite(F).all():
+                raise ConfigError("features contain NaN or inf; fix the structure image first.")
         if int(latent_dim) < 1:
             raise ConfigError(f"latent_dim must be >= 1; got {latent_dim!r}.")
         if int(cold_every) < 1 or int(warm_iterations) < 1:
@@ -195,8 +216,10 @@ class DKLAgent(GPAgent):
         if same and self.warm_start and not state.warm and len(subset) == self._anchor_size():
             self._anchor, self._anchor_steps = state, self._fit_steps  # a cold anchor
         self._state = state
-        self._model = load_latent_model(state)
-        self._latent = embed(state, self.features)
+        self._gp = load_latent_model(state)
+        self._model = LatentGP.from_model(self._gp)
+        big = self.features.shape[0] > self.exact_max
+        self._latent = embed(state, self.features, dtype=torch.float32 if big else torch.float64)
         self.model_version = int(version)
         self.last_fit = state.record(version, self.n_observations if step is None else step)
         return self.last_fit
@@ -218,6 +241,19 @@ class DKLAgent(GPAgent):
         return self.load_fit(state, self.model_version + 1, step)
 
     # ------------------------------------------------------------ deciding
+    def _evaluate(self, acqf: Any) -> np.ndarray:
+        """Exact scores up to ``EXACT_MAX`` candidates; above, on a 2-D latent, the lattice
+        approximation of :mod:`coscope.agents.dkl_scoring` (exact for the best)."""
+        Z = self.candidates
+        if Z.shape[0] <= self.exact_max or Z.shape[1] != 2:
+            return super()._evaluate(acqf)
+
+        def exact(points: np.ndarray) -> np.ndarray:
+            X = torch.as_tensor(points, dtype=torch.float64)
+            return evaluate(acqf, X, batch_size=self.batch_size).numpy()
+
+        return lattice_scores(exact, Z)
+
     def scores(self, believed: Sequence[int] = ()) -> np.ndarray:
         """Acquisition scores of every pixel, ``(H*W,)`` (see :meth:`GPAgent.scores`).
 
@@ -230,7 +266,7 @@ class DKLAgent(GPAgent):
         if self._model is None:
             raise ConfigError("No model is loaded; call fit() or load_fit() first.")
         excluded = self._excluded(())
-        model = self._model
+        model = self._gp
         if len(believed):
             excluded[list(believed)] = True
             zb = self.candidates[list(believed)]

@@ -52,6 +52,7 @@ from gpytorch.mlls import ExactMarginalLogLikelihood
 
 from coscope.errors import ModelError
 from coscope.models.gp import predict as gp_predict
+from coscope.models.patches import PatchGrid
 from coscope.models.training import FitRecordMixin, check_training_data
 
 DTYPE = torch.float64
@@ -286,29 +287,55 @@ def _load_extractor(state: DKLState) -> torch.nn.Sequential:
     return net.eval()
 
 
-def embed(state: DKLState, F: np.ndarray, *, batch_size: int = 16384) -> np.ndarray:
+def embed(
+    state: DKLState,
+    F: np.ndarray | PatchGrid,
+    *,
+    batch_size: int = 16384,
+    dtype: torch.dtype = DTYPE,
+) -> np.ndarray:
     """The latent embedding ``g(F)`` of any features (the picture scientists look at).
 
     Args:
         state: A fitted DKL.
-        F: Features, ``m x p`` (same columns as the training features).
-        batch_size: Rows per MLP pass (memory ``O(batch_size * 64)``).
+        F: Features, ``m x p`` (same columns as the training features), or a
+            :class:`~coscope.models.patches.PatchGrid` whose rows are built block by block.
+        batch_size: Rows per MLP pass (memory ``O(batch_size * (p + 64))``; whole image
+            rows for a ``PatchGrid``).
+        dtype: ``torch.float64`` (default: the training precision) or ``torch.float32``
+            for large candidate sets (~2.5x faster; the input standardisation is folded
+            into the first layer; latents agree with float64 to ~1e-6 relative).
 
     Returns:
         ``m x latent_dim`` float64.
     """
-    F = np.asarray(F, dtype=np.float64)
-    if F.ndim != 2 or F.shape[1] != state.F.shape[1]:
+    p = state.F.shape[1]
+    if isinstance(F, PatchGrid):
+        blocks = (rows for _, rows in F.blocks(batch_size))
+        shape = F.shape
+    else:
+        F = np.asarray(F, dtype=np.float64)
+        blocks = (F[i : i + batch_size] for i in range(0, F.shape[0], batch_size))
+        shape = F.shape
+    if len(shape) != 2 or shape[1] != p:
         raise ModelError(
-            f"Features must have shape (m, {state.F.shape[1]}) like the training features; "
-            f"got {F.shape}."
+            f"Features must have shape (m, {p}) like the training features; got {shape}."
         )
     net = _load_extractor(state)
     out = []
     with torch.no_grad():
-        for start in range(0, F.shape[0], batch_size):
-            xb = (F[start : start + batch_size] - state.x_mean) / state.x_std
-            out.append(net(torch.as_tensor(xb, dtype=DTYPE)).numpy())
+        if dtype != DTYPE:  # fold (x - mean) / std into the first layer, then cast
+            first = net[0]
+            weight = first.weight / torch.as_tensor(state.x_std, dtype=DTYPE)
+            first.bias -= weight @ torch.as_tensor(state.x_mean, dtype=DTYPE)
+            first.weight.copy_(weight)
+            net = net.to(dtype)
+        for rows in blocks:
+            if dtype == DTYPE:
+                xb = torch.as_tensor((rows - state.x_mean) / state.x_std, dtype=DTYPE)
+            else:
+                xb = torch.as_tensor(rows, dtype=dtype)
+            out.append(net(xb).to(DTYPE).numpy())
     return np.concatenate(out) if out else np.empty((0, state.latent_dim))
 
 
