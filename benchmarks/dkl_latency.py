@@ -81,21 +81,21 @@ def _agent(grid, shape, n: int, rep: int, exact_max: int | None = None):
     return agent
 
 
-def _decide(agent, n: int, init=None) -> tuple[float, float, int]:
-    """(fit seconds, load + suggest seconds, chosen flat index)."""
+def _decide(agent, n: int, init=None) -> tuple[float, float, int, float]:
+    """(fit seconds, load + suggest seconds, chosen flat index, CPU seconds of both)."""
     from coscope.models import fit_model
 
     F, y = agent.training_data()
     options = {"latent_dim": agent.latent_dim}
     if init is not None:
         options |= {"init": init, "warm_iterations": agent.warm_iterations}
-    t0 = time.perf_counter()
+    c0, t0 = time.process_time(), time.perf_counter()
     state = fit_model("dkl", F, y, agent.fit_seed(), agent.fit_iterations, **options)
     t1 = time.perf_counter()
     agent.load_fit(state, 0, n)
     (p,) = agent.suggest(1, step=n, instrument="i", modality="m")
     t2 = time.perf_counter()
-    return t1 - t0, t2 - t1, p.location.flat(agent.grid_shape[1])
+    return t1 - t0, t2 - t1, p.location.flat(agent.grid_shape[1]), time.process_time() - c0
 
 
 def _anchor(agent, n: int):
@@ -124,15 +124,16 @@ def _before(grid, shape, n: int, rep: int) -> float:
 def measure(m: int, n: int, reps: int) -> dict:
     shape = GRIDS[m]
     grid = _case(shape)
-    warm_fit, warm_acq, cold_fit, cold_acq, warm_kept = [], [], [], [], 0
+    warm_fit, warm_acq, cold_fit, cold_acq, warm_cpu, warm_kept = [], [], [], [], [], 0
     for rep in range(reps):
         agent = _agent(grid, shape, n, rep)
         anchor = _anchor(agent, n)
-        f, a, _ = _decide(agent, n, init=anchor)
+        f, a, _, cpu = _decide(agent, n, init=anchor)
+        warm_cpu.append(cpu)
         warm_fit.append(f)
         warm_acq.append(a)
         warm_kept += int(agent._state.warm)
-        f, a, _ = _decide(_agent(grid, shape, n, rep), n)
+        f, a, _, _ = _decide(_agent(grid, shape, n, rep), n)
         cold_fit.append(f)
         cold_acq.append(a)
     med = _report.median
@@ -141,6 +142,7 @@ def measure(m: int, n: int, reps: int) -> dict:
         "n": n,
         "warm": med([f + a for f, a in zip(warm_fit, warm_acq, strict=True)]),
         "warm_fit": med(warm_fit),
+        "warm_cpu": med(warm_cpu),
         "acq": med(warm_acq + cold_acq),
         "cold": med([f + a for f, a in zip(cold_fit, cold_acq, strict=True)]),
         "cold_fit": med(cold_fit),
@@ -157,7 +159,7 @@ def lattice_check(n: int = 300) -> dict:
     out = {}
     for label, exact_max in (("lattice", None), ("exact", 10**9)):
         agent = _agent(grid, shape, n, 0, exact_max=exact_max)
-        fit, acq, pick = _decide(agent, n)
+        fit, acq, pick, _ = _decide(agent, n)
         out[label] = (acq, pick)
     return out
 
@@ -198,6 +200,7 @@ def main() -> None:
             "m candidates",
             "n",
             "**warm step** (s)",
+            "warm step, CPU (s)",
             "warm fit (s)",
             "embed + EI + argmax (s)",
             "cold step (s)",
@@ -210,6 +213,7 @@ def main() -> None:
                 f"{r['m']:,}",
                 r["n"],
                 f"**{_s(r['warm'])}**",
+                _s(r["warm_cpu"]),
                 _s(r["warm_fit"]),
                 _s(r["acq"]),
                 _s(r["cold"]),
@@ -232,9 +236,10 @@ one torch thread, float64 throughout. Synthetic case: smoothed random 2-D field 
 structure image, target = tanh of the sum of the 9 patch pixels around the centre + 0.3 x
 centre + 2 % noise. Warm step = warm fit (20 Adam steps from a cold anchor fitted
 {ANCHOR_LAG} observations earlier; the guard's verdict in "guard kept warm") + load (embed
-every pixel, cached latent-GP factor) + log-EI over every pixel + argmax. Cold step = cold
-fit (100 Adam steps) + the same. In a campaign with `warm_start: true` and `cold_every: 10`,
-9 of 10 policy steps are warm steps.
+every pixel, cached latent-GP factor) + log-EI over every pixel + argmax; "CPU" is the
+process's CPU time for it (one thread, so close to the wall time on an unloaded core). Cold
+step = cold fit (100 Adam steps) + the same. In a campaign with `warm_start: true` and
+`cold_every: 10`, 9 of 10 policy steps are warm steps.
 
 - Peak RSS (running maximum of the process): {rss_line}. Patch rows are built in blocks of
   image rows (16,384 pixels), so the 1,000 x 1,000 grid never holds its 1e6 x 81 matrix
