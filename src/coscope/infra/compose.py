@@ -131,9 +131,9 @@ def agent_from_spec(spec: CampaignSpec, sample: Sample) -> Any:
     }
     if policy.model == "dkl":
         from coscope.agents.dkl_agent import DKLAgent
-        from coscope.models.patches import patch_features
+        from coscope.models.patches import PatchGrid
 
-        features = patch_features(sample.structure, policy.window)
+        features = PatchGrid(sample.structure, policy.window)  # rows on demand
         return DKLAgent(
             sample.shape,
             features=features,
