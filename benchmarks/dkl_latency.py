@@ -232,7 +232,8 @@ Load average (1, 5, 15 min) at start {tuple(round(x, 2) for x in load0)}, at end
 branch's BEPS campaigns may have run at the same time): read the figures as upper bounds.
 
 Medians of {reps} repetitions per cell ({max(1, reps - 1)} at m = 1,000,000), one process,
-one torch thread, float64 throughout. Synthetic case: smoothed random 2-D field as the
+one torch thread, float64 except the float32 embedding above 65,536
+candidates. Synthetic case: smoothed random 2-D field as the
 structure image, target = tanh of the sum of the 9 patch pixels around the centre + 0.3 x
 centre + 2 % noise. Warm step = warm fit (20 Adam steps from a cold anchor fitted
 {ANCHOR_LAG} observations earlier; the guard's verdict in "guard kept warm") + load (embed
