@@ -139,6 +139,11 @@ class PolicySpec(_Strict):
     n_initial: int = Field(5, ge=1)
     refit_every: int = Field(1, ge=1)
     fit_iterations: int = Field(100, ge=1, le=10_000)
+    warm_start: bool = Field(
+        False, description="dkl: warm-start fits from a cold anchor fit every cold_every points"
+    )
+    cold_every: int = Field(10, ge=1, le=10_000, description="dkl: anchor period (observations)")
+    warm_iterations: int = Field(20, ge=1, le=10_000, description="dkl: Adam steps of a warm fit")
 
     @field_validator("name")
     @classmethod
@@ -157,6 +162,8 @@ class PolicySpec(_Strict):
             raise ValueError(
                 f"window must be odd (a patch centred on its pixel), got {self.window}"
             )
+        if self.warm_start and self.model != "dkl":
+            raise ValueError("warm_start applies to model: dkl only; remove it or set model: dkl")
         from coscope.agents.chooser_spec import check_chooser_policy
 
         if check_chooser_policy(self.name, self.model, self.params):

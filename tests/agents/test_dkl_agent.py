@@ -174,3 +174,85 @@ def test_thompson_subset_above_max_joint(latent_case):
     assert picks.size == 2 and not excluded[picks].any()
     everything = np.ones(H * W, dtype=bool)
     assert thompson_indices(model, Z, everything, np.random.default_rng(1)).size == 0
+
+
+# ------------------------------------------------------------ warm starts
+def _warm_agent(**kw) -> DKLAgent:
+    return _agent(warm_start=True, cold_every=4, warm_iterations=5, **kw)
+
+
+def test_warm_start_fits_from_the_cold_anchor_only():
+    agent = _warm_agent(seed=8, n_initial=4)
+    _run(agent, 4)
+    assert "init" not in agent.fit_options()  # n = 4: the anchor itself is a cold fit
+    _run(agent, 1, start=4)  # fits the anchor (cold) at n = 4
+    assert not agent._state.warm and agent._state.n_train == 4
+    anchor = agent._state
+    _run(agent, 2, start=5)  # warm fits at n = 5 and 6, both from that anchor
+    options = agent.fit_options()
+    assert options["init"] is anchor and options["warm_iterations"] == 5
+    assert agent._state.warm and agent._state.iterations == 5
+    _run(agent, 2, start=7)  # n = 8: the next anchor, cold again
+    assert not agent._state.warm and agent._state.n_train == 8
+    assert agent.fit_options()["init"] is agent._state
+
+
+def test_warm_started_agent_rebuilt_from_its_observations_decides_the_same():
+    agent = _warm_agent(seed=9, n_initial=4)
+    _run(agent, 10)
+    obs = list(agent.observations)
+    nxt = [_strip(p) for p in _suggest(agent, n=2, step=10)]
+    assert agent._state.warm  # n = 10 sits between the anchors 8 and 12
+    rebuilt = _warm_agent(seed=9, n_initial=4)
+    rebuilt.ingest(obs[::-1])
+    # the rebuilt agent has no anchor yet: it refits it (cold, n = 8) and warm-starts from it
+    assert [_strip(p) for p in _suggest(rebuilt, n=2, step=10)] == nxt
+    assert rebuilt._state.loss == agent._state.loss
+
+
+def test_warm_start_options_are_checked():
+    with pytest.raises(ConfigError, match="cold_every"):
+        _agent(warm_start=True, cold_every=0)
+    with pytest.raises(ConfigError, match="warm_iterations"):
+        _agent(warm_start=True, warm_iterations=0)
+
+
+# ------------------------------------------------------------ large grids
+def test_patch_grid_agent_decides_like_the_feature_matrix_agent():
+    from coscope.models.patches import PatchGrid
+
+    a = _agent(seed=10, n_initial=4)
+    b = DKLAgent((H, W), features=PatchGrid(STRUCTURE, 5), policy="ei", seed=10, n_initial=4)
+    b.fit_iterations = ITER
+    pa, pb = _run(a, 7), _run(b, 7)
+    assert [p.location for p in pa] == [p.location for p in pb]
+    np.testing.assert_array_equal([p.score for p in pa], [p.score for p in pb])
+    with pytest.raises(ConfigError, match="patch grid"):
+        DKLAgent((H, W + 1), features=PatchGrid(STRUCTURE, 5))
+
+
+def test_lattice_scores_interpolate_and_are_exact_at_the_top():
+    from coscope.agents.dkl_scoring import lattice_scores
+
+    Z = np.random.default_rng(0).uniform(-2, 3, size=(5000, 2))
+
+    def score(P):
+        return -np.sum((P - 0.7) ** 2, axis=1)
+
+    approx = lattice_scores(score, Z, resolution=64, refine=50)
+    exact = score(Z)
+    top = np.argsort(-approx)[:50]
+    np.testing.assert_array_equal(approx[top], exact[top])
+    assert np.abs(approx - exact).max() < 0.01  # bilinear error of a quadratic, spacing ~0.08
+    assert int(np.argmax(approx)) == int(np.argmax(exact))
+
+
+@pytest.mark.parametrize("policy", ["ei", "ucb"])
+def test_lattice_path_picks_what_exact_scoring_picks(policy):
+    exact = _agent(policy=policy, seed=11, n_initial=6)
+    lattice = _agent(policy=policy, seed=11, n_initial=6)
+    lattice.exact_max = 100  # 400 candidates: above it, so scored on the latent lattice
+    got = [_strip(p) for p in _run(lattice, 12)]
+    want = [_strip(p) for p in _run(exact, 12)]
+    assert [p.location for p in got] == [p.location for p in want]
+    np.testing.assert_allclose([p.score for p in got[6:]], [p.score for p in want[6:]], rtol=1e-3)

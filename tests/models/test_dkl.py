@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import dataclasses
 import pickle
 import time
 
@@ -172,11 +173,37 @@ def test_embed_shape_and_record(state, case):
 
 def test_warm_start_is_opt_in_and_checked(state, case):
     F, _, y, train, _ = case
-    warm = fit_dkl(F[train[:40]], y[train[:40]], seed=11, iterations=3, init=state)
+    assert not state.warm and state.iterations == 100  # cold unless init is given
+    warm = fit_dkl(F[train[:40]], y[train[:40]], seed=11, init=state, warm_iterations=3)
+    assert warm.warm and warm.iterations == 3
     key = "feature_extractor.0.weight"
     assert np.abs(warm.parameters[key] - state.parameters[key]).max() < 0.1
+    again = fit_dkl(F[train[:40]], y[train[:40]], seed=11, init=state, warm_iterations=3)
+    assert all(np.array_equal(v, again.parameters[k]) for k, v in warm.parameters.items())
     with pytest.raises(ModelError):
         fit_dkl(F[train, :10], y[train], seed=0, init=state)
+
+
+def test_warm_start_guard_redoes_a_worse_fit_cold(state, case):
+    F, _, y, train, _ = case
+    cold = fit_dkl(F[train[:50]], y[train[:50]], seed=4, iterations=20)
+    # an anchor claiming a far better likelihood than any fit reaches: the warm fit is worse
+    proud = dataclasses.replace(state, loss=state.loss - 10.0)
+    redo = fit_dkl(F[train[:50]], y[train[:50]], seed=4, iterations=20, init=proud)
+    assert not redo.warm and redo.iterations == 20
+    assert all(np.array_equal(v, cold.parameters[k]) for k, v in redo.parameters.items())
+
+
+def test_warm_start_guard_catches_a_collapsed_fit(state, case):
+    F, _, y, train, _ = case
+    params = dict(state.parameters)
+    params["covar_module.raw_outputscale"] = np.array(-30.0)  # signal variance ~ 1e-13
+    flat = dataclasses.replace(state, parameters=params, loss=1e9)  # loss guard cannot trip
+    redo = fit_dkl(F[train[:50]], y[train[:50]], seed=4, init=flat, warm_iterations=1)
+    assert not redo.warm
+    lax = dataclasses.replace(state, loss=1e9)
+    kept = fit_dkl(F[train[:50]], y[train[:50]], seed=4, init=lax, warm_iterations=1)
+    assert kept.warm
 
 
 def test_tiny_and_constant_data(case):

@@ -77,6 +77,10 @@ class GPAgent(GridAgent):
             best_f=float(self._state.y.max()),
             params=self.policy_params,
         )
+        return self._evaluate(acqf)
+
+    def _evaluate(self, acqf: Any) -> np.ndarray:
+        """Scores of every candidate under ``acqf``, ``(H*W,)`` (subclasses may approximate)."""
         return evaluate(acqf, self._candidates_tensor(), batch_size=self.batch_size).numpy()
 
     def suggest(

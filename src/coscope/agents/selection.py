@@ -33,5 +33,8 @@ def select(
         return np.empty(0, dtype=np.int64)
     key = np.where(np.isnan(scores), -np.inf, scores)[eligible]
     tie = rng.permutation(m)[eligible] if rng is not None else eligible
+    if n < key.size:  # sort only what can be among the n best (all ties of the n-th kept)
+        keep = np.flatnonzero(key >= np.partition(key, key.size - n)[key.size - n])
+        eligible, key, tie = eligible[keep], key[keep], tie[keep]
     order = np.lexsort((tie, -key))  # primary: score descending; then tie priority
     return eligible[order[:n]].astype(np.int64)

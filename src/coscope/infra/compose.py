@@ -143,14 +143,17 @@ def agent_from_spec(spec: CampaignSpec, sample: Sample) -> Any:
         return conavigation_agent(spec, sample)
     if policy.model == "dkl":
         from coscope.agents.dkl_agent import DKLAgent
-        from coscope.models.patches import patch_features
+        from coscope.models.patches import PatchGrid
 
-        features = patch_features(sample.structure, policy.window)
+        features = PatchGrid(sample.structure, policy.window)  # rows on demand
         return DKLAgent(
             sample.shape,
             features=features,
             policy=policy.name,
             latent_dim=policy.latent_dim,
+            warm_start=policy.warm_start,
+            cold_every=policy.cold_every,
+            warm_iterations=policy.warm_iterations,
             **common,
         )
     return make_agent(policy.name, sample.shape, **common)

@@ -22,6 +22,9 @@ def patch_features(structure: np.ndarray, window: int) -> np.ndarray:
     is the patch of pixel ``(r, c)``; columns are ordered channel, patch row, patch column,
     so the centre of channel ``k`` is column ``k * window**2 + window**2 // 2``.
 
+    Memory: the whole ``(H*W) x p`` matrix; for large images use :class:`PatchGrid`, which
+    gives the same rows on demand.
+
     Args:
         structure: The structure image, ``H x W`` or ``C x H x W``, finite floats.
         window: Odd patch width, ``1 <= window <= 2 * min(H, W) - 1`` (reflect padding
@@ -33,29 +36,85 @@ def patch_features(structure: np.ndarray, window: int) -> np.ndarray:
     Raises:
         ConfigError: Wrong ``ndim``, non-finite values, or an even or too large ``window``.
     """
-    img = np.asarray(structure, dtype=np.float64)
-    if img.ndim == 2:
-        img = img[None]
-    if img.ndim != 3 or min(img.shape) < 1:
-        raise ConfigError(
-            f"structure must be an image of shape (H, W) or (C, H, W); got shape "
-            f"{np.shape(structure)}. Pass one 2-D image or a stack of channels."
-        )
-    if not np.isfinite(img).all():
-        raise ConfigError("structure contains NaN or inf; fill or crop those pixels first.")
-    C, H, W = img.shape
-    window = int(window)
-    if window < 1 or window % 2 == 0:
-        raise ConfigError(f"patch window must be a positive odd int; got {window}. Use e.g. 9.")
-    half = window // 2
-    if half >= min(H, W):
-        raise ConfigError(
-            f"patch window {window} is too large for a {H} x {W} image; use at most "
-            f"{2 * min(H, W) - 1}."
-        )
-    mean = img.mean(axis=(1, 2), keepdims=True)
-    std = img.std(axis=(1, 2), keepdims=True)
-    img = (img - mean) / np.where(std > 0, std, 1.0)
-    padded = np.pad(img, ((0, 0), (half, half), (half, half)), mode="reflect")
-    views = sliding_window_view(padded, (window, window), axis=(1, 2))  # C, H, W, win, win
-    return np.ascontiguousarray(views.transpose(1, 2, 0, 3, 4)).reshape(H * W, -1)
+    return PatchGrid(structure, window).block(0, None)
+
+
+class PatchGrid:
+    """The rows of :func:`patch_features` on demand: any pixels, or blocks of image rows.
+
+    Holds only the padded, standardised image (``C x (H + w - 1) x (W + w - 1)``); a block
+    of ``r`` image rows costs ``r * W * p`` floats. Rows are bit-identical to
+    :func:`patch_features`'s.
+
+    Args:
+        structure: The structure image, ``H x W`` or ``C x H x W``, finite floats.
+        window: Odd patch width (see :func:`patch_features`).
+
+    Raises:
+        ConfigError: As :func:`patch_features`.
+    """
+
+    def __init__(self, structure: np.ndarray, window: int) -> None:
+        img = np.asarray(structure, dtype=np.float64)
+        if img.ndim == 2:
+            img = img[None]
+        if img.ndim != 3 or min(img.shape) < 1:
+            raise ConfigError(
+                f"structure must be an image of shape (H, W) or (C, H, W); got shape "
+                f"{np.shape(structure)}. Pass one 2-D image or a stack of channels."
+            )
+        if not np.isfinite(img).all():
+            raise ConfigError("structure contains NaN or inf; fill or crop those pixels first.")
+        C, H, W = img.shape
+        window = int(window)
+        if window < 1 or window % 2 == 0:
+            raise ConfigError(f"patch window must be a positive odd int; got {window}. Use e.g. 9.")
+        half = window // 2
+        if half >= min(H, W):
+            raise ConfigError(
+                f"patch window {window} is too large for a {H} x {W} image; use at most "
+                f"{2 * min(H, W) - 1}."
+            )
+        mean = img.mean(axis=(1, 2), keepdims=True)
+        std = img.std(axis=(1, 2), keepdims=True)
+        img = (img - mean) / np.where(std > 0, std, 1.0)
+        self.padded = np.pad(img, ((0, 0), (half, half), (half, half)), mode="reflect")
+        self.window = window
+        self.image_shape = (H, W)
+        self.shape = (H * W, C * window * window)
+        """``(H*W, p)``, as the matrix :func:`patch_features` would return."""
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    def _views(self, r0: int, r1: int) -> np.ndarray:
+        w = self.window
+        rows = self.padded[:, r0 : r1 + w - 1]
+        return sliding_window_view(rows, (w, w), axis=(1, 2))  # C, r, W, w, w
+
+    def block(self, r0: int, r1: int | None) -> np.ndarray:
+        """Rows of the pixels in image rows ``r0 .. r1 - 1`` (all rows for ``r1=None``)."""
+        H, W = self.image_shape
+        r1 = H if r1 is None else min(int(r1), H)
+        views = self._views(int(r0), r1)
+        return np.ascontiguousarray(views.transpose(1, 2, 0, 3, 4)).reshape((r1 - r0) * W, -1)
+
+    def __getitem__(self, flat: np.ndarray) -> np.ndarray:
+        """Rows of the pixels with flat indices ``flat`` (``(k,)`` ints), ``k x p``."""
+        flat = np.asarray(flat, dtype=np.int64).reshape(-1)
+        H, W = self.image_shape
+        w = self.window
+        r, c = np.divmod(flat, W)
+        if flat.size and (flat.min() < 0 or flat.max() >= H * W):
+            raise IndexError(f"pixel indices must lie in [0, {H * W}); got {flat}")
+        win = np.arange(w)
+        patches = self.padded[:, r[:, None, None] + win[None, :, None], c[:, None, None] + win]
+        return np.ascontiguousarray(patches.transpose(1, 0, 2, 3)).reshape(flat.size, -1)
+
+    def blocks(self, max_rows: int):
+        """``(first_flat_index, rows)`` blocks of whole image rows, ``<= max_rows`` pixels
+        each (at least one image row)."""
+        H, W = self.image_shape
+        step = max(1, int(max_rows) // W)
+        for r0 in range(0, H, step):
+            yield r0 * W, self.block(r0, r0 + step)
