@@ -75,6 +75,7 @@ def test_each_kind_changes_what_it_names() -> None:
         ("scalarizer", {"name": "loop_areaa"}, "scalarizer"),
         ("scalarizer", {"name": "window_integral", "params": {"lo": 1}}, "hi"),
         ("costs", {"xrd": 1.0}, "'xrd' is not in this campaign"),
+        ("policy", {"name": "gain_per_cost", "model": "multitask"}, "different kinds"),
         ("costs", {"afm": -1}, "positive"),
         ("seed_points", {"points": [[10, 0]]}, "off the 10 x 12 sample"),
         ("exclude", {"rect": [3, 3, 1, 1]}, "empty"),

@@ -225,9 +225,23 @@ def _validate_policy(payload: dict, s: Settings, facts: CampaignFacts) -> dict:
     if "name" in payload and payload["name"] != s.policy["name"] and "params" not in payload:
         merged["params"] = {}
     try:
-        return PolicySpec.model_validate(merged).model_dump(mode="json")
+        checked = PolicySpec.model_validate(merged).model_dump(mode="json")
     except ValidationError as exc:
         raise InterventionError(_sentence("policy", exc)) from None
+    if _chooses_modality(checked["name"]) != _chooses_modality(s.policy["name"]):
+        raise InterventionError(
+            f"policy {checked['name']!r} and the running {s.policy['name']!r} are of different "
+            "kinds (one target vs choosing among modalities or theory); switch within a kind "
+            "or start a new campaign."
+        )
+    return checked
+
+
+def _chooses_modality(policy: str) -> bool:
+    """Whether ``policy`` builds a modality-choosing agent (co-orchestration, co-navigation)."""
+    from coscope.agents.multitask_agent import CHOOSER_POLICIES
+
+    return policy in (*CHOOSER_POLICIES, "conavigate")
 
 
 def _validate_scalarizer(payload: dict, s: Settings, facts: CampaignFacts) -> dict:
