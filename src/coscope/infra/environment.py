@@ -51,6 +51,8 @@ def prepare_environment(settings: Settings, run_dir: Path | None) -> None:
         home.mkdir(parents=True, exist_ok=True)
         os.environ["PREFECT_HOME"] = str(home.resolve())
     os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
+    # No artifact progress bars (registering the digital twin printed one over the display).
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     # A tracking server that is down should fail in seconds, not after minutes of retries.
     os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "1")
     os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "10")
