@@ -49,7 +49,7 @@ THETA_STAR = {"coercive_field": 2.8, "imprint_gain": 0.45, "pinning": 0.35}
 BOUNDS = {"coercive_field": [1.0, 5.0], "imprint_gain": [-1.0, 1.0], "pinning": [0.0, 1.0]}
 BEPS_BOUNDS = {"coercive_field": [0.5, 8.0], "imprint": [-5.0, 5.0], "imprint_gain": [-5.0, 5.0]}
 BEPS_ZARR = Path(tempfile.gettempdir()) / "coscope-bench" / "beps_pto.zarr"
-FIGURE = Path(__file__).resolve().parents[1] / "docs" / "figures" / "co_navigation_beps.png"
+FIGURE = Path(__file__).resolve().parents[1] / "docs" / "img" / "co_navigation_beps.png"
 
 
 def synthetic_sample(seed: int, size: int = 24):
@@ -414,7 +414,7 @@ def part_beps(budget: int, seed: int) -> str:
             "",
             maps,
             "",
-            f"![fitted θ and discrepancy](figures/{FIGURE.name})",
+            f"![fitted θ and discrepancy](img/{FIGURE.name})",
         ]
     )
 
