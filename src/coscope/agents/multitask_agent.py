@@ -130,6 +130,7 @@ class MultiTaskAgent:
         self.refit_growth = float(refit_growth)
         self._background = BackgroundFits(self._fit_prefix) if background_fit else None
         self.background_fits: list[FitRecord] = []
+        self._own_fits: list[FitRecord] = []  # fits made here, not yet handed to the loop
         """Fits made in the background (the loop records only the fits it runs itself)."""
         self.model_version = -1
         self.last_fit: FitRecord | None = None
@@ -225,7 +226,16 @@ class MultiTaskAgent:
             self._use_background_fit()
         elif self.needs_fit(0):
             self.load_fit(self._fit_prefix(self._fit_size()), self.model_version + 1)
+            self._own_fits.append(self.last_fit)
         return self._state is not None
+
+    def take_fits(self) -> list[FitRecord]:
+        """Fits this agent made itself (background or in-process) since the last call.
+
+        The loop records them in the trace and MLflow like the fits it runs itself.
+        """
+        taken, self._own_fits = self._own_fits, []
+        return taken
 
     def _fit_prefix(self, size: int) -> MultiTaskState:
         X, y = self._data(sorted(self._obs)[:size])
@@ -245,6 +255,7 @@ class MultiTaskAgent:
             state = self._background.result(use)
             self.load_fit(state, self.model_version + 1, use)
             self.background_fits.append(self.last_fit)
+            self._own_fits.append(self.last_fit)
         self._background.start(points[-1])
 
     def close(self) -> None:

@@ -15,7 +15,9 @@ parameters) implements :class:`ModalityChooser` instead. The loop then:
 
 Fitting stays the agent's business, as for grid agents: if it has ``needs_fit`` /
 ``training_data`` / ``fit_seed`` / ``model_kind`` / ``fit_options`` / ``load_fit``, the loop
-runs its fits on the executor (a Dask worker) when due; otherwise it fits inside ``propose``.
+runs its fits on the executor (a Dask worker) when due; otherwise it fits inside ``propose``
+(or in the background) and may hand those fits over with ``take_fits() -> list[FitRecord]``,
+which the loop records in the trace and MLflow after each proposal, numbered in trace order.
 """
 
 from __future__ import annotations

@@ -168,9 +168,20 @@ class CampaignLoop:
             pending=[p for p, _ in self.inflight.values()],
             cost=ctx.expected_cost,
         )
+        self._record_agent_fits()
         if proposal is None or not self._budget_allows(proposal.expected_cost):
             return None
         return proposal
+
+    def _record_agent_fits(self) -> None:
+        """Record fits the agent made itself (``take_fits``), numbered in trace order."""
+        take = getattr(self.ctx.agent, "take_fits", None)
+        for record in take() if take is not None else ():
+            record = replace(record, version=self._n_fits)
+            self.ctx.store.append_fit(record)
+            self.ctx.tracker.log_fit(record)
+            self._n_fits += 1
+            self._last_fit = record
 
     def _submit(self, proposal: Proposal) -> None:
         request = MeasurementRequest.from_proposal(proposal, self.ctx.spec.seed)
@@ -199,6 +210,7 @@ class CampaignLoop:
             "n_measurements": float(self._n_measured),
         }
         row.update(ctx.prediction_metrics())
+        self._record_agent_fits()  # a report may have adopted a fit the agent made itself
         self.history.append(row)
         ctx.tracker.log_step(measurement.step, row)
         if ctx.on_measurement is not None:

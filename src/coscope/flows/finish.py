@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import tempfile
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +30,10 @@ def finish_campaign(ctx: CampaignContext, outcome: LoopOutcome) -> dict[str, Any
         ]
         (Path(tmp) / "decisions.json").write_text(json.dumps(decisions, indent=1, default=float))
         ctx.tracker.log_artifacts(Path(tmp), "trace")
-    for record in getattr(ctx.agent, "background_fits", ()):  # fits the loop did not run
+    take = getattr(ctx.agent, "take_fits", None)  # fits adopted by the final report
+    for record in take() if take is not None else ():
+        record = replace(record, version=ctx.store.counts()["fits"])
+        ctx.store.append_fit(record)
         ctx.tracker.log_fit(record)
     metrics, arrays = co_orchestration_metrics(ctx)  # utilisation, per modality, task cov
     ctx.tracker.log_metrics(outcome.n_measurements, metrics)
