@@ -20,7 +20,8 @@ from typing import Any
 import numpy as np
 
 SCHEMA_VERSION = 2
-"""Version of the experimental-trace schema written by this code (2 added ``decisions/params``;
+"""Version of the experimental-trace schema written by this code (2 added ``decisions/params``
+and ``decisions/n_known``;
 a version-1 trace is upgraded in place when opened for appending, see ``docs/trace.md``)."""
 
 
@@ -90,6 +91,8 @@ class Proposal:
         params: Settings of this one measurement beyond modality and location, JSON-safe
             (e.g. a theory simulator's parameters ``theta`` and its ``fidelity``); empty for
             an ordinary measurement. Passed to the instrument in the request.
+        n_known: Measurements committed in the trace when it was decided (what the agent
+            knew; replay feeds exactly these). Stamped by the loop; ``-1`` when unknown.
     """
 
     step: int
@@ -104,6 +107,7 @@ class Proposal:
     predicted_std: float = float("nan")
     t_decided: float = 0.0
     params: dict[str, Any] = field(default_factory=dict, compare=False)
+    n_known: int = -1
 
 
 @dataclass(frozen=True)

@@ -32,9 +32,6 @@ from coscope.types import Intervention, Measurement, Proposal
 
 log = logging.getLogger(__name__)
 
-KNOWN_ATTR = "known_at_decision"
-"""Trace attribute: per decision step, how many measurements were committed when it was made."""
-
 
 def campaign_facts(store: Any, spec: Any) -> CampaignFacts:
     """Validators' view of a stored campaign (grid, modalities, measured steps)."""
@@ -121,13 +118,6 @@ class LiveSteering:
         self._key = self.settings.model_key()
         if ingest:
             ctx.feed_agent(measurements)
-
-    def note_decision(self, step: int, n_known: int) -> None:
-        """Record how many measurements were committed when decision ``step`` was made."""
-        store = self.ctx.store
-        known = list(store.get_attr(KNOWN_ATTR, []))[:step]
-        known += [-1] * (step - len(known)) + [int(n_known)]
-        store.set_attr(KNOWN_ATTR, known)
 
     def priced(self, measurement: Measurement, proposal: Proposal) -> Measurement:
         """Charge the decision's expected cost once a ``costs`` intervention re-priced anything."""

@@ -262,8 +262,7 @@ class CampaignLoop:
                     if proposal is None:
                         exhausted = True
                         break
-                    proposal = _stamp(proposal)
-                    self.steering.note_decision(proposal.step, self._n_measured)
+                    proposal = replace(proposal, t_decided=time.time(), n_known=self._n_measured)
                     ctx.store.append_decision(proposal)
                     ctx.tracker.log_decision(proposal)
                     self._submit(proposal)
@@ -302,7 +301,3 @@ class CampaignLoop:
         if budget.max_cost is not None:
             return f"cost budget reached ({self._spent:g} of {budget.max_cost:g})"
         return "every candidate location has been measured"
-
-
-def _stamp(proposal: Proposal) -> Proposal:
-    return replace(proposal, t_decided=time.time())

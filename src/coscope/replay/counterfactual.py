@@ -3,7 +3,7 @@
 For every recorded decision ``k`` in order, replay rebuilds what the agent knew then — the
 effective settings (stored spec + interventions with ``step <= k``, :mod:`coscope.campaign.
 steering`) with the counterfactual overrides on top, and the measurements committed before
-decision ``k`` (trace attribute ``known_at_decision``; for traces without it, every
+decision ``k`` (its ``n_known`` in the decisions table; for traces without it, every
 measurement of an earlier step), the rest of the earlier decisions being pending — and asks
 the agent for decision ``k``. It reports whether that choice agrees with the recorded one,
 then goes on along the *recorded* path. Observations are re-scalarized from the full signals
@@ -26,7 +26,6 @@ import numpy as np
 
 from coscope.agents.protocols import ModalityChooser
 from coscope.campaign.adopt import facts_of, restrict, steer
-from coscope.campaign.live import KNOWN_ATTR
 from coscope.campaign.steering import CampaignFacts, Settings, fold, validate
 from coscope.errors import ConfigError
 from coscope.scalarizers import scalarize
@@ -135,7 +134,7 @@ class Replayer:
         self.interventions = store.interventions()
         self.decisions = store.decisions()
         self.measurements = store.measurements()
-        self.known = list(store.get_attr(KNOWN_ATTR, []) or [])
+        self.known = {d.step: d.n_known for d in self.decisions}
         self.facts = facts_of(
             self.spec, store.sample_shape, {m.step: m.modality for m in self.measurements}
         )
@@ -149,7 +148,7 @@ class Replayer:
         return what.apply(settings, self.facts)
 
     def seen_before(self, step: int) -> list[Measurement]:
-        n = self.known[step] if step < len(self.known) else -1
+        n = self.known.get(step, -1)
         if n >= 0:
             return self.measurements[:n]
         return [m for m in self.measurements if m.step < step]

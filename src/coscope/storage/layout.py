@@ -194,8 +194,10 @@ def read_root(path: Path) -> dict[str, Any]:
     return doc
 
 
-ADDED_IN = {("decisions", "params"): 2}
+ADDED_IN = {("decisions", "params"): 2, ("decisions", "n_known"): 2}
 """Columns added after schema version 1: (table, column) -> the version that added it."""
+NEUTRAL = {("decisions", "params"): "{}", ("decisions", "n_known"): -1}
+"""What an added column holds for the rows written before it existed."""
 
 
 def columns_of(version: int) -> dict[str, list[ColumnSpec]]:
@@ -209,8 +211,8 @@ def columns_of(version: int) -> dict[str, list[ColumnSpec]]:
 def upgrade(path: Path, doc: dict[str, Any]) -> dict[str, Any]:
     """Bring an older trace to :data:`SCHEMA_VERSION` in place (caller holds the writer lock).
 
-    Each added column is (re)created empty and filled with its neutral value (``"{}"`` for
-    ``decisions/params``) for every committed row; the root is rewritten with the new
+    Each added column is (re)created empty and filled with its :data:`NEUTRAL` value for
+    every committed row; the root is rewritten with the new
     version last, so a crash midway leaves an old-version trace that upgrades again.
 
     Returns:
@@ -227,7 +229,7 @@ def upgrade(path: Path, doc: dict[str, Any]) -> dict[str, Any]:
             create_column(root[table.name], spec, table.dim, chunk_rows=TABLE_CHUNK_ROWS)
             column = Column(path, f"{table.name}/{spec.name}", spec.kind)
             for _ in range(int(counts[table.name])):
-                column.append("{}")
+                column.append(NEUTRAL[(table.name, spec.name)])
             column.finish()
     new = {**doc, "attributes": {**doc["attributes"], "schema_version": SCHEMA_VERSION}}
     atomic_write(path / "zarr.json", json.dumps(new, indent=2, allow_nan=False))

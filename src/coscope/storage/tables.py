@@ -61,6 +61,7 @@ DECISIONS = Table(
         _c("predicted_std", "float", "surrogate standard deviation (NaN if none)"),
         _c("t_decided", "float", "when it was decided", "seconds since 1970-01-01"),
         _c("params", "str", "JSON object of the request's settings (simulator theta, fidelity)"),
+        _c("n_known", "int", "measurements committed when it was decided (-1 unknown)"),
     ),
 )
 
@@ -162,6 +163,7 @@ def decision_row(p: Proposal) -> Row:
         "predicted_std": _float(p.predicted_std, "Proposal.predicted_std"),
         "t_decided": _float(p.t_decided, "Proposal.t_decided"),
         "params": to_json(_mapping(p.params, "Proposal.params"), "Proposal.params"),
+        "n_known": _int(p.n_known, "Proposal.n_known"),
     }
 
 
@@ -230,6 +232,7 @@ def decisions_from(cols: Mapping[str, np.ndarray]) -> list[Proposal]:
             predicted_std=r["predicted_std"],
             t_decided=r["t_decided"],
             params=json.loads(r.get("params") or "{}"),
+            n_known=r.get("n_known", -1),
         ),
     )
 
