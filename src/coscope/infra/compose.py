@@ -45,14 +45,11 @@ def sample_from_spec(spec: SampleSpec | dict[str, Any], seed: int) -> Sample:
         raise ConfigError(f"invalid campaign spec: 'sample.params': {exc}") from None
 
 
-def build_instrument_from_specs(
-    sample_spec: dict[str, Any], instrument_spec: dict[str, Any], *, seed: int, time_scale: float
-) -> Instrument:
-    """Build one instrument stack from JSON specs (used inside Dask workers)."""
-    inst = InstrumentSpec.model_validate(instrument_spec)
+def _instrument(inst: InstrumentSpec, sample: Sample, time_scale: float) -> Instrument:
+    """The instrument stack one :class:`InstrumentSpec` describes, on ``sample``."""
     return build_instrument(
         inst.name,
-        sample_from_spec(sample_spec, seed),
+        sample,
         kind=inst.kind,
         modalities=inst.modalities,
         latency_s=inst.latency_s,
@@ -64,23 +61,17 @@ def build_instrument_from_specs(
     )
 
 
+def build_instrument_from_specs(
+    sample_spec: dict[str, Any], instrument_spec: dict[str, Any], *, seed: int, time_scale: float
+) -> Instrument:
+    """Build one instrument stack from JSON specs (used inside Dask workers)."""
+    inst = InstrumentSpec.model_validate(instrument_spec)
+    return _instrument(inst, sample_from_spec(sample_spec, seed), time_scale)
+
+
 def instruments_from_spec(spec: CampaignSpec, sample: Sample) -> dict[str, Instrument]:
     """All instruments of a spec, built in this process (local executor)."""
-    return {
-        inst.name: build_instrument(
-            inst.name,
-            sample,
-            kind=inst.kind,
-            modalities=inst.modalities,
-            latency_s=inst.latency_s,
-            cost=inst.cost,
-            noise=inst.noise,
-            time_scale=spec.time_scale,
-            options=inst.options,
-            travel_cost_per_um=inst.travel_cost_per_um,
-        )
-        for inst in spec.instruments
-    }
+    return {inst.name: _instrument(inst, sample, spec.time_scale) for inst in spec.instruments}
 
 
 def instrument_references(spec: CampaignSpec) -> dict[str, tuple[dict, dict]]:
