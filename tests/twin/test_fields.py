@@ -1,0 +1,92 @@
+"""The twin's per-pixel maps: kept where predictive, dropped where not; calibration vs a grid."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from coscope.agents.calibration import ThetaSpace, calibrate, log_likelihood
+from coscope.instruments.physics import triangle_sweep
+from coscope.instruments.theory import LGD_THETA, lgd_loops
+from coscope.twin.fields import TwinFields, compose, decompose
+
+VOLTAGE = triangle_sweep(48, 8.0)
+SIDE = 20
+
+
+def _grid(seed: int, n: int):
+    """``n`` random measured pixels of a ``SIDE x SIDE`` grid, the rest as test pixels."""
+    rng = np.random.default_rng(seed)
+    rows, cols = np.divmod(np.arange(SIDE * SIDE), SIDE)
+    coords = np.c_[rows, cols] / (SIDE - 1)
+    s = np.where(np.sin(5 * coords[:, 0]) + np.cos(4 * coords[:, 1]) > 0, 0.8, -0.8)
+    theory = lgd_loops(VOLTAGE, s, {**LGD_THETA, "coercive_field": 2.5, "imprint_gain": 0.3})
+    measured = np.sort(rng.choice(SIDE * SIDE, n, replace=False))
+    test = np.setdiff1d(np.arange(SIDE * SIDE), measured)
+    return rng, coords, theory, measured, test
+
+
+def test_decompose_and_compose_are_inverse() -> None:
+    rng, _, theory, _, _ = _grid(0, 10)
+    y = 3.0 * theory[:10] + 0.2 + 0.1 * rng.standard_normal((10, len(VOLTAGE)))
+    parts = decompose(y, theory[:10])
+    np.testing.assert_allclose(compose(parts, theory[:10]), y, atol=1e-12)
+    assert np.all(np.abs(parts["corr"]) <= 1.0 + 1e-12)
+
+
+def test_pure_noise_discrepancy_is_dropped_so_the_twin_is_the_theory() -> None:
+    rng, coords, theory, measured, test = _grid(1, 40)
+    # one gain and offset for the whole sample; the 'discrepancy' is white noise per pixel
+    y = 2.0 * theory + 0.5 + 0.3 * rng.standard_normal(theory.shape)
+    fields = TwinFields.fit(coords[measured], measured, y[measured], theory[measured])
+    assert fields.fields["shape"].weight == 0.0
+    parts, _ = fields.predict(test, coords[test])
+    twin_minus_const = compose(parts, theory[test]) - compose(
+        fields.constants(len(test)), theory[test]
+    )
+    # nothing beyond the constants is added: the twin is the calibrated theory there
+    assert np.abs(twin_minus_const).max() < 0.05 * np.abs(2.0 * theory).max()
+    # measured pixels keep their loops exactly
+    back, var = fields.predict(measured[:5], coords[measured[:5]])
+    np.testing.assert_allclose(compose(back, theory[measured[:5]]), y[measured[:5]], atol=1e-10)
+    assert np.all(var["log_gain"] == 0.0)
+
+
+def test_gain_map_is_recovered_where_it_is_smooth() -> None:
+    rng, coords, theory, measured, test = _grid(2, 60)
+    log_gain = 1.5 * np.sin(3.0 * coords[:, 0]) * np.cos(2.0 * coords[:, 1])
+    y = np.exp(log_gain)[:, None] * theory + 0.01 * rng.standard_normal(theory.shape)
+    fields = TwinFields.fit(coords[measured], measured, y[measured], theory[measured])
+    field = fields.fields["log_gain"]
+    assert field.weight > 0.5 and field.skill > 0.8
+    parts, var = fields.predict(test, coords[test])
+    err = parts["log_gain"] - log_gain[test]
+    flat_err = np.median(log_gain[measured]) - log_gain[test]
+    assert np.sqrt(np.mean(err**2)) < 0.2 * np.sqrt(np.mean(flat_err**2))
+    # the stated uncertainty covers the error (z-scores of order one)
+    assert 0.3 < np.sqrt(np.mean(err**2 / var["log_gain"])) < 3.0
+
+
+def test_importance_sampled_posterior_matches_a_brute_force_grid() -> None:
+    space = ThetaSpace.from_bounds({"coercive_field": [1.0, 5.0], "imprint_gain": [-1.0, 1.0]})
+
+    def emulate(s: np.ndarray, units: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        theta = space.from_unit(units)
+        th = {**LGD_THETA, "coercive_field": theta[:, 0], "imprint_gain": theta[:, 1]}
+        return lgd_loops(VOLTAGE, s, th), np.zeros((len(s), len(VOLTAGE)))
+
+    rng = np.random.default_rng(5)
+    s = rng.uniform(-1, 1, size=4)
+    clean = lgd_loops(VOLTAGE, s, {**LGD_THETA, "coercive_field": 3.0, "imprint_gain": 0.2})
+    y = rng.uniform(0.5, 2.0, (4, 1)) * clean + 0.3 * rng.standard_normal(clean.shape)
+    post = calibrate(y, s, space, emulate, seed=0, n_eff=4.0)
+    g = (np.arange(120) + 0.5) / 120
+    grid = np.stack(np.meshgrid(g, g, indexing="ij"), -1).reshape(-1, 2)
+    logp = log_likelihood(y, s, grid, emulate, 4.0).sum(0)
+    w = np.exp(logp - logp.max())
+    w /= w.sum()
+    mean = space.from_unit(w @ grid)
+    sd = np.sqrt(w @ (space.from_unit(grid) - mean) ** 2)
+    assert post.ess > 50
+    np.testing.assert_allclose(post.mean, mean, atol=0.15 * sd.max())
+    np.testing.assert_allclose(post.std, sd, rtol=0.2)
+    assert sd.min() > 0.02  # the grid resolves the posterior (it is not a spike)
