@@ -90,3 +90,34 @@ def test_importance_sampled_posterior_matches_a_brute_force_grid() -> None:
     np.testing.assert_allclose(post.mean, mean, atol=0.15 * sd.max())
     np.testing.assert_allclose(post.std, sd, rtol=0.2)
     assert sd.min() > 0.02  # the grid resolves the posterior (it is not a spike)
+
+
+def test_a_sharp_posterior_is_sampled_not_collapsed_onto_one_point() -> None:
+    """Small noise and an exact theory: the posterior is ~100x narrower than the prior box; the
+    adaptive importance sampler must still match a fine local grid (it used to end with an
+    effective sample size of 1-5)."""
+    space = ThetaSpace.from_bounds({"coercive_field": [1.0, 5.0], "imprint_gain": [-1.0, 1.0]})
+
+    def emulate(s: np.ndarray, units: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        theta = space.from_unit(units)
+        th = {**LGD_THETA, "coercive_field": theta[:, 0], "imprint_gain": theta[:, 1]}
+        return lgd_loops(VOLTAGE, s, th), np.zeros((len(s), len(VOLTAGE)))
+
+    rng = np.random.default_rng(8)
+    s = rng.uniform(-1, 1, size=8)
+    star = np.array([2.7, 0.35])
+    clean = lgd_loops(VOLTAGE, s, {**LGD_THETA, "coercive_field": 2.7, "imprint_gain": 0.35})
+    y = clean + 0.02 * rng.standard_normal(clean.shape)
+    post = calibrate(y, s, space, emulate, seed=1, n_eff=48.0)
+    half = np.array([0.06, 0.06])  # local window, in physical units
+    g = (np.arange(101) / 100.0) * 2.0 - 1.0
+    grid = star + np.stack(np.meshgrid(g * half[0], g * half[1], indexing="ij"), -1).reshape(-1, 2)
+    logp = log_likelihood(y, s, space.to_unit(grid), emulate, 48.0).sum(0)
+    w = np.exp(logp - logp.max())
+    w /= w.sum()
+    mean = w @ grid
+    sd = np.sqrt(w @ (grid - mean) ** 2)
+    assert np.all(sd < half / 4) and np.all(sd < 0.01 * (space.hi - space.lo))  # sharp, inside
+    assert post.ess > 50
+    np.testing.assert_allclose(post.mean, mean, atol=0.3 * sd.max())
+    np.testing.assert_allclose(post.std, sd, rtol=0.3)
