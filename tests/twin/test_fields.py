@@ -25,6 +25,16 @@ def _grid(seed: int, n: int):
     return rng, coords, theory, measured, test
 
 
+SPACE = ThetaSpace.from_bounds({"coercive_field": [1.0, 5.0], "imprint_gain": [-1.0, 1.0]})
+
+
+def _exact_emulator(s: np.ndarray, units: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The LGD model itself as the 'emulator' (zero variance)."""
+    theta = SPACE.from_unit(units)
+    th = {**LGD_THETA, "coercive_field": theta[:, 0], "imprint_gain": theta[:, 1]}
+    return lgd_loops(VOLTAGE, s, th), np.zeros((len(s), len(VOLTAGE)))
+
+
 def test_decompose_and_compose_are_inverse() -> None:
     rng, _, theory, _, _ = _grid(0, 10)
     y = 3.0 * theory[:10] + 0.2 + 0.1 * rng.standard_normal((10, len(VOLTAGE)))
@@ -67,12 +77,7 @@ def test_gain_map_is_recovered_where_it_is_smooth() -> None:
 
 
 def test_importance_sampled_posterior_matches_a_brute_force_grid() -> None:
-    space = ThetaSpace.from_bounds({"coercive_field": [1.0, 5.0], "imprint_gain": [-1.0, 1.0]})
-
-    def emulate(s: np.ndarray, units: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        theta = space.from_unit(units)
-        th = {**LGD_THETA, "coercive_field": theta[:, 0], "imprint_gain": theta[:, 1]}
-        return lgd_loops(VOLTAGE, s, th), np.zeros((len(s), len(VOLTAGE)))
+    space, emulate = SPACE, _exact_emulator
 
     rng = np.random.default_rng(5)
     s = rng.uniform(-1, 1, size=4)
@@ -96,12 +101,7 @@ def test_a_sharp_posterior_is_sampled_not_collapsed_onto_one_point() -> None:
     """Small noise and an exact theory: the posterior is ~100x narrower than the prior box; the
     adaptive importance sampler must still match a fine local grid (it used to end with an
     effective sample size of 1-5)."""
-    space = ThetaSpace.from_bounds({"coercive_field": [1.0, 5.0], "imprint_gain": [-1.0, 1.0]})
-
-    def emulate(s: np.ndarray, units: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        theta = space.from_unit(units)
-        th = {**LGD_THETA, "coercive_field": theta[:, 0], "imprint_gain": theta[:, 1]}
-        return lgd_loops(VOLTAGE, s, th), np.zeros((len(s), len(VOLTAGE)))
+    space, emulate = SPACE, _exact_emulator
 
     rng = np.random.default_rng(8)
     s = rng.uniform(-1, 1, size=8)
