@@ -67,7 +67,9 @@ class CoNavigationAgent:
         n_initial: Experiments placed before the model chooses.
         n_design: Simulations on the space-filling theta design before posterior draws.
         seed_points: First experiment locations.
-        n_eff: Effective independent points per loop in the likelihood.
+        n_eff: Effective independent points per loop in the likelihood (``None``: estimated
+            from the residuals at every calibration, see
+            :func:`~coscope.agents.calibration.effective_points`).
         voltage: The loops' axis ``(V,)`` (kept in the twin).
         model: Theory kind, for the twin's record.
     """
@@ -87,7 +89,7 @@ class CoNavigationAgent:
         n_initial: int = 5,
         n_design: int = 8,
         seed_points: Sequence[Location] = (),
-        n_eff: float = 8.0,
+        n_eff: float | None = None,
         voltage: np.ndarray | None = None,
         model: str = "theory_lgd",
     ) -> None:
@@ -225,6 +227,7 @@ class CoNavigationAgent:
                 self.space.names, self.posterior.mean, self.posterior.std, strict=True
             ):
                 row[f"theta.{name}"], row[f"theta_std.{name}"] = float(m), float(sd)
+            row["n_eff"] = float(self.posterior.n_eff)
         return row
 
     # --- predictions ---------------------------------------------------------------------
