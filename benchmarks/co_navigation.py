@@ -300,17 +300,10 @@ def _nrmse(pred: np.ndarray, y: np.ndarray) -> np.ndarray:
     return np.sqrt(np.mean((pred - y) ** 2, axis=1)) / np.maximum(y.std(axis=1), 1e-12)
 
 
-def _shape_error(pred: np.ndarray, y: np.ndarray) -> np.ndarray:
-    """Normalised RMSE after the best per-pixel gain and offset: ``sqrt(1 - corr^2)``."""
-    pc = pred - pred.mean(1, keepdims=True)
-    yc = y - y.mean(1, keepdims=True)
-    corr = (pc * yc).sum(1) / np.maximum(np.sqrt((pc**2).sum(1) * (yc**2).sum(1)), 1e-300)
-    return np.sqrt(np.clip(1.0 - corr**2, 0.0, 1.0))
-
-
 def part_beps(budget: int, seed: int) -> str:
     from coscope.instruments import build_sample
     from coscope.instruments.theory import LGD_THETA, lgd_loops, normalized_structure
+    from coscope.twin.fields import shape_error
 
     if not (BEPS_ZARR / "zarr.json").exists():
         from coscope.storage.dataset_readers import import_dataset
@@ -382,7 +375,7 @@ def part_beps(budget: int, seed: int) -> str:
         "experiment GP": tw_test["experiment"],
         "per-pixel LSQ (nearest)": pred_lsq,
     }
-    shape = {k: _shape_error(v, loops[test]) for k, v in preds.items()}
+    shape = {k: shape_error(v, loops[test]) for k, v in preds.items()}
     rows = [
         [
             k,

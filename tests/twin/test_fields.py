@@ -7,7 +7,7 @@ import numpy as np
 from coscope.agents.calibration import ThetaSpace, calibrate, log_likelihood
 from coscope.instruments.physics import triangle_sweep
 from coscope.instruments.theory import LGD_THETA, lgd_loops
-from coscope.twin.fields import TwinFields, compose, decompose
+from coscope.twin.fields import TwinFields, compose, decompose, shape_error
 
 VOLTAGE = triangle_sweep(48, 8.0)
 SIDE = 20
@@ -59,6 +59,20 @@ def test_pure_noise_discrepancy_is_dropped_so_the_twin_is_the_theory() -> None:
     back, var = fields.predict(measured[:5], coords[measured[:5]])
     np.testing.assert_allclose(compose(back, theory[measured[:5]]), y[measured[:5]], atol=1e-10)
     assert np.all(var["log_gain"] == 0.0)
+
+
+def test_a_smooth_shape_discrepancy_is_kept_and_improves_the_shape() -> None:
+    rng, coords, theory, measured, test = _grid(3, 60)
+    bump = np.exp(-0.5 * ((np.arange(len(VOLTAGE)) - 12) / 3.0) ** 2)  # a feature the theory lacks
+    amount = 0.8 * np.sin(3.0 * coords[:, 0] + 1.0) * np.cos(2.5 * coords[:, 1])
+    y = theory + amount[:, None] * bump + 0.02 * rng.standard_normal(theory.shape)
+    fields = TwinFields.fit(coords[measured], measured, y[measured], theory[measured])
+    assert fields.fields["shape"].weight >= 0.5 and fields.fields["shape"].skill > 0.1
+    parts, _ = fields.predict(test, coords[test])
+    twin = compose(parts, theory[test])
+    assert np.median(shape_error(twin, y[test])) < 0.6 * np.median(
+        shape_error(theory[test], y[test])
+    )
 
 
 def test_gain_map_is_recovered_where_it_is_smooth() -> None:
