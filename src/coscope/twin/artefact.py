@@ -11,9 +11,12 @@ calibration history. It predicts loops at any pixel:
     twin(x)   = the measured loop                  (measured pixels)
 
 with ``F(x) = k(x) (r(x) m_x + c(x) + d(x))`` the maps' prediction and ``F0`` the same with every
-map at its constant: the twin adds to the calibrated theory only what the maps predict beyond
-their constants, and each map's GP contributes only as far as leave-one-out on the measured
-pixels shows it predictive. With no predictive map the twin *is* the calibrated theory.
+map at its constant (the gain ``k`` in both as ``exp(mean - 1.5 var)`` of its log: the point
+prediction that minimises the expected squared error relative to the loop's own std, the
+loss of a map whose gains span decades; ``E[k^-1] / E[k^-2]`` for a log-normal gain): the
+twin adds to the calibrated theory only what the maps predict beyond their constants, and each
+map's GP contributes only as far as leave-one-out on the measured pixels shows it predictive.
+With no predictive map the twin *is* the calibrated theory.
 
 Saved as ``twin.npz`` + ``twin.json`` in a folder; :func:`save_pyfunc` wraps it as an MLflow
 ``pyfunc`` model (input: a frame with ``row`` and ``col``; output: one twin loop per row),
@@ -33,6 +36,8 @@ from coscope.models.multioutput_gp import SharedKernelGP
 from coscope.twin.fields import TwinFields, compose
 
 _GPS = ("emulator", "experiment")
+GAIN_SHRINK = 1.5
+"""Point gain ``exp(mu - 1.5 s^2)`` for ``log k ~ N(mu, s^2)``: argmin of ``E|p - y|^2 / k^2``."""
 
 
 @dataclass
@@ -114,7 +119,12 @@ class DigitalTwin:
         coords = self.coords(flat)
         parts, var = self.fields.predict(flat, coords)
         loop = compose(parts, raw)
-        twin = theory + loop - compose(self.fields.constants(len(flat)), raw)
+        point = dict(parts, log_gain=parts["log_gain"] - GAIN_SHRINK * var["log_gain"])
+        const = self.fields.constants(len(flat))
+        const["log_gain"] = const["log_gain"] - GAIN_SHRINK * self.fields.fields[
+            "log_gain"
+        ].base_mse[0]
+        twin = theory + compose(point, raw) - compose(const, raw)
         is_measured = np.isin(flat, self.fields.measured)
         twin[is_measured] = loop[is_measured]
         k2 = np.exp(2.0 * parts["log_gain"])
