@@ -417,9 +417,12 @@ def part_beps(budget: int, seed: int) -> str:
                 rows,
             ),
             "",
-            f"Twin maps over the {len(measured)} measured pixels (LOO stacking weight in [0, 1] "
-            f"and skill = 1 − LOO MSE / LOO MSE of the median; a map is used only if its LOO "
-            f"gain is above 2 standard errors): {maps_line}.",
+            f"Twin maps over the {len(measured)} measured pixels (weight in [0, 1] by exact "
+            "leave-one-out, skill = 1 − LOO error / LOO error of the constant: squared error for "
+            "log gain, agreement and offset, shape error against the theory's own for the shape "
+            f"map; a map is used only if its LOO gain is above 2 standard errors): {maps_line}. "
+            "Twin gain = exp(mean − 1.5 var) of the predicted log gain, the minimiser of the "
+            "expected NRMSE (the synthetic table's plain RMSE would prefer a larger gain).",
             "",
             "NRMSE = rms(prediction − loop) / std(loop); shape error = the same after the best "
             "per-pixel gain and offset, sqrt(1 − corr²) (the instrument's gain varies ~1000x over "
@@ -465,7 +468,7 @@ def _figure(twin, sample, measured, voltage, fixed) -> str:
         (ec.reshape(grid), "per-pixel LSQ coercive field E_c (V)", "viridis", None),
         (e_i.reshape(grid), "per-pixel LSQ built-in field E_i (V)", "coolwarm", None),
         (misfit.reshape(grid), "per-pixel LSQ misfit (NRMSE)", "magma", None),
-        (twin.discrepancy_map(), "twin RMS discrepancy (a.u.)", "magma", None),
+        (twin.discrepancy_map(), "twin shape discrepancy / theory std", "magma", None),
     ]
     for ax, (img, title, cmap, _) in zip(axes, panels, strict=True):
         extent = (-0.5, w - 0.5, h - 0.5, -0.5)

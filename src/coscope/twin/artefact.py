@@ -121,9 +121,9 @@ class DigitalTwin:
         loop = compose(parts, raw)
         point = dict(parts, log_gain=parts["log_gain"] - GAIN_SHRINK * var["log_gain"])
         const = self.fields.constants(len(flat))
-        const["log_gain"] = const["log_gain"] - GAIN_SHRINK * self.fields.fields[
-            "log_gain"
-        ].base_mse[0]
+        const["log_gain"] = (
+            const["log_gain"] - GAIN_SHRINK * self.fields.fields["log_gain"].base_mse[0]
+        )
         twin = theory + compose(point, raw) - compose(const, raw)
         is_measured = np.isin(flat, self.fields.measured)
         twin[is_measured] = loop[is_measured]
@@ -145,13 +145,18 @@ class DigitalTwin:
 
     def discrepancy_map(self) -> np.ndarray:
         """Where the theory fails: RMS of the shape discrepancy ``d`` per pixel relative to the
-        theory loop's std (``0`` = the theory's shape explains the loop), ``H x W``."""
+        theory loop's std (``0`` = the theory's shape explains the loop), ``H x W``.
+
+        Measured pixels show their own ``d``; the others the shape GP's interpolation, whether
+        or not leave-one-out found it predictive enough to enter the twin (its weight).
+        """
         h, w = self.shape
         flat = np.arange(h * w)
-        parts, _ = self.fields.predict(flat, self.coords(flat))
+        shape = self.discrepancy.predict(self.coords(flat))[0]
+        shape[self.fields.measured] = self.fields.parts["shape"]
         a0, b0 = self.affine
         raw = (self.theory(flat)[0] - b0) / a0 if a0 != 0 else np.ones((h * w, 1))
-        rms = np.sqrt(np.mean(parts["shape"] ** 2, axis=1))
+        rms = np.sqrt(np.mean(shape**2, axis=1))
         return (rms / np.maximum(raw.std(1), 1e-12)).reshape(h, w)
 
     # --- persistence ---------------------------------------------------------------------
