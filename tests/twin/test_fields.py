@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from coscope.agents.calibration import ThetaSpace, calibrate, log_likelihood
+from coscope.agents.calibration import ThetaSpace, calibrate, effective_points, log_likelihood
 from coscope.instruments.physics import triangle_sweep
 from coscope.instruments.theory import LGD_THETA, lgd_loops
 from coscope.twin.fields import TwinFields, compose, decompose, shape_error
@@ -135,3 +135,19 @@ def test_a_sharp_posterior_is_sampled_not_collapsed_onto_one_point() -> None:
     assert post.ess > 50
     np.testing.assert_allclose(post.mean, mean, atol=0.3 * sd.max())
     np.testing.assert_allclose(post.std, sd, rtol=0.3)
+
+
+def test_effective_points_count_white_noise_fully_and_a_smooth_error_little() -> None:
+    rng = np.random.default_rng(4)
+    s = rng.uniform(-1, 1, size=24)
+    unit = SPACE.to_unit(np.array([2.7, 0.35]))
+    clean = _exact_emulator(s, np.repeat(unit[None], 24, 0))[0]
+    white = clean + 0.02 * rng.standard_normal(clean.shape)
+    n_white = effective_points(white, s, _exact_emulator, unit, 8.0)
+    t = np.linspace(0.0, 1.0, len(VOLTAGE))
+    wiggle = np.sin(2 * np.pi * (2 * t[None, :] + rng.uniform(0, 1, (24, 1))))
+    smooth = clean + 0.05 * wiggle + 0.002 * rng.standard_normal(clean.shape)
+    n_smooth = effective_points(smooth, s, _exact_emulator, unit, 8.0)
+    assert n_white > 0.7 * len(VOLTAGE)
+    assert n_smooth < 8.0
+    assert effective_points(white[:3], s[:3], _exact_emulator, unit, 8.0) == 8.0  # too few
