@@ -8,9 +8,10 @@ simulator, an instrument whose requests carry ``theta`` and ``fidelity``). Surro
   calibrated parameters in their unit box, and for a lattice simulator the fidelity feature
   ``z = (1/L - 1/L_max) / (1/L_min - 1/L_max)`` (``z = 0`` is the top fidelity, the target);
 * **experiment GP** over normalised coordinates ``(row / H, col / W)``;
-* **discrepancy GP** over coordinates, outputs ``(a_x, b_x, delta_x)``: per-location amplitude,
-  offset and the loop the calibrated theory leaves unexplained,
-  ``delta_x = y_x - a_x eta(s_x, theta*) - b_x``.
+* **twin maps** over coordinates (:class:`~coscope.twin.fields.TwinFields`): per-location
+  gain, shape agreement, offset and shape discrepancy of the loops against the calibrated
+  theory, each a GP kept only as far as it predicts held-out pixels; the shape-discrepancy
+  GP is :attr:`discrepancy`.
 
 After every new result the emulator is refitted and theta recalibrated
 (:func:`~coscope.agents.calibration.calibrate`). Choices, each by value per cost:
@@ -24,8 +25,9 @@ After every new result the emulator is refitted and theta recalibrated
   location and fidelity maximise the emulator's variance reduction at the target fidelity,
   ``cov(c, t)^2 / (var(c) + noise^2)``, per cost ``cost * (L / L_max)^2``.
 
-The twin prediction at any pixel is ``a0 eta(s_x, theta*) + b0 + delta(x)``: the sample-wide
-median amplitude and offset and the discrepancy GP's mean (:class:`~coscope.twin.DigitalTwin`).
+The twin prediction at any pixel is the calibrated theory ``a0 eta(s_x, theta*) + b0`` (sample-
+wide median amplitude and offset) plus what the maps predict beyond their constants
+(:class:`~coscope.twin.DigitalTwin`).
 """
 
 from __future__ import annotations
@@ -42,6 +44,7 @@ from coscope.instruments.lattice import lattice_cost_factor
 from coscope.instruments.theory import normalized_structure
 from coscope.models.multioutput_gp import SharedKernelGP
 from coscope.twin.artefact import DigitalTwin
+from coscope.twin.fields import TwinFields
 from coscope.types import Location, Measurement, Proposal
 
 Target = Callable[[np.ndarray], np.ndarray]
@@ -64,7 +67,9 @@ class CoNavigationAgent:
         n_initial: Experiments placed before the model chooses.
         n_design: Simulations on the space-filling theta design before posterior draws.
         seed_points: First experiment locations.
-        n_eff: Effective independent points per loop in the likelihood.
+        n_eff: Effective independent points per loop in the likelihood (``None``: estimated
+            from the residuals at every calibration, see
+            :func:`~coscope.agents.calibration.effective_points`).
         voltage: The loops' axis ``(V,)`` (kept in the twin).
         model: Theory kind, for the twin's record.
     """
@@ -84,7 +89,7 @@ class CoNavigationAgent:
         n_initial: int = 5,
         n_design: int = 8,
         seed_points: Sequence[Location] = (),
-        n_eff: float = 8.0,
+        n_eff: float | None = None,
         voltage: np.ndarray | None = None,
         model: str = "theory_lgd",
     ) -> None:
@@ -114,7 +119,8 @@ class CoNavigationAgent:
         self.history: list[dict[str, Any]] = []
         self._seen = (0, 0)
         self._params: dict[int, dict[str, Any]] = {}
-        self._resid_train = np.zeros((0, 0))
+        self.fields: TwinFields | None = None
+        self._affine = (1.0, 0.0)
         self._loo_mse = np.zeros(0)
 
     # --- learning ------------------------------------------------------------------------
@@ -196,23 +202,19 @@ class CoNavigationAgent:
                     n_eff=self.n_eff,
                 )
                 if len(exps) >= 2:
-                    self._resid_train = self._residuals(y, s_x)
-                    self.discrepancy = SharedKernelGP.fit(self.coords[flat], self._resid_train)
+                    self._fit_fields(flat, y, s_x)
         self.version += 1
         self.history.append(self._summary())
 
-    def _residuals(self, y: np.ndarray, s_x: np.ndarray) -> np.ndarray:
-        """``(a_x, b_x, delta_x)`` per measured location at theta*, ``(n_x, 2 + V)``.
-
-        ``a_x, b_x`` are the per-location least-squares amplitude and offset; ``delta_x`` is
-        the loop left unexplained by the sample-wide affine map ``(median a, median b)``.
-        """
+    def _fit_fields(self, flat: np.ndarray, y: np.ndarray, s_x: np.ndarray) -> None:
+        """Sample-wide affine ``(median a, median b)`` of the loops on the theory at theta* and
+        the twin's maps (:class:`~coscope.twin.fields.TwinFields`)."""
         unit = self.space.to_unit(self.posterior.mean)[None, :]
         mean, var = self.emulate(s_x, np.repeat(unit, len(s_x), 0))
         _, a, b = affine_profile(y[:, None, :], mean[:, None, :], var[:, None, :])
-        a, b = a[:, 0], b[:, 0]
-        a0, b0 = float(np.median(a)), float(np.median(b))
-        return np.c_[a, b, y - a0 * mean - b0]
+        self._affine = (float(np.median(a[:, 0])), float(np.median(b[:, 0])))
+        self.fields = TwinFields.fit(self.coords[flat], flat, y, mean)
+        self.discrepancy = self.fields.fields["shape"].gp
 
     def _summary(self) -> dict[str, Any]:
         row: dict[str, Any] = {
@@ -225,6 +227,7 @@ class CoNavigationAgent:
                 self.space.names, self.posterior.mean, self.posterior.std, strict=True
             ):
                 row[f"theta.{name}"], row[f"theta_std.{name}"] = float(m), float(sd)
+            row["n_eff"] = float(self.posterior.n_eff)
         return row
 
     # --- predictions ---------------------------------------------------------------------
@@ -234,7 +237,6 @@ class CoNavigationAgent:
         if self.posterior is None or self.discrepancy is None or self.experiment_gp is None:
             return None
         p = self.posterior
-        a0, b0 = np.median(self._resid_train[:, :2], axis=0)
         return DigitalTwin(
             model=self.model,
             theta_names=self.space.names,
@@ -247,9 +249,9 @@ class CoNavigationAgent:
             s=self.s,
             sizes=self.sizes or (),
             emulator=self.emulator,
-            discrepancy=self.discrepancy,
+            fields=self.fields,
             experiment=self.experiment_gp,
-            affine=(float(a0), float(b0)),
+            affine=self._affine,
             measured=np.array([loc.flat(self.shape[1]) for loc, _ in self._experiment_list()]),
             local_theta=p.local_means(),
             voltage=self.voltage,

@@ -18,7 +18,8 @@ def conavigation_agent(spec: Any, sample: Any) -> CoNavigationAgent:
     The first instrument of kind ``theory_*`` is the simulator; its ``options.calibrate``
     (``{name: [lo, hi]}``) are the calibrated parameters, ``options.theta`` the fixed ones,
     ``options.sizes`` the lattice fidelities. ``policy.params`` may set ``n_design`` and
-    ``n_eff``. The experiment modality is the scalarizer's.
+    ``n_eff`` (default: estimated from the residuals). The experiment modality is the
+    scalarizer's.
 
     Raises:
         ConfigError: No theory instrument, or missing / invalid calibration bounds.
@@ -72,7 +73,7 @@ def conavigation_agent(spec: Any, sample: Any) -> CoNavigationAgent:
         n_initial=spec.policy.n_initial,
         n_design=int(params.get("n_design", 8)),
         seed_points=[Location(r, c) for r, c in spec.seed_points],
-        n_eff=float(params.get("n_eff", 8.0)),
+        n_eff=None if params.get("n_eff") is None else float(params["n_eff"]),
         voltage=axis,
         model=inst.kind,
     )

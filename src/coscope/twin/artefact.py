@@ -1,12 +1,22 @@
 """The digital twin: calibrated theory, its surrogates and where it fails, as one artefact.
 
 A :class:`DigitalTwin` holds theta* with its posterior covariance, the theory GP (emulator),
-the experiment GP and the discrepancy GP (plain arrays, see
+the experiment GP and the per-pixel maps of gain, shape agreement, offset and shape
+discrepancy (:class:`~coscope.twin.fields.TwinFields`; plain arrays, see
 :meth:`~coscope.models.multioutput_gp.SharedKernelGP.state`), the structure it reads, and the
 calibration history. It predicts loops at any pixel:
 
     theory(x) = a0 eta(s_x, theta*) + b0          (sample-wide amplitude a0, offset b0)
-    twin(x)   = theory(x) + delta(x)               (delta: the discrepancy GP's mean)
+    twin(x)   = theory(x) + F(x) - F0(x)          (unmeasured pixels)
+    twin(x)   = the measured loop                  (measured pixels)
+
+with ``F(x) = k(x) (r(x) m_x + c(x) + d(x))`` the maps' prediction and ``F0`` the same with every
+map at its constant (the gain ``k`` in both as ``exp(mean - 1.5 var)`` of its log: the point
+prediction that minimises the expected squared error relative to the loop's own std, the
+loss of a map whose gains span decades; ``E[k^-1] / E[k^-2]`` for a log-normal gain): the
+twin adds to the calibrated theory only what the maps predict beyond their constants, and each
+map's GP contributes only as far as leave-one-out on the measured pixels shows it predictive.
+With no predictive map the twin *is* the calibrated theory.
 
 Saved as ``twin.npz`` + ``twin.json`` in a folder; :func:`save_pyfunc` wraps it as an MLflow
 ``pyfunc`` model (input: a frame with ``row`` and ``col``; output: one twin loop per row),
@@ -23,8 +33,11 @@ from typing import Any
 import numpy as np
 
 from coscope.models.multioutput_gp import SharedKernelGP
+from coscope.twin.fields import TwinFields, compose
 
-_GPS = ("emulator", "discrepancy", "experiment")
+_GPS = ("emulator", "experiment")
+GAIN_SHRINK = 1.5
+"""Point gain ``exp(mu - 1.5 s^2)`` for ``log k ~ N(mu, s^2)``: argmin of ``E|p - y|^2 / k^2``."""
 
 
 @dataclass
@@ -36,7 +49,8 @@ class DigitalTwin:
         theta_names, theta_mean, theta_std: Calibrated parameters ``(k,)``; theta_cov ``(k, k)``.
         lo, hi: Prior box ``(k,)``; fixed_theta: the other parameters.
         s: Normalised structure ``H x W``; sizes: lattice fidelities (``()`` if none).
-        emulator, discrepancy, experiment: The three GPs (discrepancy outputs ``a, b, delta``).
+        emulator, experiment: The theory and experiment GPs.
+        fields: Gain / agreement / offset / shape-discrepancy maps (:class:`TwinFields`).
         affine: ``(a0, b0)``; measured: flat indices of measured pixels ``(n_x,)``.
         local_theta: Per measured pixel posterior means of theta ``(n_x, k)``.
         history: Calibration trajectory, one dict per refresh.
@@ -54,7 +68,7 @@ class DigitalTwin:
     s: np.ndarray
     sizes: tuple[int, ...]
     emulator: SharedKernelGP
-    discrepancy: SharedKernelGP
+    fields: TwinFields
     experiment: SharedKernelGP
     affine: tuple[float, float]
     measured: np.ndarray
@@ -89,27 +103,61 @@ class DigitalTwin:
         a0, b0 = self.affine
         return a0 * mean + b0, (a0**2) * var[:, None] * self.emulator.y_std[None, :] ** 2
 
+    @property
+    def discrepancy(self) -> SharedKernelGP:
+        """The shape-discrepancy GP over coordinates (outputs: a loop in theory units)."""
+        return self.fields.fields["shape"].gp
+
     def predict(self, flat: np.ndarray) -> dict[str, np.ndarray]:
-        """Loops ``(n, V)`` at flat pixel indices: ``twin``, ``theory``, ``experiment``;
-        ``twin_var`` ``(n,)``: mean variance per loop point (signal units squared)."""
+        """Loops ``(n, V)`` at flat pixel indices: ``twin``, ``theory``, ``experiment``,
+        ``discrepancy`` (``twin - theory``); ``twin_var`` ``(n,)``: mean variance per loop
+        point (signal units squared)."""
         flat = np.asarray(flat)
         theory, theory_var = self.theory(flat)
+        a0, b0 = self.affine
+        raw = (theory - b0) / a0 if a0 != 0 else np.zeros_like(theory)
         coords = self.coords(flat)
-        resid, rvar = self.discrepancy.predict(coords)
-        dstd2 = float(np.mean(self.discrepancy.y_std[2:] ** 2))
+        parts, var = self.fields.predict(flat, coords)
+        loop = compose(parts, raw)
+        point = dict(parts, log_gain=parts["log_gain"] - GAIN_SHRINK * var["log_gain"])
+        const = self.fields.constants(len(flat))
+        const["log_gain"] = (
+            const["log_gain"] - GAIN_SHRINK * self.fields.fields["log_gain"].base_mse[0]
+        )
+        twin = theory + compose(point, raw) - compose(const, raw)
+        is_measured = np.isin(flat, self.fields.measured)
+        twin[is_measured] = loop[is_measured]
+        k2 = np.exp(2.0 * parts["log_gain"])
+        raw_var = theory_var.mean(1) / max(a0**2, 1e-300)
+        twin_var = var["log_gain"] * (loop**2).mean(1) + k2 * (
+            var["shape"].mean(1)
+            + parts["corr"] ** 2 * raw_var
+            + var["corr"] * (raw**2).mean(1)
+            + var["offset"]
+        )
         return {
             "theory": theory,
-            "twin": theory + resid[:, 2:],
+            "twin": twin,
             "experiment": self.experiment.predict(coords)[0],
-            "twin_var": rvar * dstd2 + theory_var.mean(1),
-            "discrepancy": resid[:, 2:],
+            "twin_var": twin_var,
+            "discrepancy": twin - theory,
         }
 
     def discrepancy_map(self) -> np.ndarray:
-        """RMS of the predicted discrepancy loop per pixel, ``H x W`` (signal units)."""
+        """Where the theory fails: RMS of the shape discrepancy ``d`` per pixel relative to the
+        theory loop's std (``0`` = the theory's shape explains the loop), ``H x W``.
+
+        Measured pixels show their own ``d``; the others the shape GP's interpolation, whether
+        or not leave-one-out found it predictive enough to enter the twin (its weight).
+        """
         h, w = self.shape
-        delta = self.discrepancy.predict(self.coords(np.arange(h * w)))[0][:, 2:]
-        return np.sqrt(np.mean(delta**2, axis=1)).reshape(h, w)
+        flat = np.arange(h * w)
+        shape = self.discrepancy.predict(self.coords(flat))[0]
+        shape[self.fields.measured] = self.fields.parts["shape"]
+        a0, b0 = self.affine
+        raw = (self.theory(flat)[0] - b0) / a0 if a0 != 0 else np.ones((h * w, 1))
+        rms = np.sqrt(np.mean(shape**2, axis=1))
+        return (rms / np.maximum(raw.std(1), 1e-12)).reshape(h, w)
 
     # --- persistence ---------------------------------------------------------------------
     def save(self, folder: str | Path) -> Path:
@@ -133,6 +181,8 @@ class DigitalTwin:
         for name in _GPS:
             for key, value in getattr(self, name).state().items():
                 arrays[f"{name}.{key}"] = np.asarray(value)
+        for key, value in self.fields.state().items():
+            arrays[f"fields.{key}"] = np.asarray(value)
         np.savez(folder / "twin.npz", **arrays)
         meta = {
             "model": self.model,
@@ -142,6 +192,7 @@ class DigitalTwin:
             "fixed_theta": self.fixed_theta,
             "sizes": list(self.sizes),
             "affine": list(self.affine),
+            "fields": self.fields.summary(),
             "history": self.history,
         }
         (folder / "twin.json").write_text(json.dumps(meta, indent=1))
@@ -160,6 +211,9 @@ class DigitalTwin:
             )
             for name in _GPS
         }
+        fields = TwinFields.from_state(
+            {k[len("fields.") :]: v for k, v in arrays.items() if k.startswith("fields.")}
+        )
         plain = {k: v for k, v in arrays.items() if "." not in k}
         return cls(
             model=meta["model"],
@@ -168,6 +222,7 @@ class DigitalTwin:
             sizes=tuple(meta["sizes"]),
             affine=tuple(meta["affine"]),
             history=meta["history"],
+            fields=fields,
             **plain,
             **gps,
         )

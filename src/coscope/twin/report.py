@@ -50,7 +50,7 @@ def write_twin_report(
     axes[0].set_title("structure s (normalised)", fontsize=9)
     im = axes[1].imshow(twin.discrepancy_map(), cmap="magma")
     fig.colorbar(im, ax=axes[1], shrink=0.8)
-    axes[1].set_title("where theory fails: RMS discrepancy", fontsize=9)
+    axes[1].set_title("where theory fails: shape discrepancy / theory std", fontsize=9)
     rr, cc = np.divmod(twin.measured, w)
     for i, name in enumerate(twin.theta_names):
         ax = axes[2 + i]
