@@ -113,6 +113,33 @@ def test_reference_rule_and_single_modality_baseline(tmp_path: Path, policy, mod
     ctx.store.close()
 
 
+@pytest.mark.parametrize("model", ["multitask", "gp"])
+def test_boundary_kernel_resumes_to_the_same_decisions_and_logs_the_boundary(
+    tmp_path: Path, model: str
+) -> None:
+    """``boundaries: 1`` for the multi-task agent and the single-modality baseline alike."""
+    policy = {
+        "name": "gain_per_cost",
+        "model": model,
+        "n_initial": 4,
+        "fit_iterations": 20,
+        "params": {"refit_growth": 1.5, "boundaries": 1},
+    }
+    _, ctx = _run(_spec(tmp_path / "a", policy=policy))
+    whole = [(d.instrument, d.modality, d.location) for d in ctx.store.decisions()]
+    assert ctx.agent.boundaries == 1 and ctx.agent.boundary_map().shape == (6, 6, 1)
+    fits = ctx.store.fits()
+    assert fits and all("boundary_0_offset" in f.hyperparameters for f in fits)
+    ctx.store.close()
+    _run(_spec(tmp_path / "b", policy=policy, budget={"max_measurements": 8}))[1].store.close()
+    _, ctx = _run(_spec(tmp_path / "b", policy=policy))
+    assert [(d.instrument, d.modality, d.location) for d in ctx.store.decisions()] == whole
+    ctx.store.close()
+    _, plain = _run(_spec(tmp_path / "c"))  # the default stays the plain kernel
+    assert plain.agent.boundaries == 0 and plain.agent.boundary_map() is None
+    plain.store.close()
+
+
 def test_travel_cost_grows_with_distance_from_the_last_decision(tmp_path: Path) -> None:
     instruments = [
         {
@@ -170,6 +197,8 @@ def test_travel_wrapper_charges_from_the_request_origin() -> None:
         ({"policy": {"name": "gain_per_cost", "model": "dkl"}}, "works with model"),
         ({"policy": {"name": "gain_per_cost", "params": {"beta": 2}}}, "does not take"),
         ({"policy": {"name": "gain_per_cost", "params": {"rank": 0}}}, "integer >= 1"),
+        ({"policy": {"name": "gain_per_cost", "params": {"boundaries": 5}}}, "integer 0..4"),
+        ({"policy": {"name": "gain_per_cost", "params": {"boundaries": 0.5}}}, "integer 0..4"),
     ],
 )
 def test_bad_chooser_specs_are_one_sentence(tmp_path: Path, change: dict, words: str) -> None:
