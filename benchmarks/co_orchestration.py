@@ -50,12 +50,13 @@ import tempfile  # noqa: E402
 import time  # noqa: E402
 from pathlib import Path  # noqa: E402
 
-STRATEGIES = {  # label -> (policy, model, learned boundary features K)
-    "gain_per_cost (multi-task, boundary kernel)": ("gain_per_cost", "multitask", 1),
-    "gain_per_cost (multi-task, plain RBF)": ("gain_per_cost", "multitask", 0),
-    "max_uncertainty (multi-task, reference rule)": ("max_uncertainty", "multitask", 0),
-    "single-modality GP (Raman only)": ("gain_per_cost", "gp", 0),
-    "single-modality GP (Raman only, boundary kernel)": ("gain_per_cost", "gp", 1),
+BOUNDARY = {"boundaries": 1}
+STRATEGIES = {  # label -> (policy, model, extra policy params)
+    "gain_per_cost (multi-task, boundary kernel)": ("gain_per_cost", "multitask", BOUNDARY),
+    "gain_per_cost (multi-task, plain RBF)": ("gain_per_cost", "multitask", {}),
+    "max_uncertainty (multi-task, reference rule)": ("max_uncertainty", "multitask", {}),
+    "single-modality GP (Raman only)": ("gain_per_cost", "gp", {}),
+    "single-modality GP (Raman only, boundary kernel)": ("gain_per_cost", "gp", BOUNDARY),
 }
 MAIN = "gain_per_cost (multi-task, boundary kernel)"
 BASELINE = "single-modality GP (Raman only)"
@@ -131,9 +132,10 @@ def run_one(job: tuple[str, int, str]) -> dict:
         sample_from_spec,
     )
 
-    policy, model, boundaries = STRATEGIES[label]
-    data = library_spec(policy, model, seed, str(Path(scratch) / f"{label[:8]}{boundaries}-{seed}"))
-    data["policy"]["params"]["boundaries"] = boundaries
+    policy, model, extra = STRATEGIES[label]
+    tag = "".join(f"{k[0]}{v}" for k, v in sorted(extra.items()))
+    data = library_spec(policy, model, seed, str(Path(scratch) / f"{label[:8]}{tag}-{seed}"))
+    data["policy"]["params"].update(extra)
     spec = parse_spec(data)
     t0 = time.perf_counter()
     sample = sample_from_spec(spec.sample, spec.seed)

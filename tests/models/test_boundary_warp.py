@@ -46,7 +46,8 @@ def test_stump_search_finds_the_step_direction_and_offset() -> None:
     ys = np.where(tasks == 0, (y - y[tasks == 0].mean()) / y[tasks == 0].std(), 0.0)
     ys = np.where(tasks == 1, (y - y[tasks == 1].mean()) / y[tasks == 1].std(), ys)
     starts = stump_starts(X[:, :2], ys, tasks, 2, k=1, n_starts=3)
-    direction, offset = starts[0]
+    direction, offset, jump = starts[0]
+    assert jump[0] * jump[1] < 0 and np.all(np.abs(jump) > 1.0)  # opposite, large jumps
     cos = abs(float(direction[0] @ TRUE_DIR))
     assert cos > np.cos(np.radians(12))
     grid = _grid()
@@ -76,6 +77,7 @@ def test_fitted_boundary_matches_the_truth_and_beats_the_plain_kernel(fitted) ->
     assert hp["boundary_0_offset"] == pytest.approx(kernel.offset[0])
     assert hp["boundary_0_width"] >= 0.01 and hp["boundary_0_lengthscale"] > 0
     assert {"lengthscale_0", "lengthscale_1", "task_corr_0_1"} <= set(hp)
+    assert hp["task_corr_0_1"] < -0.3  # one jumps up where the other drops
     # cross-boundary correlation is low where the data say so
     a, b = np.array([[0.2, 0.2, 0.0]]), np.array([[0.8, 0.8, 0.0]])
     near = np.array([[0.25, 0.25, 0.0]])

@@ -158,7 +158,7 @@ def stump_starts(
     k: int,
     n_starts: int = 1,
     seed: int = 0,
-) -> list[tuple[np.ndarray, np.ndarray]]:
+) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
     """Decision-stump starts for ``k`` boundaries: start ``i`` takes the ``i``-th best first
     split (directions at least 20 degrees apart), then the best split of the residuals for
     each further boundary (greedy, like boosting stumps).
@@ -173,8 +173,10 @@ def stump_starts(
         seed: Seed of the random directions (``d > 2`` only).
 
     Returns:
-        ``[(direction, offset), ...]``: unit directions ``k x d`` and offsets ``(k,)`` —
-        boundary ``j`` is ``direction[j] . x = offset[j]``. Deterministic in the arguments.
+        ``[(direction, offset, jump), ...]``: unit directions ``k x d`` and offsets ``(k,)`` —
+        boundary ``j`` is ``direction[j] . x = offset[j]`` — and the jump of each task's mean
+        across the first boundary, ``(n_tasks,)`` (standard units, 0 for a task without data
+        on both sides; its signs start the task covariance). Deterministic in the arguments.
     """
     x = np.asarray(x, dtype=np.float64)
     dirs = _directions(x.shape[1], seed)
@@ -201,5 +203,10 @@ def stump_starts(
         for _ in range(k - 1):
             resid = _split_residuals(resid, proj[:, chosen[-1][1]] > chosen[-1][2], tasks, n_tasks)
             chosen.append(splits(resid)[0])
-        starts.append((dirs[[c[1] for c in chosen]], np.array([c[2] for c in chosen])))
+        side = proj[:, first[1]] > first[2]
+        jump = np.zeros(n_tasks)
+        for t in range(n_tasks):
+            hi, lo = y[side & (tasks == t)], y[~side & (tasks == t)]
+            jump[t] = hi.mean() - lo.mean() if len(hi) and len(lo) else 0.0
+        starts.append((dirs[[c[1] for c in chosen]], np.array([c[2] for c in chosen]), jump))
     return starts

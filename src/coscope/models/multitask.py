@@ -145,7 +145,7 @@ def _build(
     n_tasks: int,
     rank: int,
     boundaries: int = 0,
-    start: tuple[np.ndarray, np.ndarray] | None = None,
+    start: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None,
 ) -> MultiTaskGP:
     train_X = torch.as_tensor(X, dtype=DTYPE)
     train_Y = torch.as_tensor(y_std, dtype=DTYPE).unsqueeze(-1)
@@ -163,21 +163,26 @@ def _build(
     data_kernel = model.covar_module.kernels[0]
     if boundaries:
         data_kernel = _boundary_kernel(X.shape[1] - 1, int(boundaries), start)
-    model.covar_module = data_kernel * FreeSignIndexKernel(
-        num_tasks=n_tasks, rank=rank, active_dims=[d]
-    ).to(DTYPE)
+    task_kernel = FreeSignIndexKernel(num_tasks=n_tasks, rank=rank, active_dims=[d]).to(DTYPE)
+    # the factor's first column starts at the tasks' jumps across the stump boundary, so their
+    # signs start right (a Raman mode jumping up where the loop collapses: negative)
+    if start is not None and np.any(start[2]):
+        with torch.no_grad():
+            jump = torch.as_tensor(start[2], dtype=DTYPE)
+            task_kernel.covar_factor[:, 0] = jump / jump.abs().max()
+    model.covar_module = data_kernel * task_kernel
     return model
 
 
-def _boundary_kernel(d: int, k: int, start: tuple[np.ndarray, np.ndarray] | None) -> BoundaryKernel:
+def _boundary_kernel(d: int, k: int, start: tuple | None) -> BoundaryKernel:
     """RBF over ``d + k`` warped inputs (botorch's dimension-scaled lengthscale prior), the
-    warp started at ``start`` = (directions ``k x d``, offsets ``(k,)``) if given."""
+    warp started at ``start`` = (directions ``k x d``, offsets ``(k,)``, jumps) if given."""
     from botorch.models.utils.gpytorch_modules import get_covar_module_with_dim_scaled_prior
 
     base = get_covar_module_with_dim_scaled_prior(ard_num_dims=d + k).to(DTYPE)
     warp = BoundaryWarp(d, k, DTYPE)
     if start is not None:
-        warp.set_boundaries(*start)
+        warp.set_boundaries(start[0], start[1])
     with torch.no_grad():
         ls = base.lengthscale.detach().clone()
         ls[..., d:] = S_LENGTHSCALE_INIT
