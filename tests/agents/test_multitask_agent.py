@@ -286,3 +286,25 @@ def test_initial_design_visits_untouched_locations_first() -> None:
             [Measurement(step, "i", p.modality, p.location, np.full(4, step * 1.0), 1.0)]
         )
     assert seen == {Location(r, c) for r in range(3) for c in range(3)}
+
+
+def test_the_example_logs_its_learned_boundary_to_mlflow(tmp_path: Path) -> None:
+    """The example (``boundaries: 1``), tracked in real MLflow: every fit's boundary is logged."""
+    from mlflow.tracking import MlflowClient
+
+    from coscope.config import load_spec
+    from coscope.flows.finish import finish_campaign
+
+    example = Path(__file__).resolve().parents[2] / "examples" / "co_orchestration.yaml"
+    changes = {"run_dir": str(tmp_path / "run"), "time_scale": 0.0}
+    spec = load_spec(example, {**changes, "budget": {"max_measurements": 12}})
+    assert spec.policy.params["boundaries"] == 1
+    sample = sample_from_spec(spec.sample, spec.seed)
+    create_or_open_store(spec, sample)[0].close()
+    ctx, _ = open_context(spec.resolved_store(), track=True)
+    outcome = CampaignLoop(ctx, LocalExecutor(instruments_from_spec(spec, sample))).run()
+    summary = finish_campaign(ctx, outcome)
+    fits = ctx.store.fits()
+    assert fits and all("boundary_0_width" in f.hyperparameters for f in fits)
+    metrics = MlflowClient(spec.resolved_tracking_uri()).get_run(summary["mlflow_run_id"]).data
+    assert {"fit.hp.boundary_0_offset", "fit.hp.boundary_0_dir_0"} <= set(metrics.metrics)
