@@ -145,3 +145,27 @@ def test_a_boundary_fit_on_a_dask_worker_process_gives_the_same_state(fitted) ->
     assert remote.boundaries == 1
     for key in state.hyperparameters:
         np.testing.assert_allclose(remote.hyperparameters[key], state.hyperparameters[key])
+
+
+def test_three_inputs_and_tiny_data_work() -> None:
+    """With a feature column (d = 3: seeded random directions) the step is still found; two
+    points of one task (one per side at most) still give a usable fit."""
+    rng = np.random.default_rng(5)
+    x = rng.uniform(size=(40, 3))
+    task = np.arange(40) % 2
+    side = x[:, 2] > 0.4  # the boundary lies along the feature, as with use_structure
+    y = np.where(task == 0, 5.0 * side, -3.0 * side) + 0.01 * rng.normal(size=40)
+    state = fit_model("multitask", np.column_stack([x, task]), y, 1, 40, n_tasks=2, boundaries=1)
+    kernel = icm_kernel(load_multitask(state))
+    assert abs(kernel.direction[0, 2]) > 0.9
+    tiny = fit_model(
+        "multitask",
+        np.array([[0.1, 0.2, 0.0], [0.8, 0.9, 0.0]]),
+        np.array([1.0, 2.0]),
+        0,
+        10,
+        n_tasks=2,
+        boundaries=1,
+    )
+    rows = np.array([[0.5, 0.5, 1.0]])
+    assert np.isfinite(icm_kernel(load_multitask(tiny))(rows, tiny.X)).all()
