@@ -8,9 +8,13 @@ remanent polarisation (``remanent``). Three strategies, each on the real campaig
 the LocalExecutor in
 process, ``time_scale`` 0, budget ``max_cost`` :data:`MAX_COST`:
 
-* ``gain_per_cost`` + ``multitask`` (this work: integrated variance reduction per cost),
+* ``gain_per_cost`` + ``multitask`` + ``boundaries: 1`` (this work: integrated variance
+  reduction per cost, the kernel with one learned boundary feature, ``models/boundary_warp``),
+* ``gain_per_cost`` + ``multitask``, plain RBF kernel (ablation: no boundary feature),
 * ``max_uncertainty`` + ``multitask`` (the reference's rule: most uncertain (modality, x)),
-* ``gain_per_cost`` + ``gp`` (single-modality GP on Raman only, same kernel and rule).
+* ``gain_per_cost`` + ``gp`` (single-modality GP on Raman only, plain RBF: the issue's baseline),
+* ``gain_per_cost`` + ``gp`` + ``boundaries: 1`` (ablation: the boundary kernel without the
+  cheap modality).
 
 The task covariance has rank 1 (``B = w wᵀ + diag(v)``, as expressive as rank 2 for two
 tasks): a 3-seed pilot (seeds 3, 4, 8) reached the targets at lower cost with it than with
@@ -19,7 +23,10 @@ rank 2; the auxiliary ``remanent`` was likewise chosen over ``loop_area`` after 
 The map RMSE (posterior mean vs the noise-free truth map, cm^-1) comes from the loop's own
 history after every measurement; "cost to target" is the cost spent when the RMSE first
 falls to or below a value of :data:`TARGETS` times the standard deviation of the true map
-(with the fraction of seeds that got there within the budget).
+(with the fraction of seeds that got there within the budget); since a refit can move a
+learned boundary and the RMSE is not monotone, the cost from which it *stays* at or below the
+target is reported too. The learned boundary (``s_1 = 1/2``) is compared with the truth as the
+fraction of members on the correct side (actual composition above ``x_c``).
 
 (b) **Utilisation** with 3 instruments (``pfm`` 0.5 s, ``raman_a`` 2 s, ``raman_b`` 5 s,
 scaled by ``time_scale``) on a real Dask LocalCluster (4 single-thread worker processes:
@@ -27,7 +34,7 @@ three for the instruments, one for fits), ``DaskExecutor(measure_via="dask")``: 
 fraction of each instrument over the campaign wall time, from the trace
 (:func:`coscope.report.utilisation.utilisation`).
 
-(c) **Learned task correlation** (end of each (a) ``gain_per_cost`` run) against the true
+(c) **Learned task correlation** (end of each (a) multi-task ``gain_per_cost`` run) against the true
 correlation of the two noise-free scalar maps over the 100 members.
 
 Usage: ``python benchmarks/co_orchestration.py [--seeds N] [--processes P] [--quick]``
@@ -40,6 +47,7 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import _report  # noqa: E402
+from _co_cost import boundary_line, cost_rows, rmse_at, signed  # noqa: E402
 
 _report.set_environment()
 
@@ -50,11 +58,17 @@ import tempfile  # noqa: E402
 import time  # noqa: E402
 from pathlib import Path  # noqa: E402
 
-STRATEGIES = {
-    "gain_per_cost (multi-task)": ("gain_per_cost", "multitask"),
-    "max_uncertainty (multi-task, reference rule)": ("max_uncertainty", "multitask"),
-    "single-modality GP (Raman only)": ("gain_per_cost", "gp"),
+BOUNDARY = {"boundaries": 1}
+STRATEGIES = {  # label -> (policy, model, extra policy params)
+    "gain_per_cost (multi-task, boundary kernel)": ("gain_per_cost", "multitask", BOUNDARY),
+    "gain_per_cost (multi-task, plain RBF)": ("gain_per_cost", "multitask", {}),
+    "max_uncertainty (multi-task, reference rule)": ("max_uncertainty", "multitask", {}),
+    "single-modality GP (Raman only)": ("gain_per_cost", "gp", {}),
+    "single-modality GP (Raman only, boundary kernel)": ("gain_per_cost", "gp", BOUNDARY),
 }
+MAIN = "gain_per_cost (multi-task, boundary kernel)"
+BASELINE = "single-modality GP (Raman only)"
+BASELINE_BOUNDARY = "single-modality GP (Raman only, boundary kernel)"
 MAX_COST = 400.0
 TARGETS = (0.5, 0.35, 0.25)  # RMSE / std of the true map
 COSTS_AT = (50, 100, 200, 400)
@@ -127,8 +141,11 @@ def run_one(job: tuple[str, int, str]) -> dict:
         sample_from_spec,
     )
 
-    policy, model = STRATEGIES[label]
-    spec = parse_spec(library_spec(policy, model, seed, str(Path(scratch) / f"{label[:8]}-{seed}")))
+    policy, model, extra = STRATEGIES[label]
+    tag = "".join(f"{k[0]}{v}" for k, v in sorted(extra.items()))
+    data = library_spec(policy, model, seed, str(Path(scratch) / f"{label[:8]}{tag}-{seed}"))
+    data["policy"]["params"].update(extra)
+    spec = parse_spec(data)
     t0 = time.perf_counter()
     sample = sample_from_spec(spec.sample, spec.seed)
     create_or_open_store(spec, sample)[0].close()
@@ -138,9 +155,14 @@ def run_one(job: tuple[str, int, str]) -> dict:
     for m in ctx.store.measurements():
         counts[m.modality] += 1
     cov = ctx.agent.task_covariance()
+    boundary = ctx.agent.boundary_map()
     ctx.store.close()
     maps = _true_maps(sample)
     true_corr = float(np.corrcoef(maps["raman"].ravel(), maps["pfm_loop"].ravel())[0, 1])
+    phase = _true_phase(sample, seed)
+    within = [
+        maps[m] - np.where(phase, maps[m][phase].mean(), maps[m][~phase].mean()) for m in maps
+    ]
     learned = None
     if cov is not None and cov.shape == (2, 2):
         learned = float(cov[0, 1] / np.sqrt(cov[0, 0] * cov[1, 1]))
@@ -153,25 +175,31 @@ def run_one(job: tuple[str, int, str]) -> dict:
         "counts": counts,
         "learned_corr": learned,
         "true_corr": true_corr,
+        "true_corr_within": float(np.corrcoef(within[0].ravel(), within[1].ravel())[0, 1]),
+        "boundary_agreement": _boundary_agreement(boundary, phase),
         "seconds": time.perf_counter() - t0,
     }
 
 
-def cost_to(result: dict, target: float) -> float | None:
-    """Cost spent when RMSE / std(true map) first reaches ``target`` (None: not in budget)."""
-    for cost, rmse in zip(result["cost"], result["rmse"], strict=True):
-        if rmse == rmse and rmse <= target * result["truth_std"]:
-            return cost
-    return None
+def _true_phase(sample, seed: int):
+    """Members whose actual composition is above ``x_c`` = 0.14 (``H x W`` bool): the
+    library's own draw with the ``combinatorial_library`` defaults."""
+    import numpy as np
+
+    from coscope.instruments.library import library_composition
+
+    rng = np.random.default_rng(seed)
+    return library_composition(sample.shape, rng, (0.0, 0.25), 0.7, 0.01)[1] > 0.14
 
 
-def rmse_at(result: dict, cost: float) -> float:
-    """RMSE after the last measurement whose cumulative cost is <= ``cost``."""
-    value = float("nan")
-    for c, r in zip(result["cost"], result["rmse"], strict=True):
-        if c <= cost + 1e-9:
-            value = r
-    return value
+def _boundary_agreement(boundary, phase) -> float | None:
+    """Fraction of members on the correct side of the learned boundary ``s_1 = 1/2`` (the
+    side labels of ``s`` are arbitrary, so the better of the two labellings), or None
+    without a boundary kernel."""
+    if boundary is None:
+        return None
+    agree = float(((boundary[..., 0] > 0.5) == phase).mean())
+    return max(agree, 1.0 - agree)
 
 
 def utilisation_run(time_scale: float, budget: int, scratch: str) -> dict:
@@ -289,42 +317,11 @@ def main() -> None:
     publish(results, util, seeds, study_seconds)
 
 
-def _ratio_cell(ratios: list[float], reached: list[float], base: list) -> str:
-    """Median ratio, or a lower bound when the single-modality GP never got there."""
-    if ratios:
-        return f"{_report.median(ratios):.2f}×"
-    if reached and not any(b is not None for b in base):
-        bound = MAX_COST / _report.median(reached)
-        return f"> {bound:.2f}× (single: not within cost {MAX_COST:g})"
-    return "—"
-
-
 def publish(results: list[dict], util: list[dict], seeds: int, study_seconds: float) -> None:
     """Print the figures and rewrite this script's section of docs/benchmarks.md."""
 
     by = {label: [r for r in results if r["label"] == label] for label in STRATEGIES}
-    single = by["single-modality GP (Raman only)"]
-    rows_cost = []
-    for target in TARGETS:
-        base = [cost_to(r, target) for r in single]
-        for label, runs in by.items():
-            costs = [cost_to(r, target) for r in runs]
-            reached = [c for c in costs if c is not None]
-            ratios = [
-                b / c for b, c in zip(base, costs, strict=True) if b is not None and c is not None
-            ]
-            rows_cost.append(
-                [
-                    f"{target:g} × std",
-                    label,
-                    f"{len(reached)}/{len(runs)}",
-                    f"{_report.median(reached):.0f}" if reached else "—",
-                    f"{_report.percentile(reached, 25):.0f}–{_report.percentile(reached, 75):.0f}"
-                    if reached
-                    else "—",
-                    _ratio_cell(ratios, reached, base),
-                ]
-            )
+    rows_cost = cost_rows(by, TARGETS, BASELINE, BASELINE_BOUNDARY, MAX_COST)
     rows_rmse = []
     for label, runs in by.items():
         cells = [f"{_report.median([rmse_at(r, c) for r in runs]):.2f}" for c in COSTS_AT]
@@ -332,11 +329,18 @@ def publish(results: list[dict], util: list[dict], seeds: int, study_seconds: fl
         n_pfm = _report.median([r["counts"]["pfm_loop"] for r in runs])
         secs = _report.median([r["seconds"] for r in runs])
         rows_rmse.append([label, *cells, f"{n_raman:.0f} / {n_pfm:.0f}", f"{secs:.0f}"])
-    gain = by["gain_per_cost (multi-task)"]
+    gain = by[MAIN]
     learned = [r["learned_corr"] for r in gain if r["learned_corr"] is not None]
     true = [r["true_corr"] for r in gain]
+    plain = {r["seed"]: r["learned_corr"] for r in by["gain_per_cost (multi-task, plain RBF)"]}
     rows_corr = [
-        [r["seed"], f"{r['true_corr']:+.3f}", f"{r['learned_corr']:+.3f}"]
+        [
+            r["seed"],
+            f"{r['true_corr']:+.3f}",
+            signed(r.get("true_corr_within")),
+            f"{r['learned_corr']:+.3f}",
+            signed(plain[r["seed"]]),
+        ]
         for r in gain
         if r["learned_corr"] is not None
     ]
@@ -360,14 +364,19 @@ def publish(results: list[dict], util: list[dict], seeds: int, study_seconds: fl
         else "No run ended with a fitted multi-task model."
     )
     text = [
-        f"{seeds} seeds × 3 strategies on the `combinatorial_library` (10 × 10 members), one "
+        f"{seeds} seeds × {len(STRATEGIES)} strategies on the `combinatorial_library` "
+        "(10 × 10 members), one "
         "microscope offering `pfm_loop` (cost 1) and `raman` (cost 10), noise 0.01, auxiliary "
         "scalar PFM remanent polarisation, budget "
         f"cost {MAX_COST:g}; the real campaign loop with the LocalExecutor in-process "
         f"(2 worker processes, {study_seconds:.0f} s wall). Target map: Raman peak position "
         "(cm^-1; the truth map spans ~140–172 cm^-1 with a ~20 cm^-1 jump at the phase "
-        "boundary). Ratio = single-modality cost / strategy cost, per seed, median over seeds "
-        "where both reached the target.",
+        "boundary). Ratio = single-modality cost / strategy cost, per seed, median over the "
+        "seeds where both reached the target (their number in brackets); against the issue's "
+        "baseline (single-modality GP, plain RBF) and against the single-modality GP with the "
+        "same boundary kernel (what the cheap modality adds on top of the kernel). *Stays "
+        "below*: median cost from which the RMSE stays at or below the target to the end of "
+        "the budget (refits can move a learned boundary, so the RMSE is not monotone).",
         "**Cost to reach a target RMSE of the Raman map**",
         _report.table(
             [
@@ -377,6 +386,8 @@ def publish(results: list[dict], util: list[dict], seeds: int, study_seconds: fl
                 "median cost",
                 "IQR",
                 "× less than single",
+                "× less than single (boundary kernel)",
+                "stays below from (runs)",
             ],
             rows_cost,
         ),
@@ -395,8 +406,29 @@ def publish(results: list[dict], util: list[dict], seeds: int, study_seconds: fl
             ["time_scale", "pfm (0.5 s)", "raman_a (2 s)", "raman_b (5 s)", "wall s", "fits"],
             rows_util,
         ),
-        "**Learned task correlation vs truth** (end of each `gain_per_cost` run). " + corr_line,
-        _report.table(["seed", "true corr(raman, loop)", "learned"], rows_corr),
+        "**Learned task correlation vs truth** (end of each multi-task `gain_per_cost` run "
+        "with the boundary kernel; the plain-RBF ablation's in the last column). "
+        + corr_line
+        + " Most of the true correlation is the joint jump at the boundary, which the boundary "
+        "kernel models as decorrelation across the line (its `s` input) rather than as shared "
+        "variance; what its `B` can measure is the correlation within the phases (each map "
+        "minus its phase's mean, column *within phases*, median "
+        f"{_report.median([r.get('true_corr_within', float('nan')) for r in gain]):+.3f}), "
+        "and it mostly learns a weaker one.",
+        _report.table(
+            [
+                "seed",
+                "true corr(raman, loop)",
+                "true, within phases",
+                "learned (boundary kernel)",
+                "learned (plain RBF)",
+            ],
+            rows_corr,
+        ),
+        "**Learned boundary vs truth** (end of each run with `boundaries: 1`; the line "
+        "`s_1 = 1/2` against the members' actual composition above `x_c`, which the "
+        "deposition error makes slightly wiggly, so a straight line cannot always reach "
+        "100 %): " + boundary_line(by),
         "Timings were taken on a shared 2-core machine (other engineers' jobs ran at the same "
         "time): read wall times and utilisation as measured under that load.",
     ]

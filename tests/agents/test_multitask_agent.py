@@ -113,6 +113,33 @@ def test_reference_rule_and_single_modality_baseline(tmp_path: Path, policy, mod
     ctx.store.close()
 
 
+@pytest.mark.parametrize("model", ["multitask", "gp"])
+def test_boundary_kernel_resumes_to_the_same_decisions_and_logs_the_boundary(
+    tmp_path: Path, model: str
+) -> None:
+    """``boundaries: 1`` for the multi-task agent and the single-modality baseline alike."""
+    policy = {
+        "name": "gain_per_cost",
+        "model": model,
+        "n_initial": 4,
+        "fit_iterations": 20,
+        "params": {"refit_growth": 1.5, "boundaries": 1},
+    }
+    _, ctx = _run(_spec(tmp_path / "a", policy=policy))
+    whole = [(d.instrument, d.modality, d.location) for d in ctx.store.decisions()]
+    assert ctx.agent.boundaries == 1 and ctx.agent.boundary_map().shape == (6, 6, 1)
+    fits = ctx.store.fits()
+    assert fits and all("boundary_0_offset" in f.hyperparameters for f in fits)
+    ctx.store.close()
+    _run(_spec(tmp_path / "b", policy=policy, budget={"max_measurements": 8}))[1].store.close()
+    _, ctx = _run(_spec(tmp_path / "b", policy=policy))
+    assert [(d.instrument, d.modality, d.location) for d in ctx.store.decisions()] == whole
+    ctx.store.close()
+    _, plain = _run(_spec(tmp_path / "c"))  # the default stays the plain kernel
+    assert plain.agent.boundaries == 0 and plain.agent.boundary_map() is None
+    plain.store.close()
+
+
 def test_travel_cost_grows_with_distance_from_the_last_decision(tmp_path: Path) -> None:
     instruments = [
         {
@@ -170,6 +197,8 @@ def test_travel_wrapper_charges_from_the_request_origin() -> None:
         ({"policy": {"name": "gain_per_cost", "model": "dkl"}}, "works with model"),
         ({"policy": {"name": "gain_per_cost", "params": {"beta": 2}}}, "does not take"),
         ({"policy": {"name": "gain_per_cost", "params": {"rank": 0}}}, "integer >= 1"),
+        ({"policy": {"name": "gain_per_cost", "params": {"boundaries": 5}}}, "integer 0..4"),
+        ({"policy": {"name": "gain_per_cost", "params": {"boundaries": 0.5}}}, "integer 0..4"),
     ],
 )
 def test_bad_chooser_specs_are_one_sentence(tmp_path: Path, change: dict, words: str) -> None:
@@ -257,3 +286,25 @@ def test_initial_design_visits_untouched_locations_first() -> None:
             [Measurement(step, "i", p.modality, p.location, np.full(4, step * 1.0), 1.0)]
         )
     assert seen == {Location(r, c) for r in range(3) for c in range(3)}
+
+
+def test_the_example_logs_its_learned_boundary_to_mlflow(tmp_path: Path) -> None:
+    """The example (``boundaries: 1``), tracked in real MLflow: every fit's boundary is logged."""
+    from mlflow.tracking import MlflowClient
+
+    from coscope.config import load_spec
+    from coscope.flows.finish import finish_campaign
+
+    example = Path(__file__).resolve().parents[2] / "examples" / "co_orchestration.yaml"
+    changes = {"run_dir": str(tmp_path / "run"), "time_scale": 0.0}
+    spec = load_spec(example, {**changes, "budget": {"max_measurements": 12}})
+    assert spec.policy.params["boundaries"] == 1
+    sample = sample_from_spec(spec.sample, spec.seed)
+    create_or_open_store(spec, sample)[0].close()
+    ctx, _ = open_context(spec.resolved_store(), track=True)
+    outcome = CampaignLoop(ctx, LocalExecutor(instruments_from_spec(spec, sample))).run()
+    summary = finish_campaign(ctx, outcome)
+    fits = ctx.store.fits()
+    assert fits and all("boundary_0_width" in f.hyperparameters for f in fits)
+    metrics = MlflowClient(spec.resolved_tracking_uri()).get_run(summary["mlflow_run_id"]).data
+    assert {"fit.hp.boundary_0_offset", "fit.hp.boundary_0_dir_0"} <= set(metrics.metrics)

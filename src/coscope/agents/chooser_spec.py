@@ -6,7 +6,7 @@ Spec surface::
     auxiliary:  [{name: loop_area, modality: pfm_loop}]     # one scalar per other modality
     policy: {name: gain_per_cost, model: multitask, n_initial: 6,
              params: {rank: 2, n_candidates: 4096, n_reference: 256, refit_growth: 1.5,
-                      background_fit: 1, use_structure: 0}}
+                      background_fit: 1, use_structure: 0, boundaries: 1}}
 
 ``model: multitask`` learns from the target and every auxiliary modality; ``model: gp`` with a
 chooser policy is the single-modality baseline (target only, same kernel and rule).
@@ -21,6 +21,8 @@ CHOOSER_PARAMS = ("rank", "n_candidates", "n_reference", "refit_growth")
 """Policy params of the chooser policies: integers >= 1, ``refit_growth`` a number >= 1."""
 CHOOSER_FLAGS = ("background_fit", "use_structure")
 """0/1 policy params: fit in a background thread; add the sample's structure as an input."""
+CHOOSER_COUNTS = ("boundaries",)
+"""Integer policy params >= 0: learned boundary features of the kernel (0..4, default 0)."""
 
 
 def check_chooser_policy(name: str, model: str, params: Mapping[str, float]) -> bool:
@@ -39,13 +41,20 @@ def check_chooser_policy(name: str, model: str, params: Mapping[str, float]) -> 
         return False
     if model not in ("gp", "multitask"):
         raise ValueError(f"policy '{name}' works with model multitask (or gp), not '{model}'")
-    unknown = sorted(set(params) - set(CHOOSER_PARAMS) - set(CHOOSER_FLAGS))
+    takes = CHOOSER_PARAMS + CHOOSER_FLAGS + CHOOSER_COUNTS
+    unknown = sorted(set(params) - set(takes))
     if unknown:
-        raise ValueError(
-            f"policy '{name}' does not take params {unknown}; it takes "
-            f"{list(CHOOSER_PARAMS + CHOOSER_FLAGS)}"
-        )
+        raise ValueError(f"policy '{name}' does not take params {unknown}; it takes {list(takes)}")
     for key, value in params.items():
+        if key in CHOOSER_COUNTS:
+            from coscope.models.boundary_warp import MAX_BOUNDARIES
+
+            if value != int(value) or not 0 <= value <= MAX_BOUNDARIES:
+                raise ValueError(
+                    f"policy param '{key}' must be an integer 0..{MAX_BOUNDARIES} "
+                    f"(0: plain kernel), got {value!r}"
+                )
+            continue
         if key in CHOOSER_FLAGS:
             if value not in (0, 1):
                 raise ValueError(f"policy param '{key}' is a switch: use 0 or 1, got {value!r}")

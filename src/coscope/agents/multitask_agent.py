@@ -79,6 +79,8 @@ class MultiTaskAgent:
             9, 14, 21 … points; :mod:`~coscope.agents.fit_schedule`); between fits the
             model is conditioned on all data with the last hyperparameters, so decisions
             always use every point.
+        boundaries: Learned boundary features ``K`` of the kernel (0: plain RBF;
+            :mod:`coscope.models.boundary_warp`), shared by all modalities.
     """
 
     model_kind = "multitask"
@@ -99,6 +101,7 @@ class MultiTaskAgent:
         refit_growth: float = 1.0,
         features: np.ndarray | None = None,
         background_fit: bool = False,
+        boundaries: int = 0,
     ) -> None:
         self.grid_shape = (int(grid_shape[0]), int(grid_shape[1]))
         self.reducers = dict(reducers)
@@ -110,6 +113,7 @@ class MultiTaskAgent:
         self.refit_every = int(refit_every)
         self.fit_iterations = int(fit_iterations)
         self.rank = int(rank or len(self.modalities))
+        self.boundaries = int(boundaries)
         self.n_candidates = int(n_candidates)
         h, w = self.grid_shape
         rows, cols = np.divmod(np.arange(h * w), w)
@@ -200,7 +204,7 @@ class MultiTaskAgent:
 
     def fit_options(self) -> dict[str, Any]:
         """Options of the ``multitask`` fitter."""
-        return {"n_tasks": len(self.modalities), "rank": self.rank}
+        return {"n_tasks": len(self.modalities), "rank": self.rank, "boundaries": self.boundaries}
 
     def needs_fit(self, step: int) -> bool:
         """Due when the schedule's latest fit is not the loaded one (never when it fits in
@@ -266,6 +270,15 @@ class MultiTaskAgent:
     def task_covariance(self) -> np.ndarray | None:
         """Learned task covariance ``B`` (``T x T``, modality order), or ``None`` before a fit."""
         return None if self._kernel is None else self._kernel.task_cov.copy()
+
+    def boundary_map(self) -> np.ndarray | None:
+        """Learned boundary features ``s_k`` over the grid, ``(H, W, K)`` in 0..1, or ``None``
+        without a fitted boundary kernel (:mod:`coscope.models.boundary_warp`)."""
+        if self._kernel is None or len(self._kernel.offset) == 0:
+            return None
+        d = self.coords.shape[1]
+        s = self._kernel.warp(self.coords)[:, d:]
+        return s.reshape(*self.grid_shape, -1)
 
     # ------------------------------------------------------------------ output
     def _posterior(self, task: int, flats: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
