@@ -24,6 +24,11 @@ After every new result the emulator is refitted and theta recalibrated
   location and fidelity maximise the emulator's variance reduction at the target fidelity,
   ``cov(c, t)^2 / (var(c) + noise^2)``, per cost ``cost * (L / L_max)^2``.
 
+Fits: each surrogate is fitted through :func:`~coscope.models.fitting.fit_model` (kind
+``shared_gp``) by ``self.fitter`` — in this process by default, on the campaign's executor (a
+Dask worker or a Prefect ``fit`` task) once the loop calls :meth:`use_executor`. Every fit is
+handed to the loop with :meth:`take_fits` and recorded in the trace and MLflow.
+
 The twin prediction at any pixel is ``a0 eta(s_x, theta*) + b0 + delta(x)``: the sample-wide
 median amplitude and offset and the discrepancy GP's mean (:class:`~coscope.twin.DigitalTwin`).
 """
@@ -40,12 +45,24 @@ from coscope.agents.calibration import Posterior, ThetaSpace, affine_profile, ca
 from coscope.agents.protocols import CostFunction
 from coscope.instruments.lattice import lattice_cost_factor
 from coscope.instruments.theory import normalized_structure
+from coscope.models.fitting import fit_model
 from coscope.models.multioutput_gp import SharedKernelGP
 from coscope.twin.artefact import DigitalTwin
-from coscope.types import Location, Measurement, Proposal
+from coscope.types import FitRecord, Location, Measurement, Proposal
 
 Target = Callable[[np.ndarray], np.ndarray]
 """Loops ``(n, V)`` -> the campaign's scalar target ``(n,)``."""
+
+Fitter = Callable[..., Any]
+"""``(kind, X, y, seed, iterations, options) -> state``: ``Executor.fit``'s signature."""
+
+FIT_KIND = "shared_gp"
+FIT_ITERATIONS = 60
+
+
+def fit_here(kind: str, X: np.ndarray, y: np.ndarray, seed: int, iterations: int, options=None):
+    """The default fitter: :func:`~coscope.models.fitting.fit_model` in this process."""
+    return fit_model(kind, X, y, seed, iterations, **(options or {}))
 
 
 class CoNavigationAgent:
@@ -116,6 +133,8 @@ class CoNavigationAgent:
         self._params: dict[int, dict[str, Any]] = {}
         self._resid_train = np.zeros((0, 0))
         self._loo_mse = np.zeros(0)
+        self.fitter: Fitter = fit_here
+        self._own_fits: list[FitRecord] = []  # fits made since the loop last took them
 
     # --- learning ------------------------------------------------------------------------
     def ingest_measurements(self, measurements: Sequence[Measurement]) -> None:
@@ -177,14 +196,14 @@ class CoNavigationAgent:
                 np.array([u for _, u, _, _ in sims]),
                 self._z(np.array([size for _, _, size, _ in sims])),
             )
-            self.emulator = SharedKernelGP.fit(X, np.array([y for *_, y in sims]))
+            self.emulator = self._fit("theory", X, np.array([y for *_, y in sims]))
             self._loo_mse = self.emulator.loo_mse()
         exps = self._experiment_list()
         if exps:
             flat = np.array([loc.flat(self.shape[1]) for loc, _ in exps])
             y = np.array([sig for _, sig in exps])
             if len(exps) >= 2:
-                self.experiment_gp = SharedKernelGP.fit(self.coords[flat], y)
+                self.experiment_gp = self._fit("experiment", self.coords[flat], y)
             if self.emulator is not None:
                 s_x = self.s.ravel()[flat]
                 self.posterior = calibrate(
@@ -197,9 +216,30 @@ class CoNavigationAgent:
                 )
                 if len(exps) >= 2:
                     self._resid_train = self._residuals(y, s_x)
-                    self.discrepancy = SharedKernelGP.fit(self.coords[flat], self._resid_train)
+                    self.discrepancy = self._fit(
+                        "discrepancy", self.coords[flat], self._resid_train
+                    )
         self.version += 1
         self.history.append(self._summary())
+
+    def use_executor(self, executor: Any) -> None:
+        """Fit the surrogates with ``executor.fit`` (the campaign loop's executor)."""
+        self.fitter = executor.fit
+
+    def _fit(self, role: str, X: np.ndarray, Y: np.ndarray) -> SharedKernelGP:
+        """Fit one surrogate through ``self.fitter``; the fit is kept for :meth:`take_fits`.
+
+        Deterministic in the data (the seed is ``f(seed, data sizes)`` and recorded)."""
+        n_x, n_s = len(self.experiments), len(self.simulations)
+        seed = self.seed + 7919 * n_x + 31 * n_s
+        state = self.fitter(FIT_KIND, X, Y, seed, FIT_ITERATIONS, {})
+        self._own_fits.append(state.record(-1, n_x + n_s, role=role, kind=FIT_KIND))
+        return state.model()
+
+    def take_fits(self) -> list[FitRecord]:
+        """Fits made since the last call (version -1: the loop numbers them in trace order)."""
+        taken, self._own_fits = self._own_fits, []
+        return taken
 
     def _residuals(self, y: np.ndarray, s_x: np.ndarray) -> np.ndarray:
         """``(a_x, b_x, delta_x)`` per measured location at theta*, ``(n_x, 2 + V)``.

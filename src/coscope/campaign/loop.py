@@ -161,6 +161,9 @@ class CampaignLoop:
         if not self._budget_allows(0.0):  # the count limit; the cost is known after choosing
             return None
         self._refit_if_due()
+        use_executor = getattr(ctx.agent, "use_executor", None)  # it fits on our executor
+        if use_executor is not None:
+            use_executor(self.executor)
         proposal = ctx.agent.propose(
             step=step,
             instrument=instrument,
