@@ -31,7 +31,16 @@ def test_theory_batch_reads_the_trace_and_writes_a_recalibrated_twin(tmp_path: P
     out = run_theory_batch(str(store), n_simulations=4, register=False)
     assert out["batch"] == 0 and out["n_simulations"] == 4
     assert out["n_experiments"] == len(ctx.agent.experiments)
-    assert TraceStore.open(store, mode="r").counts() == counts  # the trace is untouched
+    # no campaign runs: the batch took the writer role and appended itself (paid by the batch)
+    after = TraceStore.open(store, mode="r")
+    assert out["recorded_steps"] == list(range(counts["decisions"], counts["decisions"] + 4))
+    assert after.counts() == {
+        **counts,
+        "decisions": counts["decisions"] + 4,
+        "measurements": counts["measurements"] + 4,
+        "interventions": 1,
+    }
+    assert {d.policy for d in after.decisions()[counts["decisions"] :]} == {"theory-batch"}
     folder = Path(out["folder"])
     sims = np.load(folder / "simulations.npz")
     assert sims["loops"].shape[0] == 4 and sims["theta"].shape == (4, 3)

@@ -27,6 +27,7 @@ from coscope.campaign.context import CampaignContext
 from coscope.campaign.executors import Executor
 from coscope.campaign.inbox import Inbox
 from coscope.campaign.live import LiveSteering
+from coscope.campaign.theory_intake import THEORY_BATCH, campaign_measured, take_batch
 from coscope.errors import InstrumentError
 from coscope.types import FitRecord, Measurement, MeasurementRequest, Observation, Proposal
 
@@ -79,7 +80,7 @@ class CampaignLoop:
         store, ctx = self.ctx.store, self.ctx
         measurements = store.measurements()
         self._spent = float(sum(m.cost for m in measurements))
-        self._n_measured = len(measurements)
+        self._n_measured = campaign_measured(store, measurements)  # not theory batches
         observations = ctx.feed_agent(measurements)
         if observations:
             self._best = max(o.value for o in observations)
@@ -226,8 +227,12 @@ class CampaignLoop:
         return self.steering.settings.stopped
 
     def _steer(self, step: int, *, stale: bool) -> None:
-        if self.steering.take(self.inbox.take(step), step, stale=stale):  # re-scalarized
-            self._best = max((o.value for o in self.ctx.agent.observations), default=-math.inf)
+        ctx = self.ctx
+        for item in self.inbox.take(step):
+            if item.kind == THEORY_BATCH:  # simulations a batch paid for: into the trace
+                step = take_batch(ctx, item, step, self._n_measured)
+            elif self.steering.take([item], step, stale=stale):  # re-scalarized
+                self._best = max((o.value for o in ctx.agent.observations), default=-math.inf)
 
     def _wait_paused(self, step: int) -> None:
         """Nothing in flight and paused: block until a request may have arrived."""
@@ -247,11 +252,13 @@ class CampaignLoop:
             self._submit(proposal)
         step = ctx.store.counts()["decisions"]
         self._steer(step, stale=True)  # posted while no loop ran (a stale stop is refused)
+        step = ctx.store.counts()["decisions"]  # a theory batch taken adds decisions
         exhausted = False
         status, reason = "finished", ""
         stopping = False
         while True:
             stopping = stopping or should_stop() or self._stop_requested(step)
+            step = ctx.store.counts()["decisions"]  # a theory batch taken adds decisions
             paused = self.steering.settings.paused and not stopping
             arrived = False  # a request came in while deciding: take it before deciding
             if not stopping and not exhausted and not paused:

@@ -1,0 +1,286 @@
+"""Theory batches into the campaign's trace: the ``theory_batch`` request and its recording.
+
+A scheduled theory batch (:mod:`coscope.flows.theory_batch`) never writes the trace while a
+campaign runs: the trace has one writer, the loop. The batch writes its simulations to a
+**sidecar** file, ``<run_dir>/theory_batches/batch-NNNN/simulations.npz`` (numeric arrays,
+no pickles), and posts **one** request per batch into the campaign's inbox, atomically:
+
+``{"kind": "theory_batch", "payload": {batch, file, sha256, n, instrument, modality}}``.
+
+A sidecar rather than inline JSON: the loops are float arrays (``n x V``) that round-trip
+exactly through ``.npz``, the batch folder keeps them anyway, and the sha256 in the request
+pins the file, so a sidecar changed after posting is refused instead of recorded.
+
+The loop takes the request between steps (:func:`record_batch`), validates it against the
+trace and the spec (one sentence on bad input; the refusal is recorded as an intervention
+with ``payload["rejected"]`` and nothing else is written), then appends, per simulation, a
+decision (policy ``theory-batch``; ``params`` = the request's ``theta``/``fidelity`` plus
+``batch``, ``who`` and ``batch_cost``) and its measurement, and hands both to the agent.
+
+**Budget:** a batch pays for its simulations. Their cost is recorded in ``batch_cost`` of the
+decision's params and of the request's intervention; the measurement's ``cost`` is ``0`` and
+they are not counted against the campaign's ``max_measurements`` (:func:`campaign_measured`).
+
+**No campaign running:** :func:`absorb_if_idle` takes the store's writer lock if it is free
+(it never waits for it) and records the waiting batch requests itself; if a campaign holds
+the lock, its loop takes them. Either way the trace has one writer at a time.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import time
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from coscope.errors import ConfigError, StoreError
+from coscope.types import Intervention, Location, Measurement, Proposal
+
+log = logging.getLogger(__name__)
+
+THEORY_BATCH = "theory_batch"
+"""Inbox request kind of a theory batch."""
+BATCH_POLICY = "theory-batch"
+"""Decision policy of a simulation recorded from a batch."""
+_ARRAYS = ("locations", "loops", "params", "cost", "t_start", "t_end", "score")
+
+
+Simulation = tuple[Proposal, Measurement, float]
+"""One simulation of a batch: its decision, its measurement (cost 0) and the batch's cost."""
+
+
+class TheoryBatchError(ConfigError):
+    """A theory-batch request cannot be recorded (one sentence saying why)."""
+
+
+def write_sidecar(
+    folder: Path, proposals: list[Proposal], results: list[Measurement], **extra: np.ndarray
+) -> Path:
+    """Write ``simulations.npz`` of a batch (see the module docstring); returns its path.
+
+    Arrays: ``locations`` ``(n, 2)`` int, ``loops`` ``(n, V)``, ``params`` ``(n,)`` JSON
+    strings, ``cost``/``t_start``/``t_end``/``score`` ``(n,)`` floats, and ``extra`` ones.
+    """
+    path = folder / "simulations.npz"
+    np.savez(
+        path,
+        locations=np.array(
+            [[m.location.row, m.location.col] for m in results], dtype=np.int64
+        ).reshape(-1, 2),
+        loops=np.array([np.asarray(m.signal, dtype=np.float64) for m in results]),
+        params=np.array([json.dumps(p.params) for p in proposals], dtype=np.str_),
+        cost=np.array([m.cost for m in results], dtype=np.float64),
+        t_start=np.array([m.t_start for m in results], dtype=np.float64),
+        t_end=np.array([m.t_end for m in results], dtype=np.float64),
+        score=np.array([p.score for p in proposals], dtype=np.float64),
+        **extra,
+    )
+    return path
+
+
+def sha256_of(path: Path) -> str:
+    """Hex digest of a file's bytes."""
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+# ------------------------------------------------------------------------------ reading
+def read_batch(payload: dict[str, Any], store: Any, spec: Any) -> list[Simulation]:
+    """The simulations a request describes (steps 0..n-1, to be renumbered), validated.
+
+    Raises:
+        TheoryBatchError: One sentence naming what is wrong and what to do.
+    """
+    inst = _check_target(payload, store, spec)
+    path = Path(str(payload.get("file", "")))
+    if not path.is_file():
+        raise TheoryBatchError(f"the batch's sidecar file '{path}' does not exist; post again.")
+    if sha256_of(path) != payload.get("sha256"):
+        raise TheoryBatchError(
+            f"the sidecar '{path}' changed after the batch was posted (sha256 differs); "
+            "run the batch again."
+        )
+    for item in store.interventions():
+        if item.kind == THEORY_BATCH and "rejected" not in item.payload:
+            if item.payload.get("sha256") == payload["sha256"]:
+                first, last = item.payload.get("steps", ["?", "?"])
+                raise TheoryBatchError(
+                    f"batch {payload.get('batch')} is already in the trace (steps {first}-{last})."
+                )
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            arrays = {k: data[k] for k in _ARRAYS}
+    except (OSError, ValueError, KeyError) as exc:
+        raise TheoryBatchError(f"the sidecar '{path}' is not a batch file ({exc}).") from None
+    return _rows(arrays, payload, store, inst)
+
+
+def _check_target(payload: dict[str, Any], store: Any, spec: Any) -> str:
+    if spec.policy.name != "conavigate":
+        raise TheoryBatchError(
+            f"the campaign's policy {spec.policy.name!r} does not co-navigate; theory batches "
+            "go only to campaigns with policy 'conavigate'."
+        )
+    name, modality = payload.get("instrument"), payload.get("modality")
+    inst = next((i for i in spec.instruments if i.name == name), None)
+    if inst is None or not inst.kind.startswith("theory_") or modality not in inst.modalities:
+        raise TheoryBatchError(
+            f"instrument {name!r} with modality {modality!r} is not a theory simulator of this "
+            "campaign; post batches of its theory instrument."
+        )
+    if modality not in store.modalities:
+        raise TheoryBatchError(f"modality {modality!r} is not in the trace; post to its campaign.")
+    return str(name)
+
+
+def _rows(arrays: dict[str, np.ndarray], payload: dict[str, Any], store: Any, inst: str):
+    modality = str(payload["modality"])
+    n, length = len(arrays["params"]), store.modalities[modality].length
+    if payload.get("n") != n or any(len(arrays[k]) != n for k in _ARRAYS):
+        raise TheoryBatchError(
+            f"the sidecar holds inconsistent row counts (request says n={payload.get('n')}); "
+            "run the batch again."
+        )
+    if n == 0:
+        raise TheoryBatchError("the batch holds no simulations; nothing to record.")
+    if arrays["loops"].shape != (n, length) or not np.all(np.isfinite(arrays["loops"])):
+        raise TheoryBatchError(
+            f"the batch's loops must be {n} finite signals of length {length} ({modality}); "
+            f"got shape {arrays['loops'].shape}."
+        )
+    h, w = store.sample_shape
+    locs = arrays["locations"]
+    if locs.shape != (n, 2) or locs.min() < 0 or np.any(locs >= [h, w]):
+        raise TheoryBatchError(f"the batch's locations must be (row, col) on the {h} x {w} grid.")
+    cost = arrays["cost"]
+    if not np.all(np.isfinite(cost)) or np.any(cost < 0):
+        raise TheoryBatchError("the batch's costs must be finite and >= 0.")
+    out = []
+    for i in range(n):
+        params = _params(str(arrays["params"][i]), i)
+        loc = Location(int(locs[i, 0]), int(locs[i, 1]))
+        proposal = Proposal(
+            i, inst, modality, loc, BATCH_POLICY, score=float(arrays["score"][i]), params=params
+        )
+        t0, t1 = float(arrays["t_start"][i]), float(arrays["t_end"][i])
+        measured = Measurement(i, inst, modality, loc, arrays["loops"][i], 0.0, t0, t1)
+        out.append((proposal, measured, float(cost[i])))
+    return out
+
+
+def _params(text: str, i: int) -> dict[str, Any]:
+    try:
+        params = json.loads(text)
+        theta = params["theta"]
+        ok = isinstance(theta, dict) and all(np.isfinite(float(v)) for v in theta.values())
+    except (ValueError, TypeError, KeyError):
+        ok = False
+    if not ok:
+        raise TheoryBatchError(
+            f"simulation {i} of the batch has no finite theta mapping in its params; "
+            "run the batch again."
+        )
+    return params
+
+
+# ------------------------------------------------------------------------------ recording
+def record_batch(
+    item: Intervention,
+    step: int,
+    store: Any,
+    spec: Any,
+    *,
+    agent: Any = None,
+    tracker: Any = None,
+    n_known: int = -1,
+) -> int:
+    """Validate and record one ``theory_batch`` request as of decision ``step``.
+
+    Appends the request as an intervention (refused: with ``payload["rejected"]``, nothing
+    else), then a decision and a measurement per simulation at steps ``step, step + 1, ...``,
+    each handed to ``agent`` (``remember_params`` + ``ingest_measurements``) when given.
+
+    Returns:
+        The next decision step.
+    """
+    try:
+        rows = read_batch(item.payload, store, spec)
+        if agent is not None and not hasattr(agent, "remember_params"):
+            raise TheoryBatchError("the campaign's agent does not learn from simulations.")
+    except TheoryBatchError as exc:
+        refused = replace(item, step=step, payload={**item.payload, "rejected": str(exc)})
+        store.append_intervention(refused)
+        _log(tracker, "log_intervention", refused)
+        log.warning("theory batch refused: %s", exc)
+        return step
+    extra = {"steps": [step, step + len(rows) - 1], "batch_cost": sum(c for *_, c in rows)}
+    accepted = replace(item, step=step, payload={**item.payload, **extra})
+    store.append_intervention(accepted)
+    _log(tracker, "log_intervention", accepted)
+    batch = item.payload.get("batch")
+    for k, (proposal, measurement, cost) in enumerate(rows):
+        params = {**proposal.params, "batch": batch, "who": item.who, "batch_cost": cost}
+        decision = replace(
+            proposal, step=step + k, t_decided=time.time(), n_known=n_known, params=params
+        )
+        measured = replace(measurement, step=step + k)
+        store.append_decision(decision)
+        store.append_measurement(measured)
+        _log(tracker, "log_decision", decision)
+        if agent is not None:
+            agent.remember_params(decision.step, decision.params)
+            agent.ingest_measurements([measured])
+    return step + len(rows)
+
+
+def take_batch(ctx: Any, item: Intervention, step: int, n_known: int) -> int:
+    """:func:`record_batch` into a running campaign (its store, spec, agent and tracker)."""
+    kw = {"agent": ctx.agent, "tracker": ctx.tracker, "n_known": n_known}
+    return record_batch(item, step, ctx.store, ctx.spec, **kw)
+
+
+def _log(tracker: Any, hook: str, value: Any) -> None:
+    method = getattr(tracker, hook, None)
+    if method is not None:
+        method(value)
+
+
+def batch_steps(store: Any) -> set[int]:
+    """Steps of the trace's decisions recorded from theory batches."""
+    return {d.step for d in store.decisions() if d.policy == BATCH_POLICY}
+
+
+def campaign_measured(store: Any, measurements: list[Measurement]) -> int:
+    """Measurements the campaign paid for (theory-batch simulations are paid by the batch)."""
+    paid_elsewhere = batch_steps(store)
+    return sum(m.step not in paid_elsewhere for m in measurements)
+
+
+def absorb_if_idle(store_path: str | Path) -> list[int] | None:
+    """Record waiting batch requests if no campaign holds the trace's writer role.
+
+    Takes the writer lock without waiting; returns ``None`` if a campaign holds it (its loop
+    will take the requests), else the steps recorded (possibly none).
+    """
+    from coscope.campaign.inbox import Inbox
+    from coscope.config import parse_spec
+    from coscope.infra.compose import effective_campaign
+    from coscope.storage import TraceStore
+
+    try:
+        store = TraceStore.open(store_path, mode="a")
+    except StoreError:
+        return None
+    try:
+        spec = parse_spec(effective_campaign(store))
+        first = step = store.counts()["decisions"]
+        n_known = campaign_measured(store, store.measurements())
+        for item in Inbox(store_path).take(step, kinds={THEORY_BATCH}):
+            step = record_batch(item, step, store, spec, n_known=n_known)
+    finally:
+        store.close()
+    return list(range(first, step))
