@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import numpy as np
 import pytest
+import yaml
 
 from coscope.campaign.inbox import Inbox
 from coscope.campaign.theory_intake import (
@@ -22,6 +26,7 @@ from coscope.campaign.theory_intake import (
 from coscope.config import parse_spec
 from coscope.flows.theory_batch import run_theory_batch
 from coscope.infra.compose import sample_from_spec
+from coscope.report.status import campaign_status, format_status
 from coscope.storage import TraceStore
 from coscope.types import Location, Measurement, Proposal
 from tests.agents.test_conavigation import _run, _spec
@@ -162,7 +167,71 @@ def test_idle_campaign_takes_the_batch_itself_once(tmp_path: Path) -> None:
     assert absorb_if_idle(store) == []
     last = TraceStore.open(store).interventions()[-1]
     assert "already in the trace (steps 8-9)" in last.payload["rejected"]
+    status = campaign_status(store)  # status sees the batch, and that the batch paid for it
+    assert status["measurements"]["total"] == 10 and status["measurements"]["campaign"] == 8
+    assert status["theory_batches"] == {
+        "recorded": 1,
+        "refused": 1,
+        "simulations": 2,
+        "cost": pytest.approx(1.0),
+    }
+    assert "1 batches in the trace (2 simulations" in format_status(status)
     # resume: the agent rebuilt from the trace knows the batch's simulations
     ctx, outcome = _run(tmp_path, 10)
     assert {8, 9} <= set(ctx.agent.simulations) and outcome.n_measurements == 10
     ctx.store.close()
+
+
+@pytest.mark.slow  # `coscope run` on Dask + Prefect in a subprocess, a theory-batch flow run
+@pytest.mark.xdist_group("engines")
+def test_a_scheduled_batch_lands_in_a_campaign_running_on_dask(
+    tmp_path: Path, prefect_server: str
+) -> None:
+    data = _spec(tmp_path / "run", 20)
+    data["instruments"][0]["latency_s"] = 0.6  # the campaign runs long enough to post into
+    data.update(time_scale=1.0, dask_workers=1)
+    spec_path = tmp_path / "spec.yaml"
+    spec_path.write_text(yaml.safe_dump(data))
+    store = parse_spec(data).resolved_store()
+    env = {**os.environ, "PREFECT_API_URL": prefect_server, "COSCOPE_LOG_LEVEL": "WARNING"}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "coscope.cli", "run", str(spec_path), "--quiet"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    try:
+        deadline = time.time() + 240
+        while time.time() < deadline:
+            assert proc.poll() is None, proc.communicate()
+            try:
+                if TraceStore.open(store, mode="r").counts()["measurements"] >= 4:
+                    break
+            except Exception:  # not created yet
+                pass
+            time.sleep(0.2)
+        from prefect.settings import PREFECT_API_URL, temporary_settings
+
+        from coscope.flows.theory_batch import theory_batch_flow
+
+        with temporary_settings({PREFECT_API_URL: prefect_server}):
+            out = theory_batch_flow(str(store), n_simulations=2, register_twin=False)
+        assert out["recorded_steps"] is None  # the running campaign holds the writer role
+        _, err = proc.communicate(timeout=300)
+        assert proc.returncode == 0, err
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, 9)
+    trace = TraceStore.open(store, mode="r")
+    batch = [d for d in trace.decisions() if d.policy == BATCH_POLICY]
+    assert len(batch) == 2 and all("flow run" in d.params["who"] for d in batch)
+    measured = {m.step for m in trace.measurements()}
+    assert {d.step for d in batch} <= measured and len(measured) == 20 + 2
+    assert not Inbox(store).pending()
+    fits = trace.fits()
+    assert fits and {f.hyperparameters["role"] for f in fits} >= {"theory", "experiment"}
+    assert all(f.hyperparameters["where"].startswith("tcp://") for f in fits), [
+        f.hyperparameters["where"] for f in fits
+    ]

@@ -260,6 +260,18 @@ def campaign_measured(store: Any, measurements: list[Measurement]) -> int:
     return sum(m.step not in paid_elsewhere for m in measurements)
 
 
+def batch_summary(store: Any) -> dict[str, Any]:
+    """Theory batches in the trace: recorded and refused requests, simulations, their cost."""
+    items = [i for i in store.interventions() if i.kind == THEORY_BATCH]
+    done = [i for i in items if "rejected" not in i.payload]
+    return {
+        "recorded": len(done),
+        "refused": len(items) - len(done),
+        "simulations": sum(int(i.payload.get("n", 0)) for i in done),
+        "cost": float(sum(float(i.payload.get("batch_cost", 0.0)) for i in done)),
+    }
+
+
 def absorb_if_idle(store_path: str | Path) -> list[int] | None:
     """Record waiting batch requests if no campaign holds the trace's writer role.
 
