@@ -4,14 +4,12 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 import yaml
+from prefect.settings import PREFECT_API_URL, temporary_settings
 
 from coscope.campaign.inbox import Inbox
 from coscope.campaign.theory_intake import (
@@ -24,12 +22,13 @@ from coscope.campaign.theory_intake import (
     write_sidecar,
 )
 from coscope.config import parse_spec
-from coscope.flows.theory_batch import run_theory_batch
+from coscope.flows.theory_batch import run_theory_batch, theory_batch_flow
 from coscope.infra.compose import sample_from_spec
 from coscope.report.status import campaign_status, format_status
 from coscope.storage import TraceStore
 from coscope.types import Location, Measurement, Proposal
 from tests.agents.test_conavigation import _run, _spec
+from tests.e2e.test_kill_resume import _coscope, _wait_until
 
 
 def _batch_waiting(tmp_path: Path, budget: int, n: int) -> tuple[Path, dict, dict]:
@@ -193,29 +192,9 @@ def test_a_scheduled_batch_lands_in_a_campaign_running_on_dask(
     spec_path = tmp_path / "spec.yaml"
     spec_path.write_text(yaml.safe_dump(data))
     store = parse_spec(data).resolved_store()
-    env = {**os.environ, "PREFECT_API_URL": prefect_server, "COSCOPE_LOG_LEVEL": "WARNING"}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "coscope.cli", "run", str(spec_path), "--quiet"],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        start_new_session=True,
-    )
+    proc = _coscope("run", str(spec_path), api_url=prefect_server)
     try:
-        deadline = time.time() + 240
-        while time.time() < deadline:
-            assert proc.poll() is None, proc.communicate()
-            try:
-                if TraceStore.open(store, mode="r").counts()["measurements"] >= 4:
-                    break
-            except Exception:  # not created yet
-                pass
-            time.sleep(0.2)
-        from prefect.settings import PREFECT_API_URL, temporary_settings
-
-        from coscope.flows.theory_batch import theory_batch_flow
-
+        _wait_until(store, proc, lambda counts: counts["measurements"] >= 4, timeout=240)
         with temporary_settings({PREFECT_API_URL: prefect_server}):
             out = theory_batch_flow(str(store), n_simulations=2, register_twin=False)
         assert out["recorded_steps"] is None  # the running campaign holds the writer role
