@@ -167,7 +167,7 @@ def test_idle_campaign_takes_the_batch_itself_once(tmp_path: Path) -> None:
     last = TraceStore.open(store).interventions()[-1]
     assert "already in the trace (steps 8-9)" in last.payload["rejected"]
     status = campaign_status(store)  # status sees the batch, and that the batch paid for it
-    assert status["measurements"]["total"] == 10 and status["measurements"]["campaign"] == 8
+    assert status["measurements"]["total"] == 10 and status["budget_used"] == pytest.approx(1.0)
     assert status["theory_batches"] == {
         "recorded": 1,
         "refused": 1,
@@ -175,6 +175,7 @@ def test_idle_campaign_takes_the_batch_itself_once(tmp_path: Path) -> None:
         "cost": pytest.approx(1.0),
     }
     assert "1 batches in the trace (2 simulations" in format_status(status)
+    assert "8/8 measurements" in format_status(status)
     # resume: the agent rebuilt from the trace knows the batch's simulations
     ctx, outcome = _run(tmp_path, 10)
     assert {8, 9} <= set(ctx.agent.simulations) and outcome.n_measurements == 10

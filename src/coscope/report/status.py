@@ -60,11 +60,7 @@ def campaign_status(path: str | Path) -> dict[str, Any]:
         "finished": status == "finished",
         "finished_reason": store.get_attr("finished_reason", None),
         "runner_alive": alive,
-        "measurements": {
-            "total": len(measurements),
-            "by_modality": by_modality,
-            "campaign": campaign_measured(store, measurements),  # not theory batches
-        },
+        "measurements": {"total": len(measurements), "by_modality": by_modality},
         "theory_batches": batch_summary(store),
         "decisions": len(decisions),
         "pending": len(decisions) - len(measurements),
@@ -122,7 +118,8 @@ def format_status(status: dict[str, Any]) -> str:
     budget = status["budget"]
     limits = []
     if budget["max_measurements"]:
-        counted = status["measurements"].get("campaign", status["measurements"]["total"])
+        batches = status.get("theory_batches") or {}
+        counted = status["measurements"]["total"] - batches.get("simulations", 0)
         limits.append(f"{counted}/{budget['max_measurements']} measurements")
     if budget["max_cost"]:
         limits.append(f"cost {status['cost_spent']:g}/{budget['max_cost']:g}")
