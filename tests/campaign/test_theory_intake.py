@@ -18,6 +18,7 @@ from coscope.campaign.theory_intake import (
     TheoryBatchError,
     absorb_if_idle,
     read_batch,
+    record_batch,
     sha256_of,
     write_sidecar,
 )
@@ -101,6 +102,47 @@ def test_bad_batch_is_refused_in_one_sentence_and_the_trace_is_intact(tmp_path: 
     assert kept == old[0]  # nothing stored damaged
     assert [m.step for m in ctx.store.measurements()][: len(old[1])] == old[1]
     assert outcome.n_measurements == 10
+    ctx.store.close()
+
+
+class Crashing:
+    """A trace whose process dies (an exception) at the ``n+1``-th measurement append."""
+
+    def __init__(self, store: TraceStore, n: int) -> None:
+        self.store, self.left = store, n
+
+    def __getattr__(self, name: str):
+        return getattr(self.store, name)
+
+    def append_measurement(self, m) -> None:
+        if self.left == 0:
+            raise RuntimeError("killed")
+        self.left -= 1
+        self.store.append_measurement(m)
+
+
+def test_a_batch_cut_short_by_a_crash_is_completed_from_its_sidecar_on_resume(
+    tmp_path: Path,
+) -> None:
+    store, out, counts = _batch_waiting(tmp_path, 8, 3)
+    spec = parse_spec(_spec(tmp_path, 8))
+    with TraceStore.open(store, mode="a") as writer:
+        (item,) = Inbox(store).take(8)
+        with pytest.raises(RuntimeError, match="killed"):
+            record_batch(item, 8, Crashing(writer, 1), spec)
+        assert writer.counts()["decisions"] == 10 and len(writer.pending_decisions()) == 1
+    ctx, outcome = _run(tmp_path, 10)  # resume: the loop's restore completes the batch
+    sims = np.load(out["folder"] + "/simulations.npz")
+    measured = {m.step: m for m in ctx.store.measurements()}
+    batch = [d for d in ctx.store.decisions() if d.policy == BATCH_POLICY]
+    assert [d.step for d in batch] == [8, 9, 10]
+    for k, d in enumerate(batch):  # from the sidecar, not simulated again, not charged
+        m = measured[d.step]
+        assert m.cost == 0.0 and m.t_start == sims["t_start"][k]
+        np.testing.assert_array_equal(m.signal, sims["loops"][k])
+        assert d.step in ctx.agent.simulations
+    assert outcome.n_measurements == 10 and len(measured) == 13
+    assert not ctx.store.pending_decisions()
     ctx.store.close()
 
 

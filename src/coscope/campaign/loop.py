@@ -27,7 +27,12 @@ from coscope.campaign.context import CampaignContext
 from coscope.campaign.executors import Executor
 from coscope.campaign.inbox import Inbox
 from coscope.campaign.live import LiveSteering
-from coscope.campaign.theory_intake import THEORY_BATCH, campaign_measured, take_batch
+from coscope.campaign.theory_intake import (
+    THEORY_BATCH,
+    campaign_measured,
+    complete_batches,
+    take_batch,
+)
 from coscope.errors import InstrumentError
 from coscope.types import FitRecord, Measurement, MeasurementRequest, Observation, Proposal
 
@@ -78,6 +83,7 @@ class CampaignLoop:
     def restore(self) -> list[Proposal]:
         """Rebuild the agent from the trace; returns decisions stored but never measured."""
         store, ctx = self.ctx.store, self.ctx
+        complete_batches(store)  # a theory batch cut short by a crash: redo from its sidecar
         measurements = store.measurements()
         self._spent = float(sum(m.cost for m in measurements))
         self._n_measured = campaign_measured(store, measurements)  # not theory batches

@@ -96,6 +96,18 @@ def read_batch(payload: dict[str, Any], store: Any, spec: Any) -> list[Simulatio
         TheoryBatchError: One sentence naming what is wrong and what to do.
     """
     inst = _check_target(payload, store, spec)
+    for item in store.interventions():
+        if item.kind == THEORY_BATCH and "rejected" not in item.payload:
+            if item.payload.get("sha256") == payload["sha256"]:
+                first, last = item.payload.get("steps", ["?", "?"])
+                raise TheoryBatchError(
+                    f"batch {payload.get('batch')} is already in the trace (steps {first}-{last})."
+                )
+    return _rows(_load(payload), payload, store, inst)
+
+
+def _load(payload: dict[str, Any]) -> dict[str, np.ndarray]:
+    """The sidecar's arrays, if it exists and is the file that was posted."""
     path = Path(str(payload.get("file", "")))
     if not path.is_file():
         raise TheoryBatchError(f"the batch's sidecar file '{path}' does not exist; post again.")
@@ -104,19 +116,11 @@ def read_batch(payload: dict[str, Any], store: Any, spec: Any) -> list[Simulatio
             f"the sidecar '{path}' changed after the batch was posted (sha256 differs); "
             "run the batch again."
         )
-    for item in store.interventions():
-        if item.kind == THEORY_BATCH and "rejected" not in item.payload:
-            if item.payload.get("sha256") == payload["sha256"]:
-                first, last = item.payload.get("steps", ["?", "?"])
-                raise TheoryBatchError(
-                    f"batch {payload.get('batch')} is already in the trace (steps {first}-{last})."
-                )
     try:
         with np.load(path, allow_pickle=False) as data:
-            arrays = {k: data[k] for k in _ARRAYS}
+            return {k: data[k] for k in _ARRAYS}
     except (OSError, ValueError, KeyError) as exc:
         raise TheoryBatchError(f"the sidecar '{path}' is not a batch file ({exc}).") from None
-    return _rows(arrays, payload, store, inst)
 
 
 def _check_target(payload: dict[str, Any], store: Any, spec: Any) -> str:
@@ -217,24 +221,68 @@ def record_batch(
         _log(tracker, "log_intervention", refused)
         log.warning("theory batch refused: %s", exc)
         return step
-    extra = {"steps": [step, step + len(rows) - 1], "batch_cost": sum(c for *_, c in rows)}
+    extra = {
+        "steps": [step, step + len(rows) - 1],
+        "batch_cost": sum(c for *_, c in rows),
+        "n_known": n_known,
+    }
     accepted = replace(item, step=step, payload={**item.payload, **extra})
-    store.append_intervention(accepted)
+    store.append_intervention(accepted)  # first: the redo record (complete_batches)
     _log(tracker, "log_intervention", accepted)
-    batch = item.payload.get("batch")
-    for k, (proposal, measurement, cost) in enumerate(rows):
-        params = {**proposal.params, "batch": batch, "who": item.who, "batch_cost": cost}
-        decision = replace(
-            proposal, step=step + k, t_decided=time.time(), n_known=n_known, params=params
-        )
-        measured = replace(measurement, step=step + k)
-        store.append_decision(decision)
-        store.append_measurement(measured)
+    for decision, measured in _append(store, accepted, rows, set(), set()):
         _log(tracker, "log_decision", decision)
         if agent is not None:
             agent.remember_params(decision.step, decision.params)
             agent.ingest_measurements([measured])
     return step + len(rows)
+
+
+def _append(store: Any, item: Intervention, rows: list[Simulation], decided: set, measured: set):
+    """Append the decision and measurement of each row not already in the trace; yields the
+    pairs appended, at the steps the accepted ``item`` names."""
+    first = int(item.payload["steps"][0])
+    batch, n_known = item.payload.get("batch"), int(item.payload.get("n_known", -1))
+    for k, (proposal, measurement, cost) in enumerate(rows):
+        params = {**proposal.params, "batch": batch, "who": item.who, "batch_cost": cost}
+        decision = replace(
+            proposal, step=first + k, t_decided=time.time(), n_known=n_known, params=params
+        )
+        done = replace(measurement, step=first + k)
+        if decision.step not in decided:
+            store.append_decision(decision)
+        if done.step not in measured:
+            store.append_measurement(done)
+            yield decision, done
+
+
+def complete_batches(store: Any) -> int:
+    """Finish recording a batch that a crash cut short; returns the measurements appended.
+
+    The accepted intervention is appended before its batch's rows and names their steps, so it
+    is a redo record: the rows missing after it are re-read from the sidecar (sha256 checked)
+    and appended — never simulated again, never charged to the campaign. Only the last batch
+    can be torn (nothing else is appended while one is recorded). Called when a writer opens
+    the trace (the loop's restore, :func:`absorb_if_idle`) before pending decisions are
+    re-issued. An unreadable sidecar leaves things as they are (resume then re-issues a
+    pending batch decision to the simulator) and logs why.
+    """
+    items = [i for i in store.interventions() if i.kind == THEORY_BATCH]
+    items = [i for i in items if "rejected" not in i.payload and "steps" in i.payload]
+    if not items:
+        return 0
+    item = items[-1]
+    first, last = (int(v) for v in item.payload["steps"])
+    measured = store.measured_steps()
+    if all(s in measured for s in range(first, last + 1)):
+        return 0
+    decided = {d.step for d in store.decisions() if d.step >= first}
+    try:
+        inst = str(item.payload["instrument"])
+        rows = _rows(_load(item.payload), item.payload, store, inst)
+    except TheoryBatchError as exc:
+        log.warning("cannot complete theory batch %s: %s", item.payload.get("batch"), exc)
+        return 0
+    return len(list(_append(store, item, rows, decided, measured)))
 
 
 def take_batch(ctx: Any, item: Intervention, step: int, n_known: int) -> int:
@@ -288,6 +336,7 @@ def absorb_if_idle(store_path: str | Path) -> list[int] | None:
     except StoreError:
         return None
     try:
+        complete_batches(store)
         spec = parse_spec(effective_campaign(store))
         first = step = store.counts()["decisions"]
         n_known = campaign_measured(store, store.measurements())

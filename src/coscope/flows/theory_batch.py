@@ -166,6 +166,7 @@ def run_theory_batch(
             "modality": agent.theory_modality,
         }
         why = f"theory batch {batch}: {len(results)} simulations"
+        summary["request"] = payload  # re-post it with Inbox(store).post if a crash lost it
         summary["posted"] = str(Inbox(store_path).post(THEORY_BATCH, payload, why=why, who=_who()))
         summary["recorded_steps"] = absorb_if_idle(store_path)  # None: the running loop will
     (folder / "summary.json").write_text(json.dumps(summary, indent=1))
