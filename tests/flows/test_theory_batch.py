@@ -138,3 +138,9 @@ def test_serve_registers_scheduled_deployments_and_runs_a_theory_batch(
     )
     assert summary["n_simulations"] == 3 and summary["theta_after"] is not None
     assert summary["twin"]["registered_model"] == "conav-twin"
+    # no campaign ran while the batch did: it recorded itself in the trace
+    assert len(summary["recorded_steps"]) == 3
+    trace = TraceStore.open(tmp_path / "run" / "trace.zarr", mode="r")
+    batch = [d for d in trace.decisions() if d.policy == "theory-batch"]
+    assert [d.step for d in batch] == summary["recorded_steps"]
+    assert all("flow run" in d.params["who"] for d in batch)

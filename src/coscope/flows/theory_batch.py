@@ -43,9 +43,10 @@ def simulate_task(instrument: Any, request: MeasurementRequest) -> Any:
     return instrument.measure(request)
 
 
-def load_agent(store_path: str | Path) -> tuple[Any, Any, Any, int]:
+def load_agent(store_path: str | Path, fitter: Any = None) -> tuple[Any, Any, Any, int]:
     """``(spec, sample, agent, n_decisions)`` rebuilt from the trace at ``store_path``
-    (read-only); ConfigError unless its policy co-navigates."""
+    (read-only); ConfigError unless its policy co-navigates. ``fitter`` (``Executor.fit``'s
+    signature) replaces the agent's in-process fits."""
     from coscope.config import parse_spec
     from coscope.infra.compose import agent_from_spec, effective_campaign, sample_from_spec
     from coscope.storage import TraceStore
@@ -60,6 +61,8 @@ def load_agent(store_path: str | Path) -> tuple[Any, Any, Any, int]:
                 f"the campaign at '{store_path}' has policy {spec.policy.name!r}: a theory batch "
                 "needs policy 'conavigate' with a theory instrument."
             )
+        if fitter is not None:
+            agent.fitter = fitter
         for decision in store.decisions():
             agent.remember_params(decision.step, decision.params)
         agent.ingest_measurements(sorted(store.measurements(), key=lambda m: m.step))
@@ -84,6 +87,7 @@ def run_theory_batch(
     register: bool = True,
     run_many: Callable[[Any, list[MeasurementRequest]], list[Any]] = _one_by_one,
     post: bool = True,
+    fitter: Any = None,
 ) -> dict[str, Any]:
     """The work of :func:`theory_batch_flow` (plain Python; see the module docstring).
 
@@ -93,6 +97,8 @@ def run_theory_batch(
         register: Log the recalibrated twin to MLflow and register it.
         run_many: Runs the simulations (one by one here; concurrent Prefect tasks in the flow).
         post: Post the batch to the campaign's inbox (and record it if no campaign runs).
+        fitter: Runs the surrogate fits (in-process by default; Prefect ``fit`` tasks in the
+            flow).
     """
     from coscope.infra.compose import instruments_from_spec
     from coscope.infra.tracking import MlflowTracker
@@ -100,7 +106,7 @@ def run_theory_batch(
 
     if n_simulations < 1:
         raise ConfigError(f"n_simulations={n_simulations} is invalid: ask for at least 1.")
-    spec, sample, agent, n_decisions = load_agent(store_path)
+    spec, sample, agent, n_decisions = load_agent(store_path, fitter)
     inst_spec = next(i for i in spec.instruments if i.kind.startswith("theory_"))
     instrument = instruments_from_spec(
         spec.model_copy(update={"instruments": [inst_spec], "time_scale": 0.0}), sample
@@ -191,4 +197,13 @@ def theory_batch_flow(
     store_path: str, n_simulations: int = 8, register_twin: bool = True
 ) -> dict[str, Any]:
     """Prefect flow around :func:`run_theory_batch` (scheduled by ``coscope serve``)."""
-    return run_theory_batch(store_path, n_simulations, register_twin, _as_prefect_tasks)
+    return run_theory_batch(
+        store_path, n_simulations, register_twin, _as_prefect_tasks, fitter=_fit_as_prefect_task
+    )
+
+
+def _fit_as_prefect_task(kind, X, y, seed, iterations, options=None) -> Any:
+    """A surrogate fit as the ``fit`` Prefect task of the flow (visible in the UI)."""
+    from coscope.tasks.fit import fit_task
+
+    return fit_task.submit(kind, X, y, seed, iterations, options).result()
