@@ -74,7 +74,8 @@ def test_running_loop_records_a_batch_between_steps_and_the_agent_learns_it(
         assert d.params["batch"] == 0 and d.params["who"].startswith("theory-batch")
         assert d.params["batch_cost"] == pytest.approx(0.5)  # the simulator's cost
         m = measured[d.step]
-        assert m.cost == 0.0  # paid by the batch, not the campaign
+        assert m.cost == 0.0 and m.t_end == 0.0  # paid by the batch; not the campaign's time
+        assert d.params["batch_time"] == [sims["t_start"][k], sims["t_end"][k]]
         np.testing.assert_array_equal(m.signal, sims["loops"][k])
         assert d.step in ctx.agent.simulations  # the agent learned it, with its theta
         assert np.all(np.isfinite(ctx.agent.simulations[d.step][1]))
@@ -138,7 +139,7 @@ def test_a_batch_cut_short_by_a_crash_is_completed_from_its_sidecar_on_resume(
     assert [d.step for d in batch] == [8, 9, 10]
     for k, d in enumerate(batch):  # from the sidecar, not simulated again, not charged
         m = measured[d.step]
-        assert m.cost == 0.0 and m.t_start == sims["t_start"][k]
+        assert m.cost == 0.0 and d.params["batch_time"][0] == sims["t_start"][k]
         np.testing.assert_array_equal(m.signal, sims["loops"][k])
         assert d.step in ctx.agent.simulations
     assert outcome.n_measurements == 10 and len(measured) == 13

@@ -15,7 +15,9 @@ The loop takes the request between steps (:func:`record_batch`), validates it ag
 trace and the spec (one sentence on bad input; the refusal is recorded as an intervention
 with ``payload["rejected"]`` and nothing else is written), then appends, per simulation, a
 decision (policy ``theory-batch``; ``params`` = the request's ``theta``/``fidelity`` plus
-``batch``, ``who`` and ``batch_cost``) and its measurement, and hands both to the agent.
+``batch``, ``who``, ``batch_cost`` and ``batch_time`` ``[t_start, t_end]``) and its measurement
+(``cost`` 0, untimed: ``t_start = t_end = 0``, as it ran on the batch's resources, not the
+campaign's simulator), and hands both to the agent.
 
 **Budget:** a batch pays for its simulations. Their cost is recorded in ``batch_cost`` of the
 decision's params and of the request's intervention; the measurement's ``cost`` is ``0`` and
@@ -166,12 +168,13 @@ def _rows(arrays: dict[str, np.ndarray], payload: dict[str, Any], store: Any, in
     out = []
     for i in range(n):
         params = _params(str(arrays["params"][i]), i)
+        params["batch_time"] = [float(arrays["t_start"][i]), float(arrays["t_end"][i])]
         loc = Location(int(locs[i, 0]), int(locs[i, 1]))
         proposal = Proposal(
             i, inst, modality, loc, BATCH_POLICY, score=float(arrays["score"][i]), params=params
         )
-        t0, t1 = float(arrays["t_start"][i]), float(arrays["t_end"][i])
-        measured = Measurement(i, inst, modality, loc, arrays["loops"][i], 0.0, t0, t1)
+        # untimed (0, 0): it did not keep the campaign's simulator busy (utilisation skips it)
+        measured = Measurement(i, inst, modality, loc, arrays["loops"][i], 0.0, 0.0, 0.0)
         out.append((proposal, measured, float(cost[i])))
     return out
 
