@@ -336,8 +336,10 @@ def absorb_if_idle(store_path: str | Path) -> list[int] | None:
 
     try:
         store = TraceStore.open(store_path, mode="a")
-    except StoreError:
-        return None
+    except StoreError as exc:
+        if "already open for writing" in str(exc):  # a campaign runs: its loop takes them
+            return None
+        raise
     try:
         complete_batches(store)
         spec = parse_spec(effective_campaign(store))
