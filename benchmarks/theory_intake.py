@@ -169,12 +169,8 @@ def part_fits(seeds: list[int], budget: int, tmp: Path) -> tuple[str, Path]:
 
 
 def part_intake(store_path: Path, n: int, tmp: Path, repeats: int = 5) -> str:
-    from coscope.campaign.theory_intake import (
-        THEORY_BATCH,
-        record_batch,
-        sha256_of,
-        write_sidecar,
-    )
+    from coscope.campaign.theory_intake import record_batch
+    from coscope.campaign.theory_sidecar import THEORY_BATCH, sha256_of, write_sidecar
     from coscope.config import parse_spec
     from coscope.infra.compose import effective_campaign
     from coscope.storage import TraceStore

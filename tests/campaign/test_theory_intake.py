@@ -12,13 +12,12 @@ import yaml
 from prefect.settings import PREFECT_API_URL, temporary_settings
 
 from coscope.campaign.inbox import Inbox
-from coscope.campaign.theory_intake import (
+from coscope.campaign.theory_intake import absorb_if_idle, record_batch
+from coscope.campaign.theory_sidecar import (
     BATCH_POLICY,
     THEORY_BATCH,
     TheoryBatchError,
-    absorb_if_idle,
     read_batch,
-    record_batch,
     sha256_of,
     write_sidecar,
 )

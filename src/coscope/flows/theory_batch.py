@@ -32,7 +32,8 @@ from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
 
 from coscope.campaign.inbox import Inbox
-from coscope.campaign.theory_intake import THEORY_BATCH, absorb_if_idle, sha256_of, write_sidecar
+from coscope.campaign.theory_intake import absorb_if_idle
+from coscope.campaign.theory_sidecar import THEORY_BATCH, sha256_of, write_sidecar
 from coscope.errors import ConfigError
 from coscope.types import MeasurementRequest, Proposal
 
