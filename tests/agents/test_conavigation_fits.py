@@ -65,3 +65,28 @@ def test_loop_runs_every_conavigation_fit_on_its_executor_and_records_it(tmp_pat
     first = [(d.instrument, d.location, repr(d.params)) for d in ctx.store.decisions()]
     assert first == [(d.instrument, d.location, repr(d.params)) for d in again.store.decisions()]
     again.store.close()
+
+
+def test_resumed_campaign_decides_as_an_uninterrupted_one(tmp_path: Path) -> None:
+    ctx, _ = _run(tmp_path / "a", 12)  # stops at 12 (budget), resumed to 18
+    ctx.store.close()
+    resumed, _ = _run(tmp_path / "a", 18)
+    straight, _ = _run(tmp_path / "b", 18)
+    key = [(d.step, d.instrument, d.location, repr(d.params)) for d in resumed.store.decisions()]
+    assert key == [
+        (d.step, d.instrument, d.location, repr(d.params)) for d in straight.store.decisions()
+    ]
+
+    # every model of the resumed run (incl. its refit on the restored data, recorded again)
+    # is the model the uninterrupted run fitted on the same data
+    def fitted(store) -> dict:
+        return {
+            (f.hyperparameters["role"], f.step, f.n_train): f.hyperparameters["lengthscale"]
+            for f in store.fits()
+        }
+
+    again, once = fitted(resumed.store), fitted(straight.store)
+    assert len(resumed.store.fits()) > len(again) and set(again) == set(once)
+    assert again == once
+    resumed.store.close()
+    straight.store.close()
