@@ -95,7 +95,9 @@ def _spec(tmp_path: Path, budget: int = 24, **policy: object) -> dict:
     }
 
 
-def _run(tmp_path: Path, budget: int) -> tuple[CampaignContext, object]:
+def _run(
+    tmp_path: Path, budget: int, on_measurement=None, executor_type=LocalExecutor
+) -> tuple[CampaignContext, object]:
     spec = parse_spec(_spec(tmp_path, budget))
     sample = sample_from_spec(spec.sample, spec.seed)
     path = spec.resolved_store()
@@ -110,7 +112,8 @@ def _run(tmp_path: Path, budget: int) -> tuple[CampaignContext, object]:
         )
     agent = agent_from_spec(spec, sample)
     ctx = CampaignContext(spec, sample, store, agent, NullTracker(), truth_map(spec, sample))
-    outcome = CampaignLoop(ctx, LocalExecutor(instruments_from_spec(spec, sample))).run()
+    ctx.on_measurement = on_measurement
+    outcome = CampaignLoop(ctx, executor_type(instruments_from_spec(spec, sample))).run()
     return ctx, outcome
 
 

@@ -93,6 +93,7 @@ def test_status_json_is_stable(tmp_path: Path, capsys: pytest.CaptureFixture[str
         "mlflow_run_id",
         "steering",
         "utilisation",  # added by issue 4 (keys are only ever added)
+        "theory_batches",  # added by issue 5
     }
     assert set(status["utilisation"]) == {"afm"} and 0.0 <= status["utilisation"]["afm"] <= 1.0
     assert status["measurements"] == {"total": 6, "by_modality": {"beps_loop": 6}}

@@ -31,7 +31,16 @@ def test_theory_batch_reads_the_trace_and_writes_a_recalibrated_twin(tmp_path: P
     out = run_theory_batch(str(store), n_simulations=4, register=False)
     assert out["batch"] == 0 and out["n_simulations"] == 4
     assert out["n_experiments"] == len(ctx.agent.experiments)
-    assert TraceStore.open(store, mode="r").counts() == counts  # the trace is untouched
+    # no campaign runs: the batch took the writer role and appended itself (paid by the batch)
+    after = TraceStore.open(store, mode="r")
+    assert out["recorded_steps"] == list(range(counts["decisions"], counts["decisions"] + 4))
+    assert after.counts() == {
+        **counts,
+        "decisions": counts["decisions"] + 4,
+        "measurements": counts["measurements"] + 4,
+        "interventions": 1,
+    }
+    assert {d.policy for d in after.decisions()[counts["decisions"] :]} == {"theory-batch"}
     folder = Path(out["folder"])
     sims = np.load(folder / "simulations.npz")
     assert sims["loops"].shape[0] == 4 and sims["theta"].shape == (4, 3)
@@ -129,3 +138,9 @@ def test_serve_registers_scheduled_deployments_and_runs_a_theory_batch(
     )
     assert summary["n_simulations"] == 3 and summary["theta_after"] is not None
     assert summary["twin"]["registered_model"] == "conav-twin"
+    # no campaign ran while the batch did: it recorded itself in the trace
+    assert len(summary["recorded_steps"]) == 3
+    trace = TraceStore.open(tmp_path / "run" / "trace.zarr", mode="r")
+    batch = [d for d in trace.decisions() if d.policy == "theory-batch"]
+    assert [d.step for d in batch] == summary["recorded_steps"]
+    assert all("flow run" in d.params["who"] for d in batch)

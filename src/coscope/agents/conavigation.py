@@ -25,6 +25,11 @@ After every new result the emulator is refitted and theta recalibrated
   location and fidelity maximise the emulator's variance reduction at the target fidelity,
   ``cov(c, t)^2 / (var(c) + noise^2)``, per cost ``cost * (L / L_max)^2``.
 
+Fits: each surrogate is fitted through :func:`~coscope.models.fitting.fit_model` (kind
+``shared_gp``) by ``self.fitter`` — in this process by default, on the campaign's executor (a
+Dask worker or a Prefect ``fit`` task) once the loop calls :meth:`use_executor`. Every fit is
+handed to the loop with :meth:`take_fits` and recorded in the trace and MLflow.
+
 The twin prediction at any pixel is the calibrated theory ``a0 eta(s_x, theta*) + b0`` (sample-
 wide median amplitude and offset) plus what the maps predict beyond their constants
 (:class:`~coscope.twin.DigitalTwin`).
@@ -33,6 +38,7 @@ wide median amplitude and offset) plus what the maps predict beyond their consta
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -42,13 +48,25 @@ from coscope.agents.calibration import Posterior, ThetaSpace, affine_profile, ca
 from coscope.agents.protocols import CostFunction
 from coscope.instruments.lattice import lattice_cost_factor
 from coscope.instruments.theory import normalized_structure
+from coscope.models.fitting import fit_model
 from coscope.models.multioutput_gp import SharedKernelGP
 from coscope.twin.artefact import DigitalTwin
 from coscope.twin.fields import TwinFields
-from coscope.types import Location, Measurement, Proposal
+from coscope.types import FitRecord, Location, Measurement, Proposal
 
 Target = Callable[[np.ndarray], np.ndarray]
 """Loops ``(n, V)`` -> the campaign's scalar target ``(n,)``."""
+
+Fitter = Callable[..., Any]
+"""``(kind, X, y, seed, iterations, options) -> state``: ``Executor.fit``'s signature."""
+
+FIT_KIND = "shared_gp"
+FIT_ITERATIONS = 60
+
+
+def fit_here(kind: str, X: np.ndarray, y: np.ndarray, seed: int, iterations: int, options=None):
+    """The default fitter: :func:`~coscope.models.fitting.fit_model` in this process."""
+    return fit_model(kind, X, y, seed, iterations, **(options or {}))
 
 
 class CoNavigationAgent:
@@ -122,6 +140,8 @@ class CoNavigationAgent:
         self.fields: TwinFields | None = None
         self._affine = (1.0, 0.0)
         self._loo_mse = np.zeros(0)
+        self.fitter: Fitter = fit_here
+        self._own_fits: list[FitRecord] = []  # fits made since the loop last took them
 
     # --- learning ------------------------------------------------------------------------
     def ingest_measurements(self, measurements: Sequence[Measurement]) -> None:
@@ -183,14 +203,14 @@ class CoNavigationAgent:
                 np.array([u for _, u, _, _ in sims]),
                 self._z(np.array([size for _, _, size, _ in sims])),
             )
-            self.emulator = SharedKernelGP.fit(X, np.array([y for *_, y in sims]))
+            self.emulator = self._fit("theory", X, np.array([y for *_, y in sims]))
             self._loo_mse = self.emulator.loo_mse()
         exps = self._experiment_list()
         if exps:
             flat = np.array([loc.flat(self.shape[1]) for loc, _ in exps])
             y = np.array([sig for _, sig in exps])
             if len(exps) >= 2:
-                self.experiment_gp = SharedKernelGP.fit(self.coords[flat], y)
+                self.experiment_gp = self._fit("experiment", self.coords[flat], y)
             if self.emulator is not None:
                 s_x = self.s.ravel()[flat]
                 self.posterior = calibrate(
@@ -206,6 +226,25 @@ class CoNavigationAgent:
         self.version += 1
         self.history.append(self._summary())
 
+    def use_executor(self, executor: Any) -> None:
+        """Fit the surrogates with ``executor.fit`` (the campaign loop's executor)."""
+        self.fitter = executor.fit
+
+    def _fit(self, role: str, X: np.ndarray, Y: np.ndarray) -> SharedKernelGP:
+        """Fit one surrogate through ``self.fitter``; the fit is kept for :meth:`take_fits`.
+
+        Deterministic in the data (the seed is ``f(seed, data sizes)`` and recorded)."""
+        n_x, n_s = len(self.experiments), len(self.simulations)
+        seed = self.seed + 7919 * n_x + 31 * n_s
+        state = self.fitter(FIT_KIND, X, Y, seed, FIT_ITERATIONS, {})
+        self._own_fits.append(state.record(-1, n_x + n_s, role=role, kind=FIT_KIND))
+        return state.model()
+
+    def take_fits(self) -> list[FitRecord]:
+        """Fits made since the last call (version -1: the loop numbers them in trace order)."""
+        taken, self._own_fits = self._own_fits, []
+        return taken
+
     def _fit_fields(self, flat: np.ndarray, y: np.ndarray, s_x: np.ndarray) -> None:
         """Sample-wide affine ``(median a, median b)`` of the loops on the theory at theta* and
         the twin's maps (:class:`~coscope.twin.fields.TwinFields`)."""
@@ -213,7 +252,9 @@ class CoNavigationAgent:
         mean, var = self.emulate(s_x, np.repeat(unit, len(s_x), 0))
         _, a, b = affine_profile(y[:, None, :], mean[:, None, :], var[:, None, :])
         self._affine = (float(np.median(a[:, 0])), float(np.median(b[:, 0])))
-        self.fields = TwinFields.fit(self.coords[flat], flat, y, mean)
+        self.fields = TwinFields.fit(
+            self.coords[flat], flat, y, mean, lambda name: partial(self._fit, f"twin_{name}")
+        )
         self.discrepancy = self.fields.fields["shape"].gp
 
     def _summary(self) -> dict[str, Any]:

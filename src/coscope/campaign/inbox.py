@@ -13,6 +13,7 @@ import json
 import os
 import time
 import uuid
+from collections.abc import Collection
 from pathlib import Path
 from typing import Any
 
@@ -64,14 +65,17 @@ class Inbox:
         """The waiting requests as interventions, in order, without taking them."""
         return [item for _, item in self._read(step)]
 
-    def take(self, step: int) -> list[Intervention]:
-        """Read and remove every request, as interventions applied before decision ``step``.
+    def take(self, step: int, kinds: Collection[str] | None = None) -> list[Intervention]:
+        """Read and remove every request (of ``kinds`` only, if given), as interventions
+        applied before decision ``step``.
 
         The caller must record them in the trace; an unreadable file is renamed to
         ``*.unreadable`` (kept for inspection, never taken).
         """
         taken = []
         for path, item in self._read(step):
+            if kinds is not None and item.kind not in kinds:
+                continue
             taken.append(item)
             path.unlink(missing_ok=True)
         return taken

@@ -27,6 +27,12 @@ from coscope.campaign.context import CampaignContext
 from coscope.campaign.executors import Executor
 from coscope.campaign.inbox import Inbox
 from coscope.campaign.live import LiveSteering
+from coscope.campaign.theory_intake import (
+    THEORY_BATCH,
+    campaign_measured,
+    complete_batches,
+    take_batch,
+)
 from coscope.errors import InstrumentError
 from coscope.types import FitRecord, Measurement, MeasurementRequest, Observation, Proposal
 
@@ -77,9 +83,10 @@ class CampaignLoop:
     def restore(self) -> list[Proposal]:
         """Rebuild the agent from the trace; returns decisions stored but never measured."""
         store, ctx = self.ctx.store, self.ctx
+        complete_batches(store)  # a theory batch cut short by a crash: redo from its sidecar
         measurements = store.measurements()
         self._spent = float(sum(m.cost for m in measurements))
-        self._n_measured = len(measurements)
+        self._n_measured = campaign_measured(store, measurements)  # not theory batches
         observations = ctx.feed_agent(measurements)
         if observations:
             self._best = max(o.value for o in observations)
@@ -161,6 +168,9 @@ class CampaignLoop:
         if not self._budget_allows(0.0):  # the count limit; the cost is known after choosing
             return None
         self._refit_if_due()
+        use_executor = getattr(ctx.agent, "use_executor", None)  # it fits on our executor
+        if use_executor is not None:
+            use_executor(self.executor)
         proposal = ctx.agent.propose(
             step=step,
             instrument=instrument,
@@ -223,8 +233,12 @@ class CampaignLoop:
         return self.steering.settings.stopped
 
     def _steer(self, step: int, *, stale: bool) -> None:
-        if self.steering.take(self.inbox.take(step), step, stale=stale):  # re-scalarized
-            self._best = max((o.value for o in self.ctx.agent.observations), default=-math.inf)
+        ctx = self.ctx
+        for item in self.inbox.take(step):
+            if item.kind == THEORY_BATCH:  # simulations a batch paid for: into the trace
+                step = take_batch(ctx, item, step, self._n_measured)
+            elif self.steering.take([item], step, stale=stale):  # re-scalarized
+                self._best = max((o.value for o in ctx.agent.observations), default=-math.inf)
 
     def _wait_paused(self, step: int) -> None:
         """Nothing in flight and paused: block until a request may have arrived."""
@@ -244,11 +258,13 @@ class CampaignLoop:
             self._submit(proposal)
         step = ctx.store.counts()["decisions"]
         self._steer(step, stale=True)  # posted while no loop ran (a stale stop is refused)
+        step = ctx.store.counts()["decisions"]  # a theory batch taken adds decisions
         exhausted = False
         status, reason = "finished", ""
         stopping = False
         while True:
             stopping = stopping or should_stop() or self._stop_requested(step)
+            step = ctx.store.counts()["decisions"]  # a theory batch taken adds decisions
             paused = self.steering.settings.paused and not stopping
             arrived = False  # a request came in while deciding: take it before deciding
             if not stopping and not exhausted and not paused:

@@ -10,6 +10,8 @@ Registered kinds:
       options ``latent_dim`` (default 2) and ``lr`` (default 0.01).
     * ``"multitask"``: :func:`coscope.models.multitask.fit_multitask` on ``X`` = inputs plus
       a last task-index column; options ``n_tasks`` and ``rank``.
+    * ``"shared_gp"``: :func:`coscope.models.shared_fit.fit_shared_gp` on ``X`` (``n x d``
+      in ``[0, 1]^d``) and ``y`` = whole signals (``n x m``); co-navigation's surrogates.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from coscope.errors import ConfigError
 from coscope.models.dkl import fit_dkl
 from coscope.models.gp import fit_gp
 from coscope.models.multitask import fit_multitask
+from coscope.models.shared_fit import fit_shared_gp
 from coscope.registry import Registry
 
 ModelFitter = Callable[..., Any]
@@ -36,6 +39,7 @@ model_kinds = MODELS.names
 register_model("gp")(fit_gp)
 register_model("dkl")(fit_dkl)
 register_model("multitask")(fit_multitask)
+register_model("shared_gp")(fit_shared_gp)
 
 
 def fit_model(

@@ -12,6 +12,7 @@ import socket
 from pathlib import Path
 from typing import Any
 
+from coscope.campaign.theory_intake import batch_summary, campaign_measured
 from coscope.report.utilisation import utilisation
 from coscope.storage import TraceStore
 
@@ -44,7 +45,7 @@ def campaign_status(path: str | Path) -> dict[str, Any]:
     if budget.get("max_cost"):
         used.append(spent / budget["max_cost"])
     if budget.get("max_measurements"):
-        used.append(len(measurements) / budget["max_measurements"])
+        used.append(campaign_measured(store, measurements) / budget["max_measurements"])
     status = store.get_attr("status", "created")
     alive = _alive(store.get_attr("runner", None))
     if status == "running" and alive is False:
@@ -60,6 +61,7 @@ def campaign_status(path: str | Path) -> dict[str, Any]:
         "finished_reason": store.get_attr("finished_reason", None),
         "runner_alive": alive,
         "measurements": {"total": len(measurements), "by_modality": by_modality},
+        "theory_batches": batch_summary(store),
         "decisions": len(decisions),
         "pending": len(decisions) - len(measurements),
         "fits": store.counts().get("fits", 0),
@@ -116,9 +118,9 @@ def format_status(status: dict[str, Any]) -> str:
     budget = status["budget"]
     limits = []
     if budget["max_measurements"]:
-        limits.append(
-            f"{status['measurements']['total']}/{budget['max_measurements']} measurements"
-        )
+        batches = status.get("theory_batches") or {}
+        counted = status["measurements"]["total"] - batches.get("simulations", 0)
+        limits.append(f"{counted}/{budget['max_measurements']} measurements")
     if budget["max_cost"]:
         limits.append(f"cost {status['cost_spent']:g}/{budget['max_cost']:g}")
     lines = [
@@ -150,6 +152,13 @@ def format_status(status: dict[str, Any]) -> str:
         lines.append(
             f"last       step {d['step']}: {d['policy']} -> {d['modality']} at "
             f"({d['location'][0]}, {d['location'][1]}) on {d['instrument']}"
+        )
+    theory = status.get("theory_batches") or {}
+    if theory.get("recorded") or theory.get("refused"):
+        lines.append(
+            f"theory     {theory['recorded']} batches in the trace ({theory['simulations']} "
+            f"simulations, cost {theory['cost']:g} paid by the batches), "
+            f"{theory['refused']} refused"
         )
     steer = status.get("steering") or {}
     if steer.get("interventions") or steer.get("paused"):

@@ -23,11 +23,15 @@ skill (``1 - LOO error / LOO error of the constant``) is recorded for the report
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 
 from coscope.models.multioutput_gp import SharedKernelGP
+
+GPFitter = Callable[[np.ndarray, np.ndarray], SharedKernelGP]
+"""``(coords (n, 2), values (n, m)) -> fitted GP``."""
 
 FIELDS = ("log_gain", "corr", "offset", "shape")
 
@@ -51,11 +55,20 @@ class ShrunkField:
     skill: float
 
     @classmethod
-    def fit(cls, coords: np.ndarray, values: np.ndarray, base: str = "median") -> ShrunkField:
-        """Fit to ``values`` ``(n, m)`` at ``coords`` ``(n, 2)``; ``base`` is median or zero."""
+    def fit(
+        cls,
+        coords: np.ndarray,
+        values: np.ndarray,
+        base: str = "median",
+        fit_gp: GPFitter | None = None,
+    ) -> ShrunkField:
+        """Fit to ``values`` ``(n, m)`` at ``coords`` ``(n, 2)``; ``base`` is median or zero.
+
+        ``fit_gp(coords, values)`` fits the GP (default :meth:`SharedKernelGP.fit` here; the
+        co-navigation agent passes its executor-backed fitter)."""
         values = np.asarray(values, dtype=np.float64)
         n = len(values)
-        gp = SharedKernelGP.fit(coords, values)
+        gp = (fit_gp or SharedKernelGP.fit)(coords, values)
         if base == "median":
             const = np.median(values, axis=0)
             loo_const = np.array([np.median(np.delete(values, i, 0), 0) for i in range(n)])
@@ -187,15 +200,25 @@ class TwinFields:
     parts: dict[str, np.ndarray]
 
     @classmethod
-    def fit(cls, coords: np.ndarray, flat: np.ndarray, y: np.ndarray, m: np.ndarray) -> TwinFields:
+    def fit(
+        cls,
+        coords: np.ndarray,
+        flat: np.ndarray,
+        y: np.ndarray,
+        m: np.ndarray,
+        fit_gp: Callable[[str], GPFitter] | None = None,
+    ) -> TwinFields:
         """From measured loops ``y`` ``(n_x, V)`` at flat pixels ``flat`` (coordinates
-        ``coords`` ``(n_x, 2)``) and the calibrated theory there ``m`` ``(n_x, V)``."""
+        ``coords`` ``(n_x, 2)``) and the calibrated theory there ``m`` ``(n_x, V)``.
+
+        ``fit_gp(name)`` gives the GP fitter of map ``name`` (default: fit here)."""
         parts = decompose(y, m)
         fields = {
             name: ShrunkField.fit(
                 coords,
                 parts[name] if parts[name].ndim == 2 else parts[name][:, None],
                 base="zero" if name == "shape" else "median",
+                fit_gp=None if fit_gp is None else fit_gp(name),
             )
             for name in FIELDS
         }
