@@ -174,8 +174,12 @@ def rmse_at(result: dict, cost: float) -> float:
     return value
 
 
-def utilisation_run(time_scale: float, budget: int, scratch: str) -> dict:
-    """Part (b): three instruments on a Dask LocalCluster; busy fraction per instrument."""
+def utilisation_run(time_scale: float, budget: int, scratch: str, queue_depth: int = 1) -> dict:
+    """Part (b): three instruments on a Dask LocalCluster; busy fraction per instrument.
+
+    ``queue_depth`` 1: each instrument's next request is decided while it measures and chained
+    on the scheduler; 0: the baseline, decided when the loop has recorded the current one.
+    """
     import torch
 
     torch.set_num_threads(1)
@@ -190,7 +194,8 @@ def utilisation_run(time_scale: float, budget: int, scratch: str) -> dict:
     from coscope.infra.dask import dask_client
     from coscope.report.utilisation import utilisation
 
-    data = library_spec("gain_per_cost", "multitask", 0, str(Path(scratch) / f"util-{time_scale}"))
+    run_dir = str(Path(scratch) / f"util-{time_scale}-q{queue_depth}")
+    data = library_spec("gain_per_cost", "multitask", 0, run_dir)
     data["instruments"] = [
         {"name": "pfm", "modalities": ["pfm_loop"], "cost": 1.0, "latency_s": 0.5, "noise": 0.01},
         {"name": "raman_a", "modalities": ["raman"], "cost": 10.0, "latency_s": 2.0, "noise": 0.01},
@@ -198,6 +203,7 @@ def utilisation_run(time_scale: float, budget: int, scratch: str) -> dict:
     ]
     data["budget"] = {"max_measurements": budget}
     data["time_scale"] = time_scale
+    data["queue_depth"] = queue_depth
     data["policy"]["params"] = {"refit_growth": 1.6, "rank": 1, "background_fit": 1}
     spec = parse_spec(data)
     sample = sample_from_spec(spec.sample, spec.seed)
@@ -227,6 +233,8 @@ def utilisation_run(time_scale: float, budget: int, scratch: str) -> dict:
     per = {n: sum(1 for m in measurements if m.instrument == n) for n in names}
     return {
         "time_scale": time_scale,
+        "queue_depth": queue_depth,
+        "load": os.getloadavg(),
         "busy": busy,
         "steady": steady,
         "n": per,
@@ -263,14 +271,15 @@ def main() -> None:
         results, util, seeds, study_seconds = json.loads(Path(args.publish).read_text())
         if args.only_utilisation:
             scratch = tempfile.mkdtemp(prefix="coscope-co-")
-            util = [utilisation_run(scale, 60, scratch) for scale in (0.1, 1.0)]
+            util = [utilisation_run(scale, 60, scratch, q) for scale in (0.1, 1.0) for q in (0, 1)]
             Path(args.publish).write_text(json.dumps([results, util, seeds, study_seconds]))
         publish(results, util, seeds, study_seconds)
         return
     if args.only_utilisation:
         scratch = tempfile.mkdtemp(prefix="coscope-co-")
         for scale in (0.1, 1.0):
-            print(utilisation_run(scale, 40, scratch))
+            for q in (0, 1):
+                print(utilisation_run(scale, 40, scratch, q))
         return
     seeds = 2 if args.quick else args.seeds
     scratch = tempfile.mkdtemp(prefix="coscope-co-")
@@ -281,8 +290,9 @@ def main() -> None:
         results = pool.map(run_one, jobs, chunksize=1)
     study_seconds = time.perf_counter() - t0
     util = [
-        utilisation_run(scale, 24 if args.quick else 60, scratch)
+        utilisation_run(scale, 24 if args.quick else 60, scratch, q)
         for scale in ((0.1,) if args.quick else (0.1, 1.0))
+        for q in (0, 1)
     ]
     (Path(scratch) / "results.json").write_text(json.dumps([results, util, seeds, study_seconds]))
     print(f"raw results in {scratch}/results.json")
@@ -343,12 +353,14 @@ def publish(results: list[dict], util: list[dict], seeds: int, study_seconds: fl
     rows_util = [
         [
             f"{u['time_scale']:g}",
+            f"{u.get('queue_depth', 0)}",
             *(
                 f"{100 * u['steady'][n]:.1f} % / {100 * u['busy'][n]:.1f} % ({u['n'][n]})"
                 for n in ("pfm", "raman_a", "raman_b")
             ),
             f"{u['wall']:.1f}",
             f"{u['fits']} ({u['fit_seconds']:.1f} s)",
+            " / ".join(f"{x:.1f}" for x in u["load"]) if "load" in u else "—",
         ]
         for u in util
     ]
@@ -390,9 +402,21 @@ def publish(results: list[dict], util: list[dict], seeds: int, study_seconds: fl
         "workers, `gain_per_cost` multi-task with background fits and `refit_growth` 1.6, "
         "60 measurements; busy "
         "fraction from the trace: *steady* (window ends at the last decision) / *whole* "
-        "campaign wall time; measurements per instrument in brackets)",
+        "campaign wall time; measurements per instrument in brackets; *queue* 1: each "
+        "instrument's next request decided while it measures and chained on the Dask "
+        "scheduler, 0: the baseline, decided after the loop recorded the current one; both "
+        "in the same run, load average when each finished)",
         _report.table(
-            ["time_scale", "pfm (0.5 s)", "raman_a (2 s)", "raman_b (5 s)", "wall s", "fits"],
+            [
+                "time_scale",
+                "queue",
+                "pfm (0.5 s)",
+                "raman_a (2 s)",
+                "raman_b (5 s)",
+                "wall s",
+                "fits",
+                "load 1/5/15 min",
+            ],
             rows_util,
         ),
         "**Learned task correlation vs truth** (end of each `gain_per_cost` run). " + corr_line,

@@ -139,13 +139,27 @@ class CampaignLoop:
         return [slot for queue in self.inflight.values() for slot in queue]
 
     # --- budget --------------------------------------------------------------------------
-    def _budget_allows(self, cost: float) -> bool:
+    def _budget_allows(self, cost: float, reserve: int = 0) -> bool:
+        """Room for one more request of ``cost`` (and ``reserve`` more measurements after it)."""
         budget = self.ctx.spec.budget
         n_done, slots = self._n_measured, self.slots()
         committed = self._spent + sum(s.proposal.expected_cost for s in slots)
-        if budget.max_measurements is not None and n_done + len(slots) >= budget.max_measurements:
+        n_committed = n_done + len(slots) + reserve
+        if budget.max_measurements is not None and n_committed >= budget.max_measurements:
             return False
         return budget.max_cost is None or committed + cost <= budget.max_cost + 1e-9
+
+    def _may_decide_ahead(self, instrument: str) -> bool:
+        """Queue a request only while the budget would still give every instrument one more.
+
+        Near the end a request queued on a slow instrument would keep the campaign running
+        long after the fast ones ran out of budget; there the queues drain and every
+        instrument gets its last requests when idle, as without queues.
+        """
+        ctx = self.ctx
+        active = ctx.active_instruments()
+        cost = ctx.instrument_cost(instrument) + sum(ctx.instrument_cost(n) for n in active)
+        return self._budget_allows(cost, reserve=len(active))
 
     # --- one decision --------------------------------------------------------------------
     def _refit_if_due(self) -> None:
@@ -353,7 +367,9 @@ class CampaignLoop:
         return LoopOutcome(status, reason, self._n_measured, self._spent, self.history)
 
     def _decide(self, step: int) -> tuple[int, bool, bool]:
-        """Give every instrument with room a decision: idle ones first, then queue level by level.
+        """Give every instrument with room a decision: idle ones first, then queue by queue level.
+
+        A request is queued behind another only while :meth:`_may_decide_ahead`.
 
         Returns:
             ``(next step, a request arrived in the inbox, budget or candidates exhausted)``.
@@ -362,6 +378,8 @@ class CampaignLoop:
         for level in range(ctx.spec.queue_depth + 1):
             for name in ctx.active_instruments():
                 if len(self.inflight.get(name, ())) > level:
+                    continue
+                if level > 0 and not self._may_decide_ahead(name):
                     continue
                 proposal = self._propose(name, step)
                 if self.inbox.pending():
