@@ -99,18 +99,18 @@ class _Crash(BaseException):
     """The process dies (not an instrument error): nothing after it is stored."""
 
 
+class CrashAtSix(LocalExecutor):
+    def result(self, handle):
+        if handle.step == 6:
+            raise _Crash
+        return super().result(handle)
+
+
 @pytest.mark.parametrize("interruption", ["crash with two pending", "budget", "stop"])
 def test_resume_reproduces_the_uninterrupted_trace(tmp_path: Path, interruption: str) -> None:
     _, full = _run(_spec(tmp_path / "full"))
     spec = _spec(tmp_path / "part")
     if interruption == "crash with two pending":
-
-        class CrashAtSix(LocalExecutor):
-            def result(self, handle):
-                if handle.step == 6:
-                    raise _Crash
-                return super().result(handle)
-
         with pytest.raises(_Crash):
             _run(spec, CrashAtSix)
         with TraceStore.open(spec.resolved_store(), "r") as store:
@@ -137,6 +137,17 @@ def test_resume_reproduces_the_uninterrupted_trace(tmp_path: Path, interruption:
         np.stack([m.signal for m in store.measurements()]),
         np.stack([m.signal for m in full.measurements()]),
     )
+
+
+def test_status_shows_the_queued_request(tmp_path: Path) -> None:
+    from coscope.report.status import campaign_status, format_status
+
+    spec = _spec(tmp_path)
+    with pytest.raises(_Crash):
+        _run(spec, CrashAtSix)
+    status = campaign_status(spec.resolved_store())
+    assert status["pending"] == 2 and status["pending_by_instrument"] == {"afm": [6, 7]}
+    assert "afm: step 6 next, 7 queued" in format_status(status)
 
 
 def test_failed_instrument_does_not_measure_its_queued_request(tmp_path: Path) -> None:
