@@ -76,20 +76,52 @@ def test_queued_requests_never_overlap_and_start_after_their_predecessor(
         assert [d.n_known for d in first_two] == [0, 0]  # the second was decided ahead
 
 
-def test_queued_request_behind_a_failure_is_not_measured(client, tmp_path: Path) -> None:
-    spec = _spec(tmp_path)
-    executor = DaskExecutor(
-        client, instrument_references(spec), seed=spec.seed, time_scale=0.0, fit_via_prefect=False
-    )
+def _chained_pairs(executor: DaskExecutor) -> list[str]:
+    """A failing request with one queued behind it, and a good pair; what each handle gave."""
 
     def request(step: int, location: Location) -> MeasurementRequest:
-        return MeasurementRequest(step, "fast", "beps_loop", location, seed=spec.seed)
+        return MeasurementRequest(step, "fast", "beps_loop", location, seed=2)
 
     bad = executor.submit(request(0, Location(99, 99)))  # off the grid: the instrument refuses
     queued = executor.submit(request(1, Location(1, 1)), after=bad)
     fine = executor.submit(request(2, Location(2, 2)))
     later = executor.submit(request(3, Location(3, 3)), after=fine)
-    for handle in (bad, queued):
-        with pytest.raises(InstrumentError):
-            executor.result(handle)
-    assert executor.result(later).step == 3 and executor.result(fine).step == 2
+    outcomes, ends = [], {}
+    for handle in (bad, queued, fine, later):
+        try:
+            m = executor.result(handle)
+        except InstrumentError as exc:
+            outcomes.append("not measured" if "was not measured" in str(exc) else "failed")
+            continue
+        outcomes.append(f"measured {m.step}")
+        ends[m.step] = (m.t_start, m.t_end)
+    assert ends[3][0] >= ends[2][1]  # the queued one started when the one before it ended
+    return outcomes
+
+
+EXPECTED = ["failed", "failed", "measured 2", "measured 3"]  # Dask: the error propagates
+
+
+def test_queued_request_behind_a_failure_is_not_measured(client, tmp_path: Path) -> None:
+    refs = instrument_references(_spec(tmp_path))
+    executor = DaskExecutor(client, refs, seed=2, time_scale=0.0, fit_via_prefect=False)
+    assert _chained_pairs(executor) == EXPECTED
+
+
+def _prefect_chained(refs: dict) -> list[str]:
+    return _chained_pairs(DaskExecutor(None, refs, seed=2, time_scale=0.0, measure_via="prefect"))
+
+
+def test_prefect_tasks_chain_and_refuse_behind_a_failure(client, tmp_path: Path) -> None:
+    """``measure_via: prefect``: a queued task waits for its upstream, never runs after failure."""
+    from prefect import flow
+    from prefect_dask import DaskTaskRunner
+
+    runner = DaskTaskRunner(address=client.scheduler.address)
+    chained = flow(_prefect_chained, task_runner=runner, persist_result=False)
+    assert chained(instrument_references(_spec(tmp_path))) == [
+        "failed",
+        "not measured",
+        "measured 2",
+        "measured 3",
+    ]

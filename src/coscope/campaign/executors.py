@@ -134,19 +134,18 @@ class DaskExecutor:
         self._via = measure_via
         self._fit_via_prefect = fit_via_prefect
         self._steps: dict[Any, int] = {}
+        self._queued: dict[Any, MeasurementRequest] = {}  # Prefect: requests behind another
 
     def submit(self, request: MeasurementRequest, after: Handle | None = None) -> Handle:
         sample_spec, instrument_spec = self._refs[request.instrument]
         args = (sample_spec, instrument_spec, self._seed, self._time_scale, request)
         if self._via == "prefect":
-            from prefect import allow_failure
+            from coscope.tasks.measure import measure_task
 
-            from coscope.tasks.measure import measure_after_task, measure_task
-
-            if after is None:
-                handle = measure_task.submit(*args)
-            else:  # runs when `after` is final; refuses to measure if it failed
-                handle = measure_after_task.submit(allow_failure(after), *args)
+            # queued: runs once `after` completed; never runs if it failed (NotReady)
+            handle = measure_task.submit(*args, wait_for=[after] if after is not None else None)
+            if after is not None:
+                self._queued[handle] = request
         else:
             from coscope.tasks.measure import measure_after, measure_by_reference
 
@@ -172,6 +171,9 @@ class DaskExecutor:
 
     def result(self, handle: Handle) -> Measurement:
         self._steps.pop(handle, None)
+        request = self._queued.pop(handle, None)
+        if request is not None and not handle.state.is_final():  # its upstream failed
+            raise not_measured(request, RuntimeError(handle.state.message))
         return handle.result()
 
     def fit(

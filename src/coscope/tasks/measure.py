@@ -56,15 +56,11 @@ def measure_by_reference(
 def measure_after(previous: Any, *args: Any) -> Measurement:
     """A queued request: ``measure_by_reference(*args)`` once ``previous`` has ended.
 
-    ``previous`` is the result of the instrument's request before this one (its Measurement,
-    resolved by Dask or Prefect on the worker that will measure; it is only a dependency and
-    is ignored). If it is an exception (Prefect's ``allow_failure``), nothing is measured.
-    Dask never runs this when ``previous`` erred: the error propagates to this task.
+    ``previous`` is the Dask future of the instrument's request before this one: Dask starts
+    this task when it has ended (its Measurement, resolved on the worker that holds it, where
+    the scheduler places this task, is ignored). Dask never runs this when ``previous``
+    erred: the error propagates to this task's future. Prefect chains with ``wait_for``.
     """
-    if isinstance(previous, BaseException):
-        from coscope.campaign.executors import not_measured
-
-        raise not_measured(args[-1], previous)
     return measure_by_reference(*args)
 
 
@@ -76,13 +72,3 @@ measure_task = task(
     retries=0,
 )
 """The measurement as a Prefect task (``execution.measure_via: prefect``)."""
-
-
-measure_after_task = task(
-    measure_after,
-    name="measure",
-    cache_policy=NO_CACHE,
-    persist_result=False,
-    retries=0,
-)
-"""A queued measurement as a Prefect task, submitted with ``allow_failure(previous)``."""
