@@ -25,7 +25,9 @@ falls to or below a value of :data:`TARGETS` times the standard deviation of the
 scaled by ``time_scale``) on a real Dask LocalCluster (4 single-thread worker processes:
 three for the instruments, one for fits), ``DaskExecutor(measure_via="dask")``: busy
 fraction of each instrument over the campaign wall time, from the trace
-(:func:`coscope.report.utilisation.utilisation`).
+(:func:`coscope.report.utilisation.utilisation`), with ``queue_depth`` 1 (each instrument's
+next request decided while it measures, chained on the scheduler) and 0 (the baseline) in
+the same run, and the median idle gap between consecutive measurements of an instrument.
 
 (c) **Learned task correlation** (end of each (a) ``gain_per_cost`` run) against the true
 correlation of the two noise-free scalar maps over the 100 members.
@@ -231,6 +233,11 @@ def utilisation_run(time_scale: float, budget: int, scratch: str, queue_depth: i
     busy = utilisation(measurements, decisions, names)
     steady = utilisation(measurements, decisions, names, until_last_decision=True)
     per = {n: sum(1 for m in measurements if m.instrument == n) for n in names}
+    gaps = {}  # idle time between two consecutive measurements of one instrument, median
+    for n in names:
+        mine = sorted((m for m in measurements if m.instrument == n), key=lambda m: m.t_start)
+        between = [b.t_start - a.t_end for a, b in zip(mine, mine[1:], strict=False)]
+        gaps[n] = _report.median(between) if between else float("nan")
     return {
         "time_scale": time_scale,
         "queue_depth": queue_depth,
@@ -238,6 +245,7 @@ def utilisation_run(time_scale: float, budget: int, scratch: str, queue_depth: i
         "busy": busy,
         "steady": steady,
         "n": per,
+        "gap": gaps,
         "wall": wall,
         "fits": len(fits),
         "fit_seconds": sum(f.seconds for f in fits),
@@ -358,6 +366,9 @@ def publish(results: list[dict], util: list[dict], seeds: int, study_seconds: fl
                 f"{100 * u['steady'][n]:.1f} % / {100 * u['busy'][n]:.1f} % ({u['n'][n]})"
                 for n in ("pfm", "raman_a", "raman_b")
             ),
+            " / ".join(f"{1000 * u['gap'][n]:.0f}" for n in ("pfm", "raman_a", "raman_b"))
+            if "gap" in u
+            else "—",
             f"{u['wall']:.1f}",
             f"{u['fits']} ({u['fit_seconds']:.1f} s)",
             " / ".join(f"{x:.1f}" for x in u["load"]) if "load" in u else "—",
@@ -405,7 +416,8 @@ def publish(results: list[dict], util: list[dict], seeds: int, study_seconds: fl
         "campaign wall time; measurements per instrument in brackets; *queue* 1: each "
         "instrument's next request decided while it measures and chained on the Dask "
         "scheduler, 0: the baseline, decided after the loop recorded the current one; both "
-        "in the same run, load average when each finished)",
+        "in the same run; *median gap*: idle time between two consecutive measurements of "
+        "each instrument; load average when each finished)",
         _report.table(
             [
                 "time_scale",
@@ -413,6 +425,7 @@ def publish(results: list[dict], util: list[dict], seeds: int, study_seconds: fl
                 "pfm (0.5 s)",
                 "raman_a (2 s)",
                 "raman_b (5 s)",
+                "median gap ms",
                 "wall s",
                 "fits",
                 "load 1/5/15 min",
