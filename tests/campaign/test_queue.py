@@ -215,3 +215,47 @@ def test_modality_chooser_with_queues_never_duplicates(tmp_path: Path) -> None:
     assert all(len(ds) >= 2 for ds in per.values())
     # each instrument's second request was decided before its first was recorded
     assert all(ds[1].n_known == ds[0].n_known for ds in per.values())
+
+
+def _two_speeds(tmp_path: Path, **changes) -> CampaignSpec:
+    instruments = [
+        {"name": "fast", "latency_s": 0.002, "cost": 1.0, "noise": 0.02},
+        {"name": "slow", "latency_s": 0.01, "cost": 5.0, "noise": 0.02},
+    ]
+    return _spec(tmp_path, **{"instruments": instruments, "time_scale": 1.0, **changes})
+
+
+def test_a_request_is_queued_only_if_it_starts_before_the_budget_runs_out(tmp_path: Path) -> None:
+    from coscope.campaign.queues import starts_in_time
+
+    spec = _two_speeds(tmp_path, budget={"max_measurements": 20})
+    cost = {"fast": 1.0, "slow": 5.0}.get
+    both = ["fast", "slow"]
+    # all busy: 1/0.002 + 1/0.01 = 600 measurements/s; slow starts in 0.01 s: needs R >= 6
+    assert starts_in_time(spec, "slow", 1, both, cost, 13, 0.0)  # R = 6
+    assert not starts_in_time(spec, "slow", 1, both, cost, 14, 0.0)  # R = 5
+    assert starts_in_time(spec, "fast", 1, both, cost, 17, 0.0)  # R = 2: 0.0033 s >= 0.002
+    assert not starts_in_time(spec, "fast", 1, both, cost, 18, 0.0)  # R = 1
+    by_cost = _two_speeds(tmp_path, budget={"max_cost": 20.0, "max_measurements": None})
+    # spending 1/0.002 + 5/0.01 = 1000 per s; slow (cost 5) needs 10 left after it
+    assert starts_in_time(by_cost, "slow", 1, both, cost, 0, 5.0)
+    assert not starts_in_time(by_cost, "slow", 1, both, cost, 0, 5.5)
+    dry = _two_speeds(tmp_path, time_scale=0.0)
+    assert starts_in_time(dry, "slow", 4, both, cost, 19, 0.0)  # no latencies: no horizon
+
+
+def test_slow_instrument_stops_queueing_first(tmp_path: Path) -> None:
+    spec = _two_speeds(tmp_path, budget={"max_measurements": 20})
+    outcome, store = _run(spec)
+    assert outcome.status == "finished" and outcome.n_measurements == 20
+    order = [m.step for m in store.measurements()]
+    queued = {"fast": [], "slow": []}
+    last: dict[str, int] = {}
+    for d in store.decisions():  # queued: its instrument's previous one was not yet recorded
+        before = last.get(d.instrument)
+        if before is not None and order.index(before) >= d.n_known:
+            queued[d.instrument].append(d.step)
+        last[d.instrument] = d.step
+    assert queued["slow"] and queued["fast"]
+    assert all(20 - step - 1 >= 6 for step in queued["slow"])  # the rule above, in the loop
+    assert max(queued["fast"]) > max(queued["slow"])

@@ -29,13 +29,13 @@ import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from typing import Any
 
 from coscope.agents.protocols import ModalityChooser
 from coscope.campaign.context import CampaignContext
 from coscope.campaign.executors import Executor
 from coscope.campaign.inbox import Inbox
 from coscope.campaign.live import LiveSteering
+from coscope.campaign.queues import Slot, starts_in_time
 from coscope.errors import InstrumentError
 from coscope.types import FitRecord, Measurement, MeasurementRequest, Observation, Proposal
 
@@ -60,21 +60,6 @@ class LoopOutcome:
     n_measurements: int
     cost_spent: float
     history: list[dict[str, float]] = field(default_factory=list)
-
-
-@dataclass(eq=False)  # identity: a handle or a signal has no useful ==
-class Slot:
-    """One request of an instrument's queue: in flight, queued, or replayed on resume.
-
-    Attributes:
-        proposal: The stored decision.
-        handle: The executor's handle; None for a replayed one.
-        stored: The measurement already in the trace (resume: measured before the stop).
-    """
-
-    proposal: Proposal
-    handle: Any = None
-    stored: Measurement | None = None
 
 
 class CampaignLoop:
@@ -150,7 +135,8 @@ class CampaignLoop:
         return budget.max_cost is None or committed + cost <= budget.max_cost + 1e-9
 
     def _may_decide_ahead(self, instrument: str) -> bool:
-        """Queue a request only while the budget would still give every instrument one more.
+        """Queue a request only while the budget would still give every instrument one more,
+        and while it would start before the rest of the budget is used up (``queues.py``).
 
         Near the end a request queued on a slow instrument would keep the campaign running
         long after the fast ones ran out of budget; there the queues drain and every
@@ -159,7 +145,18 @@ class CampaignLoop:
         ctx = self.ctx
         active = ctx.active_instruments()
         cost = ctx.instrument_cost(instrument) + sum(ctx.instrument_cost(n) for n in active)
-        return self._budget_allows(cost, reserve=len(active))
+        if not self._budget_allows(cost, reserve=len(active)):
+            return False
+        slots = self.slots()
+        return starts_in_time(
+            ctx.spec,
+            instrument,
+            len(self.inflight.get(instrument, ())),
+            active,
+            ctx.instrument_cost,
+            self._n_measured + len(slots),
+            self._spent + sum(s.proposal.expected_cost for s in slots),
+        )
 
     # --- one decision --------------------------------------------------------------------
     def _refit_if_due(self) -> None:
