@@ -172,8 +172,10 @@ class DaskExecutor:
     def result(self, handle: Handle) -> Measurement:
         self._steps.pop(handle, None)
         request = self._queued.pop(handle, None)
-        if request is not None and not handle.state.is_final():  # its upstream failed
-            raise not_measured(request, RuntimeError(handle.state.message))
+        if request is not None:
+            handle.wait()  # done: Completed or Failed; NotReady (pending) if its upstream failed
+            if not handle.state.is_final():
+                raise not_measured(request, RuntimeError(handle.state.message))
         return handle.result()
 
     def fit(
