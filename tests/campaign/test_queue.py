@@ -259,3 +259,33 @@ def test_slow_instrument_stops_queueing_first(tmp_path: Path) -> None:
     assert queued["slow"] and queued["fast"]
     assert all(20 - step - 1 >= 6 for step in queued["slow"])  # the rule above, in the loop
     assert max(queued["fast"]) > max(queued["slow"])
+
+
+def test_pause_lets_the_queue_drain_then_resumes(tmp_path: Path) -> None:
+    from coscope.campaign.inbox import Inbox
+
+    spec = _spec(tmp_path)
+    sample = sample_from_spec(spec.sample, spec.seed)
+    create_or_open_store(spec, sample)[0].close()
+    inbox = Inbox(spec.resolved_store())
+    paused_with: list[int] = []
+
+    class PauseAtFive(LocalExecutor):
+        def submit(self, request, after=None):
+            if request.step == 5:  # queued behind step 4
+                inbox.post("pause", why="look")
+            return super().submit(request, after=after)
+
+    ctx, _ = open_context(spec.resolved_store(), track=False)
+    loop = CampaignLoop(ctx, PauseAtFive(instruments_from_spec(spec, sample)))
+
+    def pauser(step: int) -> None:
+        paused_with.append(sum(len(q) for q in loop.inflight.values()))
+        paused_with.append(ctx.store.counts()["measurements"])
+        inbox.post("resume", why="looked")
+
+    loop.pauser = pauser
+    outcome = loop.run()
+    ctx.store.close()
+    assert paused_with == [0, 6]  # nothing in flight or queued while paused; step 5 measured
+    assert outcome.status == "finished" and outcome.n_measurements == 14
