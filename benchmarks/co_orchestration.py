@@ -32,7 +32,9 @@ fraction of members on the correct side (actual composition above ``x_c``).
 scaled by ``time_scale``) on a real Dask LocalCluster (4 single-thread worker processes:
 three for the instruments, one for fits), ``DaskExecutor(measure_via="dask")``: busy
 fraction of each instrument over the campaign wall time, from the trace
-(:func:`coscope.report.utilisation.utilisation`).
+(:func:`coscope.report.utilisation.utilisation`), with ``queue_depth`` 1 (each instrument's
+next request decided while it measures, chained on the scheduler) and 0 (the baseline) in
+the same run, and the median idle gap between consecutive measurements of an instrument.
 
 (c) **Learned task correlation** (end of each (a) multi-task ``gain_per_cost`` run) against the true
 correlation of the two noise-free scalar maps over the 100 members.
@@ -202,8 +204,12 @@ def _boundary_agreement(boundary, phase) -> float | None:
     return max(agree, 1.0 - agree)
 
 
-def utilisation_run(time_scale: float, budget: int, scratch: str) -> dict:
-    """Part (b): three instruments on a Dask LocalCluster; busy fraction per instrument."""
+def utilisation_run(time_scale: float, budget: int, scratch: str, queue_depth: int = 1) -> dict:
+    """Part (b): three instruments on a Dask LocalCluster; busy fraction per instrument.
+
+    ``queue_depth`` 1: each instrument's next request is decided while it measures and chained
+    on the scheduler; 0: the baseline, decided when the loop has recorded the current one.
+    """
     import torch
 
     torch.set_num_threads(1)
@@ -218,7 +224,8 @@ def utilisation_run(time_scale: float, budget: int, scratch: str) -> dict:
     from coscope.infra.dask import dask_client
     from coscope.report.utilisation import utilisation
 
-    data = library_spec("gain_per_cost", "multitask", 0, str(Path(scratch) / f"util-{time_scale}"))
+    run_dir = str(Path(scratch) / f"util-{time_scale}-q{queue_depth}")
+    data = library_spec("gain_per_cost", "multitask", 0, run_dir)
     data["instruments"] = [
         {"name": "pfm", "modalities": ["pfm_loop"], "cost": 1.0, "latency_s": 0.5, "noise": 0.01},
         {"name": "raman_a", "modalities": ["raman"], "cost": 10.0, "latency_s": 2.0, "noise": 0.01},
@@ -226,6 +233,7 @@ def utilisation_run(time_scale: float, budget: int, scratch: str) -> dict:
     ]
     data["budget"] = {"max_measurements": budget}
     data["time_scale"] = time_scale
+    data["queue_depth"] = queue_depth
     data["policy"]["params"] = {"refit_growth": 1.6, "rank": 1, "background_fit": 1}
     spec = parse_spec(data)
     sample = sample_from_spec(spec.sample, spec.seed)
@@ -253,11 +261,19 @@ def utilisation_run(time_scale: float, budget: int, scratch: str) -> dict:
     busy = utilisation(measurements, decisions, names)
     steady = utilisation(measurements, decisions, names, until_last_decision=True)
     per = {n: sum(1 for m in measurements if m.instrument == n) for n in names}
+    gaps = {}  # idle time between two consecutive measurements of one instrument, median
+    for n in names:
+        mine = sorted((m for m in measurements if m.instrument == n), key=lambda m: m.t_start)
+        between = [b.t_start - a.t_end for a, b in zip(mine, mine[1:], strict=False)]
+        gaps[n] = _report.median(between) if between else float("nan")
     return {
         "time_scale": time_scale,
+        "queue_depth": queue_depth,
+        "load": os.getloadavg(),
         "busy": busy,
         "steady": steady,
         "n": per,
+        "gap": gaps,
         "wall": wall,
         "fits": len(fits),
         "fit_seconds": sum(f.seconds for f in fits),
@@ -291,14 +307,15 @@ def main() -> None:
         results, util, seeds, study_seconds = json.loads(Path(args.publish).read_text())
         if args.only_utilisation:
             scratch = tempfile.mkdtemp(prefix="coscope-co-")
-            util = [utilisation_run(scale, 60, scratch) for scale in (0.1, 1.0)]
+            util = [utilisation_run(scale, 60, scratch, q) for scale in (0.1, 1.0) for q in (0, 1)]
             Path(args.publish).write_text(json.dumps([results, util, seeds, study_seconds]))
         publish(results, util, seeds, study_seconds)
         return
     if args.only_utilisation:
         scratch = tempfile.mkdtemp(prefix="coscope-co-")
         for scale in (0.1, 1.0):
-            print(utilisation_run(scale, 40, scratch))
+            for q in (0, 1):
+                print(utilisation_run(scale, 40, scratch, q))
         return
     seeds = 2 if args.quick else args.seeds
     scratch = tempfile.mkdtemp(prefix="coscope-co-")
@@ -309,8 +326,9 @@ def main() -> None:
         results = pool.map(run_one, jobs, chunksize=1)
     study_seconds = time.perf_counter() - t0
     util = [
-        utilisation_run(scale, 24 if args.quick else 60, scratch)
+        utilisation_run(scale, 24 if args.quick else 60, scratch, q)
         for scale in ((0.1,) if args.quick else (0.1, 1.0))
+        for q in (0, 1)
     ]
     (Path(scratch) / "results.json").write_text(json.dumps([results, util, seeds, study_seconds]))
     print(f"raw results in {scratch}/results.json")
@@ -347,12 +365,17 @@ def publish(results: list[dict], util: list[dict], seeds: int, study_seconds: fl
     rows_util = [
         [
             f"{u['time_scale']:g}",
+            f"{u.get('queue_depth', 0)}",
             *(
                 f"{100 * u['steady'][n]:.1f} % / {100 * u['busy'][n]:.1f} % ({u['n'][n]})"
                 for n in ("pfm", "raman_a", "raman_b")
             ),
+            " / ".join(f"{1000 * u['gap'][n]:.0f}" for n in ("pfm", "raman_a", "raman_b"))
+            if "gap" in u
+            else "—",
             f"{u['wall']:.1f}",
             f"{u['fits']} ({u['fit_seconds']:.1f} s)",
+            " / ".join(f"{x:.1f}" for x in u["load"]) if "load" in u else "—",
         ]
         for u in util
     ]
@@ -401,9 +424,23 @@ def publish(results: list[dict], util: list[dict], seeds: int, study_seconds: fl
         "workers, `gain_per_cost` multi-task with background fits and `refit_growth` 1.6, "
         "60 measurements; busy "
         "fraction from the trace: *steady* (window ends at the last decision) / *whole* "
-        "campaign wall time; measurements per instrument in brackets)",
+        "campaign wall time; measurements per instrument in brackets; *queue* 1: each "
+        "instrument's next request decided while it measures and chained on the Dask "
+        "scheduler, 0: the baseline, decided after the loop recorded the current one; both "
+        "in the same run; *median gap*: idle time between two consecutive measurements of "
+        "each instrument; load average when each finished)",
         _report.table(
-            ["time_scale", "pfm (0.5 s)", "raman_a (2 s)", "raman_b (5 s)", "wall s", "fits"],
+            [
+                "time_scale",
+                "queue",
+                "pfm (0.5 s)",
+                "raman_a (2 s)",
+                "raman_b (5 s)",
+                "median gap ms",
+                "wall s",
+                "fits",
+                "load 1/5/15 min",
+            ],
             rows_util,
         ),
         "**Learned task correlation vs truth** (end of each multi-task `gain_per_cost` run "

@@ -226,6 +226,13 @@ class CampaignSpec(_Strict):
     dask_address: str | None = None
     dask_workers: int = Field(2, ge=1, le=64)
     checkpoint_every: int = Field(10, ge=1)
+    queue_depth: int = Field(
+        0,
+        ge=0,
+        le=4,
+        description="requests decided ahead per instrument, queued behind the one it measures "
+        "(0: its next request is decided when its current one is recorded)",
+    )
 
     @model_validator(mode="after")
     def _consistent(self) -> CampaignSpec:

@@ -94,7 +94,9 @@ def test_status_json_is_stable(tmp_path: Path, capsys: pytest.CaptureFixture[str
         "steering",
         "utilisation",  # added by issue 4 (keys are only ever added)
         "theory_batches",  # added by issue 5
+        "pending_by_instrument",  # added by issue 4, request queues
     }
+    assert status["pending_by_instrument"] == {}
     assert set(status["utilisation"]) == {"afm"} and 0.0 <= status["utilisation"]["afm"] <= 1.0
     assert status["measurements"] == {"total": 6, "by_modality": {"beps_loop": 6}}
     assert status["decisions"] == 6 and status["pending"] == 0

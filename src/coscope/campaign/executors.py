@@ -8,6 +8,11 @@ measurement ran in-process, on a Dask worker, or as a Prefect task on a Dask wor
 * :class:`DaskExecutor` submits measurements to a Dask cluster by reference (specs + the
   request cross the wire, never a live instrument) and fits as a Prefect task on the same
   cluster when a flow is running.
+
+``submit(request, after=handle)`` queues a request behind the instrument's current one
+(``instruments[].queue``): it starts when ``after`` has ended — chained on the scheduler, not
+in the loop — and is not measured at all if ``after`` failed (its handle raises an
+:class:`~coscope.errors.InstrumentError`).
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ from typing import Any, Literal, Protocol
 
 import numpy as np
 
+from coscope.errors import InstrumentError
 from coscope.instruments import Instrument
 from coscope.tasks.fit import fit_surrogate
 from coscope.types import Measurement, MeasurementRequest
@@ -28,8 +34,8 @@ Handle = Any
 class Executor(Protocol):
     """Runs measurements concurrently and fits surrogates."""
 
-    def submit(self, request: MeasurementRequest) -> Handle:
-        """Start measuring ``request``; returns a handle."""
+    def submit(self, request: MeasurementRequest, after: Handle | None = None) -> Handle:
+        """Start measuring ``request`` (once ``after``, if given, has ended); returns a handle."""
         ...
 
     def wait_first(self, handles: Sequence[Handle]) -> list[Handle]:
@@ -53,15 +59,26 @@ class Executor(Protocol):
         ...
 
 
+def not_measured(request: MeasurementRequest, cause: BaseException) -> InstrumentError:
+    """The error of a queued request that was not measured because the one before it failed."""
+    return InstrumentError(
+        f"step {request.step} was not measured: the request before it on "
+        f"'{request.instrument}' failed ({cause})"
+    )
+
+
 class LocalExecutor:
     """Measure and fit in this process, one at a time (deterministic, no engines)."""
 
     def __init__(self, instruments: dict[str, Instrument]) -> None:
         self._instruments = instruments
 
-    def submit(self, request: MeasurementRequest) -> Future:
+    def submit(self, request: MeasurementRequest, after: Future | None = None) -> Future:
         future: Future = Future()
         future.step = request.step  # type: ignore[attr-defined]
+        if after is not None and after.exception() is not None:
+            future.set_exception(not_measured(request, after.exception()))
+            return future
         try:
             future.set_result(self._instruments[request.instrument].measure(request))
         except Exception as exc:  # the loop decides what a failure means
@@ -117,20 +134,26 @@ class DaskExecutor:
         self._via = measure_via
         self._fit_via_prefect = fit_via_prefect
         self._steps: dict[Any, int] = {}
+        self._queued: dict[Any, MeasurementRequest] = {}  # Prefect: requests behind another
 
-    def submit(self, request: MeasurementRequest) -> Handle:
+    def submit(self, request: MeasurementRequest, after: Handle | None = None) -> Handle:
         sample_spec, instrument_spec = self._refs[request.instrument]
         args = (sample_spec, instrument_spec, self._seed, self._time_scale, request)
         if self._via == "prefect":
             from coscope.tasks.measure import measure_task
 
-            handle = measure_task.submit(*args)
+            # queued: runs once `after` completed; never runs if it failed (NotReady)
+            handle = measure_task.submit(*args, wait_for=[after] if after is not None else None)
+            if after is not None:
+                self._queued[handle] = request
         else:
-            from coscope.tasks.measure import measure_by_reference
+            from coscope.tasks.measure import measure_after, measure_by_reference
 
-            handle = self._client.submit(
-                measure_by_reference, *args, pure=False, key=f"measure-{request.step}-{id(request)}"
-            )
+            key = f"measure-{request.step}-{id(request)}"
+            if after is None:
+                handle = self._client.submit(measure_by_reference, *args, pure=False, key=key)
+            else:  # a dependency on the scheduler: starts when `after` ends, errs if it erred
+                handle = self._client.submit(measure_after, after, *args, pure=False, key=key)
         self._steps[handle] = request.step
         return handle
 
@@ -148,6 +171,11 @@ class DaskExecutor:
 
     def result(self, handle: Handle) -> Measurement:
         self._steps.pop(handle, None)
+        request = self._queued.pop(handle, None)
+        if request is not None:
+            handle.wait()  # done: Completed or Failed; NotReady (pending) if its upstream failed
+            if not handle.state.is_final():
+                raise not_measured(request, RuntimeError(handle.state.message))
         return handle.result()
 
     def fit(

@@ -33,6 +33,7 @@ _MUTABLE_ON_RESUME = {
     "tracking_uri",
     "store",
     "run_dir",
+    "queue_depth",
 }
 
 

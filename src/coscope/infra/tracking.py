@@ -96,6 +96,7 @@ class MlflowTracker:
         self._experiment = experiment
         self._artifact_root = artifact_root
         self.run_id: str | None = None
+        self._writer: Any = None  # MetricWriter of the per-event metrics, made on first use
 
     def _experiment_id(self) -> str:
         found = self._client.get_experiment_by_name(self._experiment)
@@ -124,7 +125,10 @@ class MlflowTracker:
             self._client.log_batch(self.run_id, params=items[i : i + 100])
         return self.run_id
 
-    def _metrics(self, step: int, values: dict[str, float], prefix: str = "") -> None:
+    def _metrics(
+        self, step: int, values: dict[str, float], prefix: str = "", background: bool = False
+    ) -> None:
+        """Log ``values`` at ``step``; ``background``: by the writer thread (per-event ones)."""
         from mlflow.entities import Metric
 
         now = int(time.time() * 1000)
@@ -133,12 +137,20 @@ class MlflowTracker:
             for k, v in values.items()
             if v is not None and v == v  # drop NaN
         ]
-        if metrics and self.run_id:
+        if not metrics or not self.run_id:
+            return
+        if background:
+            if self._writer is None:
+                from coscope.infra.metric_writer import MetricWriter
+
+                self._writer = MetricWriter(lambda run, ms: self._client.log_batch(run, metrics=ms))
+            self._writer.put(self.run_id, metrics)
+        else:
             self._client.log_batch(self.run_id, metrics=metrics)
 
     def log_step(self, step: int, metrics: dict[str, float]) -> None:
         """Per-measurement metrics (reward, best_so_far, cost_spent, rmse …) at ``step``."""
-        self._metrics(step, {k: v for k, v in metrics.items() if k != "step"})
+        self._metrics(step, {k: v for k, v in metrics.items() if k != "step"}, background=True)
 
     def log_decision(self, proposal: Proposal) -> None:
         """The decision's acquisition score, prediction and expected cost at its step."""
@@ -152,6 +164,7 @@ class MlflowTracker:
                 "model_version": float(proposal.model_version),
             },
             prefix="decision.",
+            background=True,
         )
         if proposal.policy == "gain_per_cost":  # score = expected gain / cost, per modality too
             gain = proposal.score * proposal.expected_cost
@@ -165,6 +178,7 @@ class MlflowTracker:
                     "col": float(proposal.location.col),
                 },
                 prefix="decision.",
+                background=True,
             )
 
     def log_fit(self, record: FitRecord) -> None:
@@ -221,10 +235,15 @@ class MlflowTracker:
             self._client.log_artifacts(self.run_id, str(folder), artifact_path=artifact_path)
 
     def finish(self, status: str) -> None:
-        """Mark the run FINISHED, KILLED (stopped/interrupted) or FAILED."""
-        if self.run_id:
-            mlflow_status = {"finished": "FINISHED", "failed": "FAILED"}.get(status, "KILLED")
-            self._client.set_terminated(self.run_id, status=mlflow_status)
+        """Write what the background writer holds; mark the run FINISHED, KILLED or FAILED."""
+        writer, self._writer = self._writer, None
+        try:
+            if writer is not None:
+                writer.close()  # re-raises a failed write, after the run is marked below
+        finally:
+            if self.run_id:
+                mlflow_status = {"finished": "FINISHED", "failed": "FAILED"}.get(status, "KILLED")
+                self._client.set_terminated(self.run_id, status=mlflow_status)
 
     def log_metrics(self, step: int, values: dict[str, float]) -> None:
         """Named metrics at ``step`` (NaN dropped): a digital twin's parameters, utilisation,

@@ -64,6 +64,7 @@ def campaign_status(path: str | Path) -> dict[str, Any]:
         "theory_batches": batch_summary(store),
         "decisions": len(decisions),
         "pending": len(decisions) - len(measurements),
+        "pending_by_instrument": pending_by_instrument(decisions, measurements),
         "fits": store.counts().get("fits", 0),
         "cost_spent": spent,
         "budget": {
@@ -89,6 +90,30 @@ def campaign_status(path: str | Path) -> dict[str, Any]:
             measurements, decisions, [i.get("name") for i in campaign.get("instruments", [])]
         ),
     }
+
+
+def pending_by_instrument(decisions: list, measurements: list) -> dict[str, list[int]]:
+    """Steps decided but not measured, per instrument, oldest first.
+
+    The first of an instrument is the one it measures (or that resume re-issues first); the
+    others are queued behind it (``queue_depth``), chained, each starting when the one before
+    it ends.
+    """
+    measured = {m.step for m in measurements}
+    pending: dict[str, list[int]] = {}
+    for d in decisions:
+        if d.step not in measured:
+            pending.setdefault(d.instrument, []).append(d.step)
+    return pending
+
+
+def _pending_line(pending: dict[str, list[int]], running: bool) -> str:
+    first = "measuring" if running else "next"
+    parts = []
+    for name, steps in pending.items():
+        queued = f", {', '.join(map(str, steps[1:]))} queued" if len(steps) > 1 else ""
+        parts.append(f"{name}: step {steps[0]} {first}{queued}")
+    return "pending    " + "; ".join(parts)
 
 
 def _steering(store: TraceStore, campaign: dict[str, Any]) -> dict[str, Any]:
@@ -136,6 +161,9 @@ def format_status(status: dict[str, Any]) -> str:
         f"decisions  {status['decisions']} ({status['pending']} pending), "
         f"model fits {status['fits']}",
     ]
+    if status.get("pending_by_instrument"):
+        running = status["status"] == "running"
+        lines.append(_pending_line(status["pending_by_instrument"], running))
     if status["best"]:
         b = status["best"]
         lines.append(

@@ -53,6 +53,17 @@ def measure_by_reference(
     return instrument.measure(request)
 
 
+def measure_after(previous: Any, *args: Any) -> Measurement:
+    """A queued request: ``measure_by_reference(*args)`` once ``previous`` has ended.
+
+    ``previous`` is the Dask future of the instrument's request before this one: Dask starts
+    this task when it has ended (its Measurement, resolved on the worker that holds it, where
+    the scheduler places this task, is ignored). Dask never runs this when ``previous``
+    erred: the error propagates to this task's future. Prefect chains with ``wait_for``.
+    """
+    return measure_by_reference(*args)
+
+
 measure_task = task(
     measure_by_reference,
     name="measure",
