@@ -35,6 +35,7 @@ from coscope.campaign.context import CampaignContext
 from coscope.campaign.executors import Executor
 from coscope.campaign.inbox import Inbox
 from coscope.campaign.live import LiveSteering
+from coscope.campaign.queues import Slot, starts_in_time
 from coscope.campaign.theory_intake import (
     THEORY_BATCH,
     batch_steps,
@@ -42,7 +43,6 @@ from coscope.campaign.theory_intake import (
     complete_batches,
     take_batch,
 )
-from coscope.campaign.queues import Slot, starts_in_time
 from coscope.errors import InstrumentError
 from coscope.types import FitRecord, Measurement, MeasurementRequest, Observation, Proposal
 
