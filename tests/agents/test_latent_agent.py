@@ -118,3 +118,32 @@ def test_latent_dim_zero_keeps_the_scalar_agent(tmp_path: Path) -> None:
     spec = _spec(tmp_path, {"latent_dim": 0})
     agent = chooser_from_spec(spec, sample_from_spec(spec.sample, spec.seed))
     assert type(agent) is MultiTaskAgent
+
+
+def test_the_vae_example_logs_its_vae_fits_to_mlflow(tmp_path: Path) -> None:
+    """The example, tracked in real MLflow: VAE fits and GP fits both land as fit metrics."""
+    from mlflow.tracking import MlflowClient
+
+    from coscope.campaign import CampaignLoop, LocalExecutor
+    from coscope.config import load_spec
+    from coscope.flows.finish import finish_campaign
+    from coscope.infra.compose import (
+        create_or_open_store,
+        instruments_from_spec,
+        open_context,
+        sample_from_spec,
+    )
+
+    example = Path(__file__).resolve().parents[2] / "examples" / "co_orchestration_vae.yaml"
+    changes = {"run_dir": str(tmp_path / "run"), "budget": {"max_measurements": 9}}
+    spec = load_spec(example, changes)
+    assert spec.policy.params["latent_dim"] == 2
+    sample = sample_from_spec(spec.sample, spec.seed)
+    create_or_open_store(spec, sample)[0].close()
+    ctx, _ = open_context(spec.resolved_store(), track=True)
+    outcome = CampaignLoop(ctx, LocalExecutor(instruments_from_spec(spec, sample))).run()
+    summary = finish_campaign(ctx, outcome)
+    ctx.store.close()
+    client = MlflowClient(spec.resolved_tracking_uri())
+    metrics = client.get_run(summary["mlflow_run_id"]).data.metrics
+    assert {"fit.hp.vae", "fit.hp.modality_index", "fit.hp.task_cov_0_1"} <= set(metrics)

@@ -166,8 +166,10 @@ class LatentMultiTaskAgent(MultiTaskAgent):
         return self._fit_size() > 0 and bool(self._latent) and self._fit_key() != self._fitted_steps
 
     def load_fit(self, state: Any, version: int, step: int | None = None) -> FitRecord:
-        """Use a fitted multi-task state as model ``version`` (keyed by data and VAEs)."""
-        record = super().load_fit(state, version, step)
+        """Use a fitted multi-task state as model ``version`` (keyed by data and VAEs); its
+        record's ``step`` counts measurements (the loop passes rows, ``d`` per measurement)."""
+        del step
+        record = super().load_fit(state, version, self._fit_size())
         self._fitted_steps = self._fit_key()
         return record
 
