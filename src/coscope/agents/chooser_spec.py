@@ -8,6 +8,10 @@ Spec surface::
              params: {rank: 2, n_candidates: 4096, n_reference: 256, refit_growth: 1.5,
                       background_fit: 1, use_structure: 0, boundaries: 1}}
 
+With ``params.latent_dim: d >= 1`` (optional ``vae_epochs``, ``vae_growth``) every modality is
+reduced by its own VAE to ``d`` latent targets instead of its scalarizer, which then only maps
+the decoded spectra for the reports (:mod:`coscope.agents.latent_agent`).
+
 ``model: multitask`` learns from the target and every auxiliary modality; ``model: gp`` with a
 chooser policy is the single-modality baseline (target only, same kernel and rule).
 """
@@ -23,6 +27,24 @@ CHOOSER_FLAGS = ("background_fit", "use_structure")
 """0/1 policy params: fit in a background thread; add the sample's structure as an input."""
 CHOOSER_COUNTS = ("boundaries",)
 """Integer policy params >= 0: learned boundary features of the kernel (0..4, default 0)."""
+LATENT_PARAMS = ("latent_dim", "vae_epochs", "vae_growth")
+"""VAE latents as targets: latent size 0..8 (0: scalarizers), epochs >= 1, growth >= 1."""
+MAX_LATENT_DIM = 8
+
+
+def _check_latent(params: Mapping[str, float]) -> None:
+    """ValueError unless the VAE-latent params are usable (see :data:`LATENT_PARAMS`)."""
+    dim = params.get("latent_dim", 0)
+    if dim != int(dim) or not 0 <= dim <= MAX_LATENT_DIM:
+        raise ValueError(
+            f"policy param 'latent_dim' must be an integer 0..{MAX_LATENT_DIM} "
+            f"(0: scalarizers), got {dim!r}"
+        )
+    extra = sorted(k for k in ("vae_epochs", "vae_growth") if k in params)
+    if extra and dim == 0:
+        raise ValueError(f"policy params {extra} need latent_dim >= 1; set latent_dim or drop them")
+    if dim and params.get("background_fit", 0):
+        raise ValueError("latent_dim does not work with background_fit: set background_fit: 0")
 
 
 def check_chooser_policy(name: str, model: str, params: Mapping[str, float]) -> bool:
@@ -41,11 +63,14 @@ def check_chooser_policy(name: str, model: str, params: Mapping[str, float]) -> 
         return False
     if model not in ("gp", "multitask"):
         raise ValueError(f"policy '{name}' works with model multitask (or gp), not '{model}'")
-    takes = CHOOSER_PARAMS + CHOOSER_FLAGS + CHOOSER_COUNTS
+    takes = CHOOSER_PARAMS + CHOOSER_FLAGS + CHOOSER_COUNTS + LATENT_PARAMS
     unknown = sorted(set(params) - set(takes))
     if unknown:
         raise ValueError(f"policy '{name}' does not take params {unknown}; it takes {list(takes)}")
+    _check_latent(params)
     for key, value in params.items():
+        if key == "latent_dim":
+            continue
         if key in CHOOSER_COUNTS:
             from coscope.models.boundary_warp import MAX_BOUNDARIES
 
@@ -59,8 +84,9 @@ def check_chooser_policy(name: str, model: str, params: Mapping[str, float]) -> 
             if value not in (0, 1):
                 raise ValueError(f"policy param '{key}' is a switch: use 0 or 1, got {value!r}")
             continue
-        if value < 1 or (key != "refit_growth" and value != int(value)):
-            kind = "a number" if key == "refit_growth" else "an integer"
+        growth = key in ("refit_growth", "vae_growth")
+        if value < 1 or (not growth and value != int(value)):
+            kind = "a number" if growth else "an integer"
             raise ValueError(f"policy param '{key}' must be {kind} >= 1, got {value!r}")
     return True
 
@@ -88,6 +114,7 @@ def check_auxiliary(target: Any, auxiliary: Sequence[Any], offered: set[str], po
 
 def chooser_from_spec(spec: Any, sample: Any) -> Any:
     """The :class:`~coscope.agents.multitask_agent.MultiTaskAgent` a chooser spec names."""
+    from coscope.agents.latent_agent import LatentMultiTaskAgent
     from coscope.agents.multitask_agent import MultiTaskAgent, Reducer
 
     policy = spec.policy
@@ -99,14 +126,19 @@ def chooser_from_spec(spec: Any, sample: Any) -> Any:
         for s in scalarizers
     }
     params: dict[str, Any] = {
-        k: (float(v) if k == "refit_growth" else int(v))
+        k: (float(v) if k in ("refit_growth", "vae_growth") else int(v))
         for k, v in policy.params.items()
         if k not in CHOOSER_FLAGS
     }
     params["background_fit"] = bool(policy.params.get("background_fit", 0))
     if policy.params.get("use_structure", 0):
         params["features"] = sample.structure
-    return MultiTaskAgent(
+    agent_class = MultiTaskAgent
+    if params.get("latent_dim", 0):
+        agent_class = LatentMultiTaskAgent
+    else:
+        params.pop("latent_dim", None)
+    return agent_class(
         sample.shape,
         reducers,
         policy=policy.name,

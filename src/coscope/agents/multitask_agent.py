@@ -352,23 +352,13 @@ class MultiTaskAgent:
             cands = [cands[i] for i in keep]
         tasks = np.array([t for t, _ in cands])
         flats = np.array([f for _, f in cands])
-        rows = self._rows(tasks, flats)
         pend = [p for p in pending if p.modality in self.reducers]
-        pend_rows = self._rows(
-            np.array([self.modalities.index(p.modality) for p in pend], dtype=np.int64),
-            np.array([p.location.row * w + p.location.col for p in pend], dtype=np.int64),
-        )
-        X, _ = self.all_data()
-        noise = self._kernel.noise
-        ref = self._rows(np.zeros(len(self.reference), dtype=np.int64), self.reference)
-        cov, var = posterior_terms(self._kernel, np.vstack([X, pend_rows]), rows, ref)
+        pend_tasks = np.array([self.modalities.index(p.modality) for p in pend], dtype=np.int64)
+        pend_flats = np.array([p.location.row * w + p.location.col for p in pend], dtype=np.int64)
         costs = np.array(
             [cost(instrument, self.modalities[t], Location.from_flat(f, w)) for t, f in cands]
         )
-        if self.policy == "gain_per_cost":
-            score = knowledge_gain(cov, var, noise[tasks]) / np.maximum(costs, 1e-12)
-        else:
-            score = var
+        score = self._scores(tasks, flats, pend_tasks, pend_flats, costs)
         best = int(np.argmax(score))
         return self._proposal(
             step,
@@ -380,6 +370,26 @@ class MultiTaskAgent:
             params,
             score=float(score[best]),
         )
+
+    def _scores(
+        self,
+        tasks: np.ndarray,
+        flats: np.ndarray,
+        pend_tasks: np.ndarray,
+        pend_flats: np.ndarray,
+        costs: np.ndarray,
+    ) -> np.ndarray:
+        """The policy's score of each candidate (modality index ``tasks``, pixel ``flats``),
+        pending (modality, pixel) pairs entering as fantasies; ``(c,)``."""
+        rows = self._rows(tasks, flats)
+        X, _ = self.all_data()
+        ref = self._rows(np.zeros(len(self.reference), dtype=np.int64), self.reference)
+        conditioning = np.vstack([X, self._rows(pend_tasks, pend_flats)])
+        cov, var = posterior_terms(self._kernel, conditioning, rows, ref)
+        if self.policy == "gain_per_cost":
+            gain = knowledge_gain(cov, var, self._kernel.noise[tasks])
+            return gain / np.maximum(costs, 1e-12)
+        return var
 
     def _initial(self, cands, offered, taken, step, rng) -> tuple[int, int]:
         """A seeded random free location for the modality cycled by ``step``; locations
