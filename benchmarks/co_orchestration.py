@@ -466,8 +466,9 @@ def publish(results: list[dict], util: list[dict], seeds: int, study_seconds: fl
         "`s_1 = 1/2` against the members' actual composition above `x_c`, which the "
         "deposition error makes slightly wiggly, so a straight line cannot always reach "
         "100 %): " + boundary_line(by),
-        "Timings were taken on a shared 2-core machine (other engineers' jobs ran at the same "
-        "time): read wall times and utilisation as measured under that load.",
+        "Wall times and utilisation depend on the machine's load: the load average at the end "
+        "of each utilisation run is in its row, and at the end of the whole run in the header "
+        "(a busy machine lowers the fast instrument's figures by a few points).",
     ]
     text = [part + "\n" for part in text]
     _report.publish("co_orchestration", "Co-orchestration (issue 4)", *text)

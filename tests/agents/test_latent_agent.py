@@ -75,8 +75,14 @@ def test_latent_campaign_resumes_to_the_same_decisions(whole, tmp_path: Path) ->
     _run(_spec(tmp_path, budget={"max_measurements": 8}))[1].store.close()
     _, ctx = _run(_spec(tmp_path))
     resumed = _decisions(ctx)
+    fits = [(f.n_train, f.loss) for f in ctx.store.fits()]
     ctx.store.close()
     assert resumed == _decisions(whole[1])
+    # the rebuilt agent's refits on the stored data (VAEs, GP) are not recorded a second time
+    assert len(fits) == len(set(fits))
+    straight = sorted((f.n_train, f.loss) for f in whole[1].store.fits())
+    assert [n for n, _ in sorted(fits)] == [n for n, _ in straight]  # the same model versions
+    np.testing.assert_allclose([x for _, x in sorted(fits)], [x for _, x in straight], rtol=1e-8)
 
 
 def test_joint_latent_gain_reduces_to_the_scalar_gain_for_one_latent(tmp_path: Path) -> None:

@@ -48,7 +48,7 @@ from coscope.agents.calibration import Posterior, ThetaSpace, affine_profile, ca
 from coscope.agents.protocols import CostFunction
 from coscope.instruments.lattice import lattice_cost_factor
 from coscope.instruments.theory import normalized_structure
-from coscope.models.fitting import fit_model
+from coscope.models.fitting import Fitter, fit_here
 from coscope.models.multioutput_gp import SharedKernelGP
 from coscope.twin.artefact import DigitalTwin
 from coscope.twin.fields import TwinFields
@@ -57,16 +57,8 @@ from coscope.types import FitRecord, Location, Measurement, Proposal
 Target = Callable[[np.ndarray], np.ndarray]
 """Loops ``(n, V)`` -> the campaign's scalar target ``(n,)``."""
 
-Fitter = Callable[..., Any]
-"""``(kind, X, y, seed, iterations, options) -> state``: ``Executor.fit``'s signature."""
-
 FIT_KIND = "shared_gp"
 FIT_ITERATIONS = 60
-
-
-def fit_here(kind: str, X: np.ndarray, y: np.ndarray, seed: int, iterations: int, options=None):
-    """The default fitter: :func:`~coscope.models.fitting.fit_model` in this process."""
-    return fit_model(kind, X, y, seed, iterations, **(options or {}))
 
 
 class CoNavigationAgent:

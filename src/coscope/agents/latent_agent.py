@@ -14,8 +14,10 @@ with every modality reduced by its own VAE (:mod:`coscope.models.vae`) instead o
   the current VAE; when a VAE retrains, every spectrum of its modality is re-encoded and the
   GP is refitted (``needs_fit`` is keyed by the data prefix **and** the VAE sizes). The state
   is therefore a function of (seed, data) only: a resumed campaign decides identically.
-  VAE fits go through :func:`~coscope.models.fitting.fit_model` (kind ``"vae"``) and are
-  handed to the loop by ``take_fits`` (recorded in the trace and MLflow as model versions).
+  VAE fits go through :func:`~coscope.models.fitting.fit_model` (kind ``"vae"``) — in this
+  process until the loop hands the agent its executor (``use_executor``), then on it (a Dask
+  worker, or a Prefect ``fit`` task) — and are handed to the loop by ``take_fits``
+  (recorded in the trace and MLflow as model versions).
 * **Knowledge gain.** Observing modality ``m`` at ``x`` observes its ``d`` latent tasks
   ``c = {(x, (m, k))}`` jointly; the expected reduction of the target's integrated posterior
   variance, summed over the target's latent tasks ``k'`` (standard units), is::
@@ -44,7 +46,7 @@ from coscope.agents.fit_schedule import schedule
 from coscope.agents.knowledge_gain import _cholesky, posterior_mean
 from coscope.agents.multitask_agent import MultiTaskAgent, Reducer
 from coscope.errors import ConfigError
-from coscope.models.fitting import fit_model
+from coscope.models.fitting import Fitter, fit_here
 from coscope.models.vae import VaeState, decode, encode
 from coscope.types import FitRecord, Measurement
 
@@ -97,6 +99,11 @@ class LatentMultiTaskAgent(MultiTaskAgent):
         self._spectra: dict[int, np.ndarray] = {}  # step -> signal
         self._vae: dict[int, VaeState] = {}  # modality index -> current VAE
         self._latent: dict[int, np.ndarray] = {}  # step -> (d,) latents (current VAE)
+        self.fitter: Fitter = fit_here  # the loop's executor once it calls use_executor
+
+    def use_executor(self, executor: Any) -> None:
+        """Fit the VAEs with ``executor.fit`` (the campaign loop's executor: Dask)."""
+        self.fitter = executor.fit
 
     # ------------------------------------------------------------------ data
     def ingest_measurements(self, measurements: Sequence[Measurement]) -> None:
@@ -122,8 +129,8 @@ class LatentMultiTaskAgent(MultiTaskAgent):
         size = len(steps)
         seed = int(np.random.SeedSequence([self.seed, 0x7AE, i, size]).generate_state(1)[0])
         spectra = np.stack([self._spectra[s] for s in steps])
-        state = fit_model(
-            "vae", spectra, np.zeros(size), seed, self.vae_epochs, latent_dim=self.latent_dim
+        state = self.fitter(
+            "vae", spectra, np.zeros(size), seed, self.vae_epochs, {"latent_dim": self.latent_dim}
         )
         self._vae[i] = state
         for s in [s for s, o in self._obs.items() if o[0] == i]:

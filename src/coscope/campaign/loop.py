@@ -81,6 +81,7 @@ class CampaignLoop:
         self._n_fits = 0
         self._last_fit: FitRecord | None = None
         self._stored_fits: dict[tuple[int, float], FitRecord] = {}
+        self._resuming = False
         self._best = -math.inf
         self._spent = 0.0
         self._n_measured = 0
@@ -123,8 +124,9 @@ class CampaignLoop:
         fits = store.fits()
         self._n_fits = len(fits)
         self._last_fit = fits[-1] if fits else None
-        if ctx.spec.queue_depth > 0:  # refits on a data prefix reproduce earlier versions
-            self._stored_fits = {(f.n_train, f.loss): f for f in fits}
+        # refits on a stored data prefix reproduce stored versions: not recorded twice
+        self._stored_fits = {(f.n_train, f.loss): f for f in fits}
+        self._resuming = bool(fits)  # until the first new decision: the agent catches up
         return slots
 
     # --- the queues ----------------------------------------------------------------------
@@ -250,6 +252,8 @@ class CampaignLoop:
         """Record fits the agent made itself (``take_fits``), numbered in trace order."""
         take = getattr(self.ctx.agent, "take_fits", None)
         for record in take() if take is not None else ():
+            if self._resuming and (record.n_train, record.loss) in self._stored_fits:
+                continue  # a resume refitting what the trace already holds (same data, seed)
             record = replace(record, version=self._n_fits)
             self.ctx.store.append_fit(record)
             self.ctx.tracker.log_fit(record)
@@ -403,6 +407,7 @@ class CampaignLoop:
                     return step, False, True
                 proposal = replace(proposal, t_decided=time.time(), n_known=self._n_measured)
                 ctx.store.append_decision(proposal)
+                self._resuming = False  # fits from here on are new, even if one repeats
                 ctx.tracker.log_decision(proposal)
                 self._submit(proposal)
                 step += 1

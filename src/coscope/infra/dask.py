@@ -42,7 +42,10 @@ def dask_client(address: str | None, n_workers: int = 2) -> Iterator[object]:
         threads_per_worker=1,
         processes=True,
         dashboard_address=":0",
-        silence_logs=logging.ERROR,
+        # workers log only CRITICAL: on Ctrl-C they get SIGINT with the campaign and their
+        # heartbeat to the closing scheduler fails with an ERROR traceback (a task's own
+        # error still reaches the campaign through its future)
+        silence_logs=logging.CRITICAL,
     )
     client = Client(cluster)
     try:

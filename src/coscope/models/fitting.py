@@ -71,3 +71,20 @@ def fit_model(
             f"{sorted(allowed) or 'none'}."
         )
     return fitter(X, y, seed=int(seed), iterations=int(iterations), **options)
+
+
+Fitter = Callable[..., Any]
+"""``(kind, X, y, seed, iterations, options) -> state``: ``Executor.fit``'s signature. Agents
+that fit models themselves call one; the loop hands them its executor's ``fit`` (Dask)."""
+
+
+def fit_here(
+    kind: str,
+    X: np.ndarray,
+    y: np.ndarray,
+    seed: int,
+    iterations: int,
+    options: dict[str, Any] | None = None,
+) -> Any:
+    """The in-process :data:`Fitter`: :func:`fit_model` with ``options`` as keywords."""
+    return fit_model(kind, X, y, seed, iterations, **(options or {}))
