@@ -24,6 +24,7 @@ import torch  # noqa: E402
 
 torch.set_num_threads(1)
 
+
 def _datasets_folder() -> Path:
     """``$COSCOPE_DATASETS``, else ``../shared/datasets`` beside the checkout (as in CI)."""
     if os.environ.get("COSCOPE_DATASETS"):

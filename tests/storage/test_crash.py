@@ -64,8 +64,9 @@ def _check_prefix(path: Path) -> None:
     decided = {p.step for p in s.decisions()}
     assert {m.step for m in got} <= decided
     for m in got:
-        np.testing.assert_array_equal(m.signal, measurement(proposal(m.step, m.modality),
-                                                            mods[m.modality].length).signal)
+        np.testing.assert_array_equal(
+            m.signal, measurement(proposal(m.step, m.modality), mods[m.modality].length).signal
+        )
 
 
 def _committed(path: Path) -> tuple[set[int], set[int]]:

@@ -49,18 +49,21 @@ def test_round_trip_every_record_type(store: TraceStore, tmp_path: Path) -> None
 
     for mode in ("r", "a"):
         with TraceStore.open(tmp_path / "trace.zarr", mode) as s:
-            assert [repr(p) for p in s.decisions()] == [repr(proposal(k, p.modality))
-                                                          for k, p in enumerate(s.decisions())]
+            assert [repr(p) for p in s.decisions()] == [
+                repr(proposal(k, p.modality)) for k, p in enumerate(s.decisions())
+            ]
             _same_measurements(s.measurements(), measured)
-            _same_measurements(s.measurements("theory:lgd"),
-                               [m for m in measured if m.modality == "theory:lgd"])
+            _same_measurements(
+                s.measurements("theory:lgd"), [m for m in measured if m.modality == "theory:lgd"]
+            )
             (got_fit,) = s.fits()
-            assert got_fit.hyperparameters == {"lengthscale": [0.5, 0.7],
-                                               "noise": pytest.approx(0.01)}
+            assert got_fit.hyperparameters == {
+                "lengthscale": [0.5, 0.7],
+                "noise": pytest.approx(0.01),
+            }
             assert (got_fit.version, got_fit.step, got_fit.loss) == (0, 5, -1.25)
             assert s.interventions() == [iv]
-            assert s.counts() == {"decisions": 6, "measurements": 5, "fits": 1,
-                                  "interventions": 1}
+            assert s.counts() == {"decisions": 6, "measurements": 5, "fits": 1, "interventions": 1}
             assert s.measured_steps() == {0, 1, 2, 3, 4}
             assert [p.step for p in s.pending_decisions()] == [5]
             assert s.campaign["spec"] == {"budget": 10.0, "tags": ["a", "b"]}
@@ -70,7 +73,10 @@ def test_round_trip_every_record_type(store: TraceStore, tmp_path: Path) -> None
                 got = s.modalities[name]
                 np.testing.assert_array_equal(got.axis, info.axis)
                 assert (got.axis_name, got.axis_units, got.signal_units) == (
-                    info.axis_name, info.axis_units, info.signal_units)
+                    info.axis_name,
+                    info.axis_units,
+                    info.signal_units,
+                )
 
 
 def test_decisions_round_trip_exactly(store: TraceStore) -> None:
@@ -81,15 +87,23 @@ def test_decisions_round_trip_exactly(store: TraceStore) -> None:
 
 
 def _snapshot(path: Path) -> dict[str, bytes]:
-    return {str(f.relative_to(path)): f.read_bytes() for f in sorted(path.rglob("*"))
-            if f.is_file()}
+    return {
+        str(f.relative_to(path)): f.read_bytes() for f in sorted(path.rglob("*")) if f.is_file()
+    }
 
 
 @pytest.mark.parametrize(
     "bad",
     [
-        "duplicate_step", "signal_shape", "signal_nan", "no_decision", "decision_not_increasing",
-        "unknown_modality", "outside_grid", "payload_not_json", "signal_2d",
+        "duplicate_step",
+        "signal_shape",
+        "signal_nan",
+        "no_decision",
+        "decision_not_increasing",
+        "unknown_modality",
+        "outside_grid",
+        "payload_not_json",
+        "signal_2d",
     ],
 )
 def test_invalid_input_is_rejected_and_changes_nothing(store: TraceStore, bad: str) -> None:
@@ -100,16 +114,20 @@ def test_invalid_input_is_rejected_and_changes_nothing(store: TraceStore, bad: s
     cases = {
         "duplicate_step": lambda: store.append_measurement(measurement(proposal(1), 64)),
         "signal_shape": lambda: store.append_measurement(
-            Measurement(2, "i", "beps_loop", Location(0, 0), np.zeros(63))),
+            Measurement(2, "i", "beps_loop", Location(0, 0), np.zeros(63))
+        ),
         "signal_2d": lambda: store.append_measurement(
-            Measurement(2, "i", "beps_loop", Location(0, 0), np.zeros((64, 1)))),
+            Measurement(2, "i", "beps_loop", Location(0, 0), np.zeros((64, 1)))
+        ),
         "signal_nan": lambda: store.append_measurement(
-            Measurement(2, "i", "beps_loop", Location(0, 0), np.r_[np.zeros(63), np.nan])),
+            Measurement(2, "i", "beps_loop", Location(0, 0), np.r_[np.zeros(63), np.nan])
+        ),
         "no_decision": lambda: store.append_measurement(measurement(proposal(9), 64)),
         "decision_not_increasing": lambda: store.append_decision(proposal(2)),
         "unknown_modality": lambda: store.append_decision(proposal(3, "raman")),
         "outside_grid": lambda: store.append_decision(
-            proposal(3).__class__(3, "i", "beps_loop", Location(SAMPLE_SHAPE[0], 0), "ei")),
+            proposal(3).__class__(3, "i", "beps_loop", Location(SAMPLE_SHAPE[0], 0), "ei")
+        ),
         "payload_not_json": lambda: store.append_intervention(Intervention("x", {"f": object()})),
     }
     with pytest.raises(StoreError):

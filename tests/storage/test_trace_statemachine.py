@@ -71,8 +71,12 @@ class TraceMachine(RuleBasedStateMachine):
     @invariant()
     def readers_equal_model(self) -> None:
         s = self.store
-        assert s.counts() == {"decisions": len(self.decisions), "measurements": len(self.order),
-                              "fits": len(self.fits), "interventions": len(self.interventions)}
+        assert s.counts() == {
+            "decisions": len(self.decisions),
+            "measurements": len(self.order),
+            "fits": len(self.fits),
+            "interventions": len(self.interventions),
+        }
         assert [repr(p) for p in s.decisions()] == [repr(p) for p in self.decisions]
         got = s.measurements()
         assert [m.step for m in got] == self.order
@@ -84,7 +88,8 @@ class TraceMachine(RuleBasedStateMachine):
         assert s.interventions() == self.interventions
         assert s.measured_steps() == set(self.order)
         assert [p.step for p in s.pending_decisions()] == [
-            p.step for p in self.decisions if p.step not in self.measurements]
+            p.step for p in self.decisions if p.step not in self.measurements
+        ]
 
     def teardown(self) -> None:
         self.store.close()

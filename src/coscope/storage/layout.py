@@ -34,10 +34,17 @@ def signal_chunk_rows(length: int) -> int:
 
 
 def _check_name(name: str, what: str) -> None:
-    if not isinstance(name, str) or not name or "/" in name or name.startswith("__") or name in {
-        ".",
-        "..",
-    }:
+    if (
+        not isinstance(name, str)
+        or not name
+        or "/" in name
+        or name.startswith("__")
+        or name
+        in {
+            ".",
+            "..",
+        }
+    ):
         raise StoreError(
             f"{what} {name!r} cannot name a Zarr node: use a non-empty name without '/' "
             "that does not start with '__'"

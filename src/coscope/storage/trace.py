@@ -189,8 +189,11 @@ class TraceStore:
             try:
                 axis = zarr.open_array(self._zstore, path=f"signals/{e['name']}/{e['axis_name']}")
                 info = ModalityInfo(
-                    e["name"], np.asarray(axis[:], dtype=np.float64), e["axis_name"],
-                    e["axis_units"], e["signal_units"],
+                    e["name"],
+                    np.asarray(axis[:], dtype=np.float64),
+                    e["axis_name"],
+                    e["axis_units"],
+                    e["signal_units"],
                 )
             except Exception as exc:  # any unreadable piece means the same thing here
                 raise StoreError(
@@ -324,8 +327,10 @@ class TraceStore:
         signals = {}
         for name in names:
             n = int(attrs["counts"]["signals"].get(name, 0))
-            signals[name] = (self._read_array(f"signals/{name}/step", n),
-                             self._read_array(f"signals/{name}/signal", n))
+            signals[name] = (
+                self._read_array(f"signals/{name}/step", n),
+                self._read_array(f"signals/{name}/signal", n),
+            )
         out, seen = [], dict.fromkeys(names, 0)
         rows = zip(*(cols[c.name].tolist() for c in MEASUREMENTS.columns), strict=True)
         for step, instrument, mod, r, c, cost, t0, t1 in rows:
@@ -339,8 +344,11 @@ class TraceStore:
                     f"modality {mod!r} do not match its measurements"
                 )
             seen[mod] = k + 1
-            out.append(Measurement(step, str(instrument), str(mod), Location(r, c),
-                                   sig[k].copy(), cost, t0, t1))
+            out.append(
+                Measurement(
+                    step, str(instrument), str(mod), Location(r, c), sig[k].copy(), cost, t0, t1
+                )
+            )
         return out
 
     def measured_steps(self) -> set[int]:
@@ -353,8 +361,11 @@ class TraceStore:
         """Committed decisions without a measurement yet (to re-issue on resume), in order."""
         counts = self._attrs()["counts"]  # one snapshot for both tables
         measured = set(self._read(MEASUREMENTS.name, ["step"], counts)["step"].tolist())
-        return [p for p in decisions_from(self._read(DECISIONS.name, counts=counts))
-                if p.step not in measured]
+        return [
+            p
+            for p in decisions_from(self._read(DECISIONS.name, counts=counts))
+            if p.step not in measured
+        ]
 
     # -- internals --------------------------------------------------------------------
 
