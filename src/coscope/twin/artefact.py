@@ -229,20 +229,32 @@ class DigitalTwin:
 
 
 def save_pyfunc(twin: DigitalTwin, folder: str | Path) -> Path:
-    """Write ``twin`` as an MLflow pyfunc model folder (no requirement inference: fast)."""
+    """Write ``twin`` as an MLflow pyfunc model folder (no requirement inference: fast).
+
+    The model is saved "from code" (:mod:`coscope.twin.pyfunc_code`, loaded by import, not
+    cloudpickled) with an explicit signature: input columns ``row``, ``col`` (int64), output
+    one column ``v<i>`` (float64) per point of the loop.
+    """
     import tempfile
 
     import mlflow.pyfunc
+    from mlflow.models import ModelSignature
+    from mlflow.types import ColSpec, Schema
 
-    from coscope.twin.pyfunc import TwinModel
+    from coscope.twin import pyfunc_code
 
+    signature = ModelSignature(
+        inputs=Schema([ColSpec("long", "row"), ColSpec("long", "col")]),
+        outputs=Schema([ColSpec("double", f"v{i}") for i in range(len(twin.voltage))]),
+    )
     folder = Path(folder)
     with tempfile.TemporaryDirectory() as tmp:
         twin.save(Path(tmp) / "twin")
         mlflow.pyfunc.save_model(
             str(folder),
-            python_model=TwinModel(),
+            python_model=pyfunc_code.__file__,
             artifacts={"twin": str(Path(tmp) / "twin")},
+            signature=signature,
             pip_requirements=["numpy", "scipy", "pandas", "coscope"],
         )
     return folder
