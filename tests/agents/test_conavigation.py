@@ -96,9 +96,11 @@ def _spec(tmp_path: Path, budget: int = 24, **policy: object) -> dict:
 
 
 def _run(
-    tmp_path: Path, budget: int, on_measurement=None, executor_type=LocalExecutor
+    tmp_path: Path, budget: int, on_measurement=None, executor_type=LocalExecutor, **changes
 ) -> tuple[CampaignContext, object]:
-    spec = parse_spec(_spec(tmp_path, budget))
+    """Run (or resume) the campaign of :func:`_spec` to ``budget``; ``changes`` edit the
+    spec's top level (e.g. ``queue_depth=1``)."""
+    spec = parse_spec({**_spec(tmp_path, budget), **changes})
     sample = sample_from_spec(spec.sample, spec.seed)
     path = spec.resolved_store()
     if (path / "zarr.json").exists():

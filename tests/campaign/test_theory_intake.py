@@ -259,44 +259,17 @@ def test_a_scheduled_batch_lands_in_a_campaign_running_on_dask(
     ]
 
 
-def _run_queued(tmp_path: Path, budget: int):
-    """``_run`` with ``queue_depth: 1`` (each instrument's next request decided ahead)."""
-    from coscope.campaign.context import CampaignContext
-    from coscope.campaign.executors import LocalExecutor
-    from coscope.campaign.loop import CampaignLoop
-    from coscope.infra.compose import agent_from_spec, instruments_from_spec, truth_map
-    from coscope.infra.tracking import NullTracker
-
-    spec = parse_spec({**_spec(tmp_path, budget), "queue_depth": 1})
-    sample = sample_from_spec(spec.sample, spec.seed)
-    path = spec.resolved_store()
-    if (path / "zarr.json").exists():
-        store = TraceStore.open(path, mode="a")
-    else:
-        store = TraceStore.create(
-            path,
-            campaign=spec.to_json_dict(),
-            modalities=sample.modalities,
-            sample_shape=sample.shape,
-        )
-    ctx = CampaignContext(
-        spec, sample, store, agent_from_spec(spec, sample), NullTracker(), truth_map(spec, sample)
-    )
-    outcome = CampaignLoop(ctx, LocalExecutor(instruments_from_spec(spec, sample))).run()
-    return ctx, outcome
-
-
 def test_resume_with_queues_keeps_theory_batch_rows_apart_from_the_campaigns(
     tmp_path: Path,
 ) -> None:
-    ctx, _ = _run_queued(tmp_path, 8)
+    ctx, _ = _run(tmp_path, 8, queue_depth=1)
     ctx.store.close()
     store = ctx.spec.resolved_store()
     with TraceStore.open(store, mode="a"):  # a campaign holds the writer role: left for it
         run_theory_batch(str(store), n_simulations=3, register=False)
-    ctx, outcome = _run_queued(tmp_path, 12)  # takes the batch, then 4 more of its own
+    ctx, outcome = _run(tmp_path, 12, queue_depth=1)  # takes the batch, then 4 more of its own
     ctx.store.close()
-    ctx, outcome = _run_queued(tmp_path, 14)  # resumed with batch rows inside the trace
+    ctx, outcome = _run(tmp_path, 14, queue_depth=1)  # resumed with batch rows inside the trace
     measured = [m.step for m in ctx.store.measurements()]
     decisions = ctx.store.decisions()
     batch = [d.step for d in decisions if d.policy == BATCH_POLICY]
