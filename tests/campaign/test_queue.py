@@ -289,3 +289,21 @@ def test_pause_lets_the_queue_drain_then_resumes(tmp_path: Path) -> None:
     ctx.store.close()
     assert paused_with == [0, 6]  # nothing in flight or queued while paused; step 5 measured
     assert outcome.status == "finished" and outcome.n_measurements == 14
+
+
+def test_resumed_agent_with_queues_records_each_of_its_fits_once(tmp_path: Path) -> None:
+    """The co-navigation agent refits after every result and hands its fits over
+    (``take_fits``); resumed with stored measurements still to replay, the refits of the
+    replay reproduce stored fits and are not recorded a second time."""
+    from tests.agents.test_conavigation import _run as conav_run
+
+    full, _ = conav_run(tmp_path / "full", 12, queue_depth=1)
+    once = [(f.n_train, f.step, f.hyperparameters["role"]) for f in full.store.fits()]
+    full.store.close()
+    part, _ = conav_run(tmp_path / "part", 8, queue_depth=1)
+    assert part.store.decisions()[-1].n_known < 8  # resume has stored ones to replay
+    part.store.close()
+    resumed, _ = conav_run(tmp_path / "part", 12, queue_depth=1)
+    fits = [(f.n_train, f.step, f.hyperparameters["role"]) for f in resumed.store.fits()]
+    resumed.store.close()
+    assert sorted(fits) == sorted(once)  # each model once, as in the uninterrupted run

@@ -37,6 +37,7 @@ wide median amplitude and offset) plus what the maps predict beyond their consta
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable, Mapping, Sequence
 from functools import partial
 from typing import Any
@@ -134,6 +135,7 @@ class CoNavigationAgent:
         self._loo_mse = np.zeros(0)
         self.fitter: Fitter = fit_here
         self._own_fits: list[FitRecord] = []  # fits made since the loop last took them
+        self._last_fits: dict[str, tuple[bytes, SharedKernelGP]] = {}  # role -> (data, model)
 
     # --- learning ------------------------------------------------------------------------
     def ingest_measurements(self, measurements: Sequence[Measurement]) -> None:
@@ -225,12 +227,21 @@ class CoNavigationAgent:
     def _fit(self, role: str, X: np.ndarray, Y: np.ndarray) -> SharedKernelGP:
         """Fit one surrogate through ``self.fitter``; the fit is kept for :meth:`take_fits`.
 
-        Deterministic in the data (the seed is ``f(seed, data sizes)`` and recorded)."""
+        Deterministic in the data (the seed is ``f(seed, data sizes)`` and recorded). A
+        surrogate whose data did not change since its last fit (e.g. the experiment GP when
+        only a simulation arrived) is reused, not fitted and recorded again."""
+        X, Y = np.ascontiguousarray(X, dtype=np.float64), np.ascontiguousarray(Y, dtype=np.float64)
+        digest = hashlib.sha256(X.tobytes() + Y.tobytes() + repr(Y.shape).encode()).digest()
+        last = self._last_fits.get(role)
+        if last is not None and last[0] == digest:
+            return last[1]
         n_x, n_s = len(self.experiments), len(self.simulations)
         seed = self.seed + 7919 * n_x + 31 * n_s
         state = self.fitter(FIT_KIND, X, Y, seed, FIT_ITERATIONS, {})
         self._own_fits.append(state.record(-1, n_x + n_s, role=role, kind=FIT_KIND))
-        return state.model()
+        model = state.model()
+        self._last_fits[role] = (digest, model)
+        return model
 
     def take_fits(self) -> list[FitRecord]:
         """Fits made since the last call (version -1: the loop numbers them in trace order)."""

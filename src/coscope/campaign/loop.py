@@ -69,6 +69,13 @@ class LoopOutcome:
     history: list[dict[str, float]] = field(default_factory=list)
 
 
+def _fit_key(record: FitRecord) -> tuple:
+    """What identifies a model an agent fitted itself: its data size and loss, and which of
+    its models it is (``role``, ``modality_index``: an agent may fit several per refresh)."""
+    hp = record.hyperparameters
+    return (record.n_train, record.loss, str(hp.get("role", "")), hp.get("modality_index"))
+
+
 class CampaignLoop:
     """Drives one campaign over an executor. Build with :func:`coscope.infra.compose`."""
 
@@ -81,6 +88,7 @@ class CampaignLoop:
         self._n_fits = 0
         self._last_fit: FitRecord | None = None
         self._stored_fits: dict[tuple[int, float], FitRecord] = {}
+        self._stored_agent_fits: set[tuple] = set()
         self._resuming = False
         self._best = -math.inf
         self._spent = 0.0
@@ -126,6 +134,7 @@ class CampaignLoop:
         self._last_fit = fits[-1] if fits else None
         # refits on a stored data prefix reproduce stored versions: not recorded twice
         self._stored_fits = {(f.n_train, f.loss): f for f in fits}
+        self._stored_agent_fits = {_fit_key(f) for f in fits}
         self._resuming = bool(fits)  # until the first new decision: the agent catches up
         return slots
 
@@ -252,7 +261,7 @@ class CampaignLoop:
         """Record fits the agent made itself (``take_fits``), numbered in trace order."""
         take = getattr(self.ctx.agent, "take_fits", None)
         for record in take() if take is not None else ():
-            if self._resuming and (record.n_train, record.loss) in self._stored_fits:
+            if self._resuming and _fit_key(record) in self._stored_agent_fits:
                 continue  # a resume refitting what the trace already holds (same data, seed)
             record = replace(record, version=self._n_fits)
             self.ctx.store.append_fit(record)
@@ -407,7 +416,9 @@ class CampaignLoop:
                     return step, False, True
                 proposal = replace(proposal, t_decided=time.time(), n_known=self._n_measured)
                 ctx.store.append_decision(proposal)
-                self._resuming = False  # fits from here on are new, even if one repeats
+                # caught up once the stored later measurements (queues) are replayed too:
+                # from then on every fit is new, even one that repeats an earlier model
+                self._resuming = self._resuming and any(s.stored is not None for s in self.slots())
                 ctx.tracker.log_decision(proposal)
                 self._submit(proposal)
                 step += 1
