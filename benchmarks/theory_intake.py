@@ -241,13 +241,14 @@ def main() -> None:
         "theory_intake",
         "Co-navigation fits on Dask; recording a theory batch",
         "Script `benchmarks/theory_intake.py` "
-        f"(seeds {args.seeds}, budget {args.budget}, batch {args.batch}); shared 2-core "
-        f"machine, four engineers' jobs running (load {load}): timings are orders of "
-        "magnitude.",
+        f"(seeds {args.seeds}, budget {args.budget}, batch {args.batch}); 2-core machine "
+        f"(load {load} at the end): timings are orders of magnitude.",
         "",
         "**Where fits run.** The same co-navigation campaign (per seed) in three ways: all in "
-        "this process (baseline); measurements in this process but the three `shared_gp` "
-        "fits submitted to a Dask worker process (`client.submit`, as `DaskExecutor.fit` "
+        "this process (baseline); measurements in this process but the `shared_gp` fits "
+        "(theory, experiment and the twin's maps; a surrogate whose data did not change is "
+        "reused, not refitted) submitted to a Dask worker process (`client.submit`, as "
+        "`DaskExecutor.fit` "
         "without Prefect) — same completion order, so decisions and θ* must be identical; "
         "and the full `DaskExecutor` (measurements on the worker too), where measurements "
         "complete in a different order, so the campaign legitimately takes other decisions. "
@@ -264,10 +265,10 @@ def main() -> None:
         "",
         "Reading: a co-navigation fit (a few tens of points, whole loops) takes tens of ms, "
         "and sending it to a warm Dask worker adds about as much again per fit at most — "
-        "within the noise of this loaded machine — while decisions and θ* stay bit-identical "
+        "within the timing noise — while decisions and θ* stay bit-identical "
         "to in-process fitting. With measurements on Dask too, results arrive one at a time, "
-        "so the agent refreshes (three fits) per result rather than per pair of results: "
-        "about twice the fits. Taking a batch costs the loop a few ms per simulation over "
+        "so the agent refreshes (up to six fits) per result rather than per pair of "
+        "results: more fits. Taking a batch costs the loop a few ms per simulation over "
         "plain appends (sha256 of the sidecar, validation, the intervention row).",
     )
 
