@@ -48,6 +48,7 @@ def load_agent(store_path: str | Path, fitter: Any = None) -> tuple[Any, Any, An
     """``(spec, sample, agent, n_decisions)`` rebuilt from the trace at ``store_path``
     (read-only); ConfigError unless its policy co-navigates. ``fitter`` (``Executor.fit``'s
     signature) replaces the agent's in-process fits."""
+    from coscope.agents.protocols import abilities_of
     from coscope.config import parse_spec
     from coscope.infra.compose import agent_from_spec, effective_campaign, sample_from_spec
     from coscope.storage import TraceStore
@@ -57,7 +58,9 @@ def load_agent(store_path: str | Path, fitter: Any = None) -> tuple[Any, Any, An
         spec = parse_spec(effective_campaign(store))
         sample = sample_from_spec(spec.sample, spec.seed)
         agent = agent_from_spec(spec, sample)
-        if not hasattr(agent, "digital_twin"):
+        abilities = abilities_of(agent)
+        remembers = abilities.remembers_params
+        if abilities.digital_twin is None or remembers is None:
             raise ConfigError(
                 f"the campaign at '{store_path}' has policy {spec.policy.name!r}: a theory batch "
                 "needs policy 'conavigate' with a theory instrument."
@@ -65,7 +68,7 @@ def load_agent(store_path: str | Path, fitter: Any = None) -> tuple[Any, Any, An
         if fitter is not None:
             agent.fitter = fitter
         for decision in store.decisions():
-            agent.remember_params(decision.step, decision.params)
+            remembers.remember_params(decision.step, decision.params)
         agent.ingest_measurements(sorted(store.measurements(), key=lambda m: m.step))
         n_decisions = store.counts()["decisions"]
     finally:
