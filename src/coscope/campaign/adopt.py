@@ -101,12 +101,15 @@ def restrict(agent: Steerable | None, settings: Settings) -> None:
     agent.seed_points = tuple(Location(r, c) for r, c in settings.must_measure)
 
 
-def facts_of(spec: CampaignSpec, grid_shape: tuple[int, int], measured: dict[int, str]):
+def facts_of(
+    spec: CampaignSpec, grid_shape: tuple[int, int], measured: dict[int, str]
+) -> CampaignFacts:
     """:class:`CampaignFacts` of a campaign (validators' view)."""
     modalities: dict[str, list[str]] = {}
     for inst in spec.instruments:
         for m in inst.modalities:
             modalities.setdefault(m, []).append(inst.name)
+    height, width = grid_shape
     return CampaignFacts(
-        tuple(grid_shape), {k: tuple(v) for k, v in modalities.items()}, dict(measured)
+        (int(height), int(width)), {k: tuple(v) for k, v in modalities.items()}, dict(measured)
     )

@@ -89,8 +89,9 @@ class CampaignContext:
         target = self.target
         observations = [target.observe(m) for m in measurements if m.modality == target.modality]
         remembers = self.abilities.remembers_params
-        for decision in self.store.decisions() if remembers is not None else ():
-            remembers.remember_params(decision.step, decision.params)
+        if remembers is not None:
+            for decision in self.store.decisions():
+                remembers.remember_params(decision.step, decision.params)
         self.agent.ingest_measurements(sorted(measurements, key=lambda m: m.step))
         return observations
 

@@ -68,17 +68,25 @@ def not_measured(request: MeasurementRequest, cause: BaseException) -> Instrumen
     )
 
 
+class StepFuture(Future):
+    """A done-at-once future that knows the step of its request."""
+
+    def __init__(self, step: int) -> None:
+        super().__init__()
+        self.step = step
+
+
 class LocalExecutor:
     """Measure and fit in this process, one at a time (deterministic, no engines)."""
 
     def __init__(self, instruments: dict[str, Instrument]) -> None:
         self._instruments = instruments
 
-    def submit(self, request: MeasurementRequest, after: Future | None = None) -> Future:
-        future: Future = Future()
-        future.step = request.step  # type: ignore[attr-defined]
-        if after is not None and after.exception() is not None:
-            future.set_exception(not_measured(request, after.exception()))
+    def submit(self, request: MeasurementRequest, after: Future | None = None) -> StepFuture:
+        future = StepFuture(request.step)
+        failed = after.exception() if after is not None else None
+        if failed is not None:
+            future.set_exception(not_measured(request, failed))
             return future
         try:
             future.set_result(self._instruments[request.instrument].measure(request))
@@ -86,10 +94,10 @@ class LocalExecutor:
             future.set_exception(exc)
         return future
 
-    def wait_first(self, handles: Sequence[Future]) -> list[Future]:
+    def wait_first(self, handles: Sequence[StepFuture]) -> list[StepFuture]:
         return sorted((h for h in handles if h.done()), key=lambda h: h.step)
 
-    def result(self, handle: Future) -> Measurement:
+    def result(self, handle: StepFuture) -> Measurement:
         return handle.result()
 
     def fit(

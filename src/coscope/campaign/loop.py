@@ -33,6 +33,7 @@ import logging
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 
 from coscope.agents.protocols import Ask
 from coscope.campaign.context import CampaignContext
@@ -297,7 +298,7 @@ class CampaignLoop:
         for level in range(ctx.spec.queue_depth + 1):
             for name in ctx.active_instruments():
                 n_queued = len(self.inflight.get(name, ()))
-                if not wants_decision(level, n_queued, lambda n=name: self._may_decide_ahead(n)):
+                if not wants_decision(level, n_queued, partial(self._may_decide_ahead, name)):
                     continue
                 proposal = self._propose(name, step)
                 if self.inbox.pending():

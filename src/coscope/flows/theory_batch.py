@@ -31,6 +31,7 @@ import numpy as np
 from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
 
+from coscope.agents.protocols import Ask
 from coscope.campaign.inbox import Inbox
 from coscope.campaign.theory_intake import absorb_if_idle
 from coscope.campaign.theory_sidecar import THEORY_BATCH, sha256_of, write_sidecar
@@ -122,13 +123,14 @@ def run_theory_batch(
     pending: list[Proposal] = []
     first_step = 1_000_000 * (batch + 1) + n_decisions  # never a campaign step
     for i in range(n_simulations):
-        proposal = agent.propose(
+        ask = Ask(
             step=first_step + i,
             instrument=inst_spec.name,
-            offered=[agent.theory_modality],
-            pending=pending,
-            cost=lambda name, modality, loc: inst_spec.cost,
+            offered=(agent.theory_modality,),
+            pending=tuple(pending),
+            price=lambda name, modality, loc: inst_spec.cost,
         )
+        proposal = agent.propose(ask)
         if proposal is None:
             break
         pending.append(proposal)
