@@ -213,7 +213,7 @@ def utilisation_run(time_scale: float, budget: int, scratch: str, queue_depth: i
     import torch
 
     torch.set_num_threads(1)
-    from coscope.campaign import CampaignLoop, DaskExecutor
+    from coscope.campaign import CampaignLoop
     from coscope.config import parse_spec
     from coscope.infra.compose import (
         create_or_open_store,
@@ -222,6 +222,7 @@ def utilisation_run(time_scale: float, budget: int, scratch: str, queue_depth: i
         sample_from_spec,
     )
     from coscope.infra.dask import dask_client
+    from coscope.infra.executors import DaskExecutor
     from coscope.report.utilisation import utilisation
 
     run_dir = str(Path(scratch) / f"util-{time_scale}-q{queue_depth}")

@@ -112,8 +112,8 @@ def time_dask(spec, client, n: int, warmup: int) -> list[float]:
 
 def _time_executor(client, spec, measure_via: str, n: int, warmup: int) -> list[float]:
     """Seconds per round trip of ``n`` measurements through a DaskExecutor, after warm-up."""
-    from coscope.campaign import DaskExecutor
     from coscope.infra.compose import instrument_references
+    from coscope.infra.executors import DaskExecutor
 
     executor = DaskExecutor(
         client,

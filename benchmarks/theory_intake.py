@@ -67,13 +67,13 @@ class FitsOnDask:
 def _campaign(run_dir: Path, budget: int, seed: int, client=None, mode: str = "local") -> dict:
     """One campaign; returns decisions, theta*, fit records and wall seconds."""
     from coscope.campaign import CampaignContext, CampaignLoop, LocalExecutor
-    from coscope.campaign.executors import DaskExecutor
     from coscope.infra.compose import (
         agent_from_spec,
         instrument_references,
         instruments_from_spec,
         sample_from_spec,
     )
+    from coscope.infra.executors import DaskExecutor
     from coscope.infra.tracking import NullTracker
     from coscope.storage import TraceStore
 

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from coscope.agents.multitask_agent import MultiTaskAgent
-from coscope.agents.protocols import ModalityChooser
+from coscope.agents.protocols import Agent, Ask
 from coscope.campaign import CampaignLoop, LocalExecutor
 from coscope.config import parse_spec
 from coscope.errors import ConfigError
@@ -66,7 +66,7 @@ def _run(spec):
 
 def test_gain_per_cost_uses_both_modalities_and_never_repeats(tmp_path: Path) -> None:
     outcome, ctx = _run(_spec(tmp_path))
-    assert isinstance(ctx.agent, MultiTaskAgent) and isinstance(ctx.agent, ModalityChooser)
+    assert isinstance(ctx.agent, MultiTaskAgent) and isinstance(ctx.agent, Agent)
     decisions = ctx.store.decisions()
     assert outcome.status == "finished" and outcome.n_measurements == 14
     pairs = [(d.modality, d.location) for d in decisions]
@@ -265,7 +265,7 @@ def test_cli_refuses_a_bad_co_orchestration_spec_in_one_sentence(
 
 
 def test_initial_design_visits_untouched_locations_first() -> None:
-    from coscope.agents.multitask_agent import Reducer
+    from coscope.agents.protocols import Reducer
     from coscope.types import Location, Measurement
 
     axis = np.arange(4.0)
@@ -277,9 +277,7 @@ def test_initial_design_visits_untouched_locations_first() -> None:
     )
     seen = set()
     for step in range(9):
-        p = agent.propose(
-            step=step, instrument="i", offered=["a", "b"], pending=[], cost=lambda *_: 1.0
-        )
+        p = agent.propose(Ask(step, "i", ("a", "b"), (), lambda *_: 1.0))
         assert p.policy == "initial" and p.location not in seen
         seen.add(p.location)
         agent.ingest_measurements(

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from coscope.agents.protocols import CostFunction, ModalityChooser
+from coscope.agents.protocols import Agent, AgentReport, Ask
 from coscope.campaign import CampaignContext, CampaignLoop, LocalExecutor
 from coscope.config import parse_spec
 from coscope.infra.tracking import NullTracker
@@ -74,15 +74,17 @@ class ScriptedChooser:
         for m in measurements:
             self.seen[m.step] = m
 
-    def propose(
-        self,
-        *,
-        step: int,
-        instrument: str,
-        offered: Sequence[str],
-        pending: Sequence[Proposal],
-        cost: CostFunction,
-    ) -> Proposal | None:
+    @property
+    def n_observations(self) -> int:
+        return len(self.seen)
+
+    def report(self) -> AgentReport:
+        nan = np.full(SHAPE, np.nan)
+        return AgentReport(nan, nan.copy(), -1, len(self.seen), float("nan"), None, None)
+
+    def propose(self, ask: Ask) -> Proposal | None:
+        step, instrument, offered, pending = ask.step, ask.instrument, ask.offered, ask.pending
+        cost = ask.price
         busy = {(p.modality, p.location) for p in pending}
         self.calls.append((instrument, tuple(offered), tuple(sorted(busy))))
         modality = offered[step % len(offered)]
@@ -153,7 +155,7 @@ def _executor(sample: Sample) -> LocalExecutor:
 
 def test_chooser_gets_every_instrument_and_picks_the_modality(tmp_path: Path) -> None:
     agent = ScriptedChooser()
-    assert isinstance(agent, ModalityChooser)
+    assert isinstance(agent, Agent)
     ctx = _context(tmp_path, 12, agent)
     outcome = CampaignLoop(ctx, _executor(ctx.sample)).run()
     assert outcome.status == "finished" and outcome.n_measurements == 12

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from coscope.campaign import CampaignLoop, DaskExecutor
+from coscope.campaign import CampaignLoop
 from coscope.config import parse_spec
 from coscope.errors import InstrumentError
 from coscope.infra.compose import (
@@ -16,6 +16,7 @@ from coscope.infra.compose import (
     sample_from_spec,
 )
 from coscope.infra.dask import dask_client
+from coscope.infra.executors import DaskExecutor
 from coscope.types import Location, MeasurementRequest
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("engines")]

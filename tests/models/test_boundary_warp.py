@@ -135,8 +135,8 @@ def test_fit_option_is_checked_by_name() -> None:
 @pytest.mark.slow
 def test_a_boundary_fit_on_a_dask_worker_process_gives_the_same_state(fitted) -> None:
     """The real path: ``DaskExecutor.fit`` on a LocalCluster worker process."""
-    from coscope.campaign import DaskExecutor
     from coscope.infra.dask import dask_client
+    from coscope.infra.executors import DaskExecutor
 
     state, X, y = fitted
     with dask_client(None, 1) as client:

@@ -12,42 +12,24 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
 import torch
 
+from coscope.agents.protocols import AgentReport, Ask, ScalarTarget
 from coscope.errors import ConfigError, ModelError
 from coscope.models import GPState, fit_gp, load_model, predict
-from coscope.types import FitRecord, Location, Observation, Proposal
-
-
-@dataclass(frozen=True, eq=False)
-class AgentReport:
-    """What the agent believes now (plain data).
-
-    Attributes:
-        mean: Posterior mean of the target over the grid, ``(H, W)``; NaN without a model.
-        std: Posterior standard deviation, ``(H, W)``; NaN without a model.
-        model_version: Version of the model used (``-1`` if none).
-        n_observations: Observations ingested.
-        best_value: Best observed target value (NaN if none).
-        best_location: Where it was observed (earliest step on ties; None if none).
-        last_fit: Record of the model used (None if none).
-    """
-
-    mean: np.ndarray
-    std: np.ndarray
-    model_version: int
-    n_observations: int
-    best_value: float
-    best_location: Location | None
-    last_fit: FitRecord | None
+from coscope.types import FitRecord, Location, Measurement, Observation, Proposal
 
 
 class GridAgent:
     """Base of the agents over an ``H x W`` grid; subclasses implement ``suggest``.
+
+    An :class:`~coscope.agents.protocols.Agent` once built with its ``scalar_target``: it is
+    told measurements (those of the target modality become observations) and asked for one
+    proposal at a time (:meth:`propose`, via :meth:`suggest`).
 
     Args:
         grid_shape: ``(H, W)``.
@@ -57,6 +39,8 @@ class GridAgent:
         refit_every: Fit schedule granularity (see module docstring).
         fit_iterations: Iteration cap passed to :func:`coscope.models.fit_gp`.
         batch_size: Candidates per prediction batch.
+        scalar_target: The target modality and its ``signal -> float`` (needed by
+            :meth:`ingest_measurements` and :meth:`propose`, not by :meth:`ingest`).
     """
 
     policy_name = "base"
@@ -77,6 +61,7 @@ class GridAgent:
         refit_every: int = 1,
         fit_iterations: int = 100,
         batch_size: int = 4096,
+        scalar_target: ScalarTarget | None = None,
     ) -> None:
         H, W = (int(v) for v in grid_shape)
         if H < 1 or W < 1:
@@ -90,6 +75,7 @@ class GridAgent:
         self.seed = int(seed)
         self.n_initial = int(n_initial)
         self.seed_points = tuple(seed_points)
+        self._target = scalar_target
         self.refit_every = int(refit_every)
         self.fit_iterations = int(fit_iterations)
         self.batch_size = int(batch_size)
@@ -104,6 +90,61 @@ class GridAgent:
         self.last_fit: FitRecord | None = None
         self.blocked = np.zeros(H * W, dtype=bool)
         """``(H*W,)`` pixels a steering intervention excluded: never proposed."""
+
+    # ------------------------------------------------------------------ the Agent contract
+    @property
+    def scalar_target(self) -> ScalarTarget:
+        """What this agent learns (ConfigError when it was built without one)."""
+        if self._target is None:
+            raise ConfigError(
+                f"{type(self).__name__} was built without a scalar_target; build it with "
+                "coscope.infra.compose.agent_from_spec or pass scalar_target=."
+            )
+        return self._target
+
+    @property
+    def modalities(self) -> tuple[str, ...]:
+        """The target modality, the only one it learns from and proposes."""
+        return (self.scalar_target.modality,)
+
+    def ingest_measurements(self, measurements: Sequence[Measurement]) -> None:
+        """Scalarize the measurements of the target modality and :meth:`ingest` them."""
+        target = self.scalar_target
+        self.ingest([target.observe(m) for m in measurements if m.modality == target.modality])
+
+    def propose(self, ask: Ask) -> Proposal | None:
+        """One proposal of :meth:`suggest` for ``ask``, priced by ``ask.price`` where it lands.
+
+        Every pending location (of any instrument) is a pending point of the policy.
+        """
+        modality = self.scalar_target.modality
+        if modality not in ask.offered:
+            return None
+        proposals = self.suggest(
+            1,
+            step=ask.step,
+            instrument=ask.instrument,
+            modality=modality,
+            pending=[p.location for p in ask.pending],
+        )
+        if not proposals:
+            return None
+        chosen = proposals[0]
+        price = float(ask.price(ask.instrument, modality, chosen.location))
+        return replace(chosen, expected_cost=price)
+
+    def suggest(
+        self,
+        n: int,
+        *,
+        step: int,
+        instrument: str,
+        modality: str,
+        pending: Sequence[Location] = (),
+        expected_cost: float = 0.0,
+    ) -> list[Proposal]:
+        """Up to ``n`` proposals for steps ``step, step + 1, ...`` (subclasses decide how)."""
+        raise NotImplementedError
 
     # ------------------------------------------------------------------ data
     def ingest(self, observations: Sequence[Observation]) -> None:

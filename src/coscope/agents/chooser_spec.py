@@ -115,7 +115,8 @@ def check_auxiliary(target: Any, auxiliary: Sequence[Any], offered: set[str], po
 def chooser_from_spec(spec: Any, sample: Any) -> Any:
     """The :class:`~coscope.agents.multitask_agent.MultiTaskAgent` a chooser spec names."""
     from coscope.agents.latent_agent import LatentMultiTaskAgent
-    from coscope.agents.multitask_agent import MultiTaskAgent, Reducer
+    from coscope.agents.multitask_agent import MultiTaskAgent
+    from coscope.agents.protocols import Reducer
 
     policy = spec.policy
     scalarizers = [spec.scalarizer]

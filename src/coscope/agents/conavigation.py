@@ -1,4 +1,4 @@
-"""Co-navigation: an agent that explores theory and experiment together (a ModalityChooser).
+"""Co-navigation: an agent that explores theory and experiment together (it picks the modality).
 
 It learns from two modalities: measured loops (the experiment) and simulated loops (a theory
 simulator, an instrument whose requests carry ``theta`` and ``fidelity``). Surrogates, all
@@ -44,9 +44,8 @@ from typing import Any
 
 import numpy as np
 
-from coscope.agents.base import AgentReport
 from coscope.agents.calibration import Posterior, ThetaSpace, affine_profile, calibrate
-from coscope.agents.protocols import CostFunction
+from coscope.agents.protocols import AgentReport, Ask
 from coscope.instruments.lattice import lattice_cost_factor
 from coscope.instruments.theory import normalized_structure
 from coscope.models.fitting import Fitter, fit_here
@@ -147,6 +146,11 @@ class CoNavigationAgent:
                 unit = self._theta_unit(m)
                 size = self._size_of(m)
                 self.simulations[m.step] = (m.location, unit, size, np.asarray(m.signal))
+
+    @property
+    def n_observations(self) -> int:
+        """Experiments and simulations learned from."""
+        return len(self.experiments) + len(self.simulations)
 
     def _theta_unit(self, m: Measurement) -> np.ndarray:
         theta = self._params.get(m.step, {}).get("theta", {})
@@ -335,21 +339,14 @@ class CoNavigationAgent:
         )
 
     # --- choosing ------------------------------------------------------------------------
-    def propose(
-        self,
-        *,
-        step: int,
-        instrument: str,
-        offered: Sequence[str],
-        pending: Sequence[Proposal],
-        cost: CostFunction,
-    ) -> Proposal | None:
+    def propose(self, ask: Ask) -> Proposal | None:
         """Next experiment (if the instrument measures) or simulation (if it simulates)."""
         self.refresh()
-        rng = np.random.default_rng([self.seed, step])
-        if self.experiment_modality in offered:
-            return self._propose_experiment(step, instrument, pending, cost, rng)
-        return self._propose_simulation(step, instrument, pending, cost, rng)
+        rng = np.random.default_rng([self.seed, ask.step])
+        propose = self._propose_simulation
+        if self.experiment_modality in ask.offered:
+            propose = self._propose_experiment
+        return propose(ask.step, ask.instrument, ask.pending, ask.price, rng)
 
     def _propose_experiment(self, step, instrument, pending, cost, rng) -> Proposal | None:
         h, w = self.shape

@@ -150,15 +150,10 @@ class DKLAgent(GPAgent):
         self.coordinates = value
         self._latent = None
 
-    def embedding(self) -> np.ndarray:
-        """Latent embedding of every pixel under the current model, ``(H*W) x latent_dim``.
-
-        Raises:
-            ModelError: No model is loaded yet.
-        """
-        if self._latent is None:
-            raise ModelError("No DKL is loaded yet; ingest observations and fit() first.")
-        return self._latent.copy()
+    def embedding(self) -> np.ndarray | None:
+        """Latent embedding of every pixel under the current model, ``(H*W) x latent_dim``;
+        ``None`` before a DKL is loaded (:class:`~coscope.agents.protocols.HasEmbedding`)."""
+        return None if self._latent is None else self._latent.copy()
 
     def fit_options(self) -> dict[str, Any]:
         """Keyword options for :func:`coscope.models.fit_model` with :attr:`model_kind`.

@@ -44,7 +44,8 @@ import scipy.linalg
 
 from coscope.agents.fit_schedule import schedule
 from coscope.agents.knowledge_gain import _cholesky, posterior_mean
-from coscope.agents.multitask_agent import MultiTaskAgent, Reducer
+from coscope.agents.multitask_agent import MultiTaskAgent
+from coscope.agents.protocols import Reducer
 from coscope.errors import ConfigError
 from coscope.models.fitting import Fitter, fit_here
 from coscope.models.vae import VaeState, decode, encode

@@ -1,8 +1,8 @@
 """The co-orchestrating agent: a multi-task GP over every modality, (modality, location) chosen.
 
-A :class:`~coscope.agents.protocols.ModalityChooser`. Each modality's signal is reduced to one
-scalar by its scalarizer (the campaign's target scalarizer for the target modality, the
-spec's ``auxiliary`` scalarizers for the others); the scalars of all modalities, each
+An :class:`~coscope.agents.protocols.Agent` that chooses the modality. Each modality's signal
+is reduced to one scalar by its scalarizer (the campaign's target scalarizer for the target
+modality, the spec's ``auxiliary`` scalarizers for the others); the scalars of all modalities, each
 measured wherever it was measured (heterotopic), train one ICM multi-task GP
 (:mod:`coscope.models.multitask`) over grid coordinates in ``[0, 1]^2``. With a single
 modality (the baseline) it is a single-task GP with the same kernel and rules.
@@ -22,15 +22,13 @@ and enter the posterior as fantasies. Decisions are deterministic in (seed, step
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from coscope.agents.base import AgentReport
 from coscope.agents.fit_schedule import BackgroundFits, schedule
 from coscope.agents.knowledge_gain import IcmKernel, knowledge_gain, posterior_mean, posterior_terms
-from coscope.agents.protocols import CostFunction
+from coscope.agents.protocols import AgentReport, Ask, Reducer
 from coscope.instruments.costs import STAGE_FROM
 from coscope.models.multitask import (
     MultiTaskState,
@@ -38,23 +36,10 @@ from coscope.models.multitask import (
     icm_kernel,
     load_multitask,
 )
-from coscope.scalarizers import scalarize
 from coscope.types import FitRecord, Location, Measurement, Proposal
 
 CHOOSER_POLICIES = ("gain_per_cost", "max_uncertainty")
 """Policy names served by :class:`MultiTaskAgent`."""
-
-
-@dataclass(frozen=True)
-class Reducer:
-    """How one modality's signal becomes a scalar: scalarizer ``name``, ``params``, ``axis``."""
-
-    name: str
-    params: Mapping[str, float]
-    axis: np.ndarray
-
-    def __call__(self, signal: np.ndarray) -> float:
-        return float(scalarize(self.name, signal, self.axis, dict(self.params)))
 
 
 class MultiTaskAgent:
@@ -325,17 +310,10 @@ class MultiTaskAgent:
                 taken.add((self.modalities.index(p.modality), p.location.row * w + p.location.col))
         return taken
 
-    def propose(
-        self,
-        *,
-        step: int,
-        instrument: str,
-        offered: Sequence[str],
-        pending: Sequence[Proposal],
-        cost: CostFunction,
-    ) -> Proposal | None:
-        """The (modality, location) for ``instrument`` by the agent's rule; see module docstring."""
-        offered = [m for m in offered if m in self.reducers]
+    def propose(self, ask: Ask) -> Proposal | None:
+        """The (modality, location) for ``ask.instrument`` by the agent's rule (see above)."""
+        step, instrument, pending, cost = ask.step, ask.instrument, ask.pending, ask.price
+        offered = [m for m in ask.offered if m in self.reducers]
         taken = self._taken(pending)
         params = self._stage_params(instrument, pending)
         h, w = self.grid_shape

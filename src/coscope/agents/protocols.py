@@ -1,66 +1,291 @@
-"""What the campaign loop asks of an agent that chooses the modality (and request settings).
+"""The one agent contract, the plain data it trades in, and its optional abilities.
 
-A grid agent (:class:`~coscope.agents.base.GridAgent`) learns one scalar target from one
-modality; the loop hands it the target modality and the in-flight locations. An agent that
-co-orchestrates several modalities (a cheap image and slow spectroscopy on one sample) or
-co-navigates theory and experiment (a simulator is an instrument whose requests carry
-parameters) implements :class:`ModalityChooser` instead. The loop then:
+Every agent — GP, DKL, Thompson, random, raster, multi-task, latent multi-task,
+co-navigation — implements :class:`Agent` (in the spirit of Bluesky-adaptive's
+ingest/suggest/report and Ax's ask/tell):
 
-* keeps every instrument busy that offers at least one of :attr:`ModalityChooser.modalities`;
-* asks :meth:`ModalityChooser.propose` for the idle instrument with the modalities it offers,
-  every proposal still in flight (modality, location and ``params``: the pending points of
-  every instrument), and the cost function of the campaign;
-* hands it every stored measurement with its full signal (:meth:`ingest_measurements`), on
-  resume in step order and then one by one as they complete.
+* it is **told** measurements, full signals, in step order (:meth:`Agent.ingest_measurements`);
+  telling the same step twice is a no-op, so resume, replay and the live loop all feed it the
+  same way;
+* it is **asked** for one proposal for an idle instrument with one plain-data argument, an
+  :class:`Ask`: the step, the instrument, the modalities it offers, every proposal still in
+  flight (pending points of every instrument) and the campaign's price function;
+* it **reports** its maps (:class:`AgentReport`).
 
-Fitting stays the agent's business, as for grid agents: if it has ``needs_fit`` /
-``training_data`` / ``fit_seed`` / ``model_kind`` / ``fit_options`` / ``load_fit``, the loop
-runs its fits on the executor (a Dask worker) when due; otherwise it fits inside ``propose``
-(or in the background) and may hand those fits over with ``take_fits() -> list[FitRecord]``,
-which the loop records in the trace and MLflow after each proposal, numbered in trace order.
+A grid agent that learns one scalar target is built with that target, a :class:`ScalarTarget`
+(the modality and its ``signal -> float``): re-scalarising a campaign (steering, votes,
+counterfactuals) builds the agent again with another target. No branch in the loop.
+
+Optional abilities are small ``runtime_checkable`` protocols an agent class declares by
+implementing them (:class:`FitsOnExecutor`, :class:`HandsOverFits`, …). They are checked once,
+where the agent is built (:func:`abilities_of` → :class:`AgentAbilities`, kept on the
+campaign context); loop, replay, report and flows use the resolved abilities, never probes.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from typing import Protocol, runtime_checkable
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
-from coscope.types import Location, Measurement, Proposal
+import numpy as np
 
-CostFunction = Callable[[str, str, Location], float]
-"""``cost(instrument, modality, location) -> expected cost`` in the campaign's cost unit."""
+from coscope.scalarizers import scalarize
+from coscope.types import FitRecord, Location, Measurement, Observation, Proposal
+
+if TYPE_CHECKING:  # typing only: the twin and executor modules load torch / Prefect
+    from coscope.twin.artefact import DigitalTwin
+
+PriceFunction = Callable[[str, str, Location], float]
+"""``price(instrument, modality, location) -> expected cost`` in the campaign's cost unit."""
+
+
+@dataclass(frozen=True, eq=False)
+class AgentReport:
+    """What the agent believes now (plain data).
+
+    Attributes:
+        mean: Posterior mean of the target over the grid, ``(H, W)``; NaN without a model.
+        std: Posterior standard deviation, ``(H, W)``; NaN without a model.
+        model_version: Version of the model used (``-1`` if none).
+        n_observations: Target observations ingested.
+        best_value: Best observed target value (NaN if none).
+        best_location: Where it was observed (earliest step on ties; None if none).
+        last_fit: Record of the model used (None if none).
+    """
+
+    mean: np.ndarray
+    std: np.ndarray
+    model_version: int
+    n_observations: int
+    best_value: float
+    best_location: Location | None
+    last_fit: FitRecord | None
+
+
+@dataclass(frozen=True)
+class Ask:
+    """One question to an agent: what should ``instrument`` measure next?
+
+    Attributes:
+        step: Decision index the proposal must carry.
+        instrument: The idle instrument.
+        offered: Modalities of ``instrument`` the agent learns from, in spec order.
+        pending: Proposals decided but not yet measured, on every instrument.
+        price: Expected cost of a ``(instrument, modality, location)``.
+    """
+
+    step: int
+    instrument: str
+    offered: tuple[str, ...]
+    pending: tuple[Proposal, ...]
+    price: PriceFunction
+
+
+@dataclass(frozen=True)
+class Reducer:
+    """How one modality's signal becomes a scalar: scalarizer ``name``, ``params``, ``axis``."""
+
+    name: str
+    params: Mapping[str, float]
+    axis: np.ndarray
+
+    def __call__(self, signal: np.ndarray) -> float:
+        return float(scalarize(self.name, signal, self.axis, dict(self.params)))
+
+
+@dataclass(frozen=True)
+class ScalarTarget:
+    """The one number a single-target agent learns.
+
+    Attributes:
+        modality: The target modality; measurements of other modalities are ignored.
+        value: ``signal (L,) -> float``: the scalarizer (a :class:`Reducer`) or a reward
+            such as similarity to a vote target.
+    """
+
+    modality: str
+    value: Callable[[np.ndarray], float]
+
+    def observe(self, measurement: Measurement) -> Observation:
+        """The observation of a measurement of :attr:`modality`."""
+        value = float(self.value(measurement.signal))
+        return Observation(measurement.step, measurement.modality, measurement.location, value)
 
 
 @runtime_checkable
-class ModalityChooser(Protocol):
-    """An agent that picks the modality, location and request ``params`` for an instrument."""
+class Agent(Protocol):
+    """What the campaign loop, replay and the reports ask of every agent."""
 
-    modalities: tuple[str, ...]
-    """Modalities it learns from and may propose (the target modality among them)."""
+    @property
+    def modalities(self) -> tuple[str, ...]:
+        """Modalities it learns from and may propose (the target modality among them)."""
+        ...
+
+    @property
+    def n_observations(self) -> int:
+        """Measurements it has learned from (a single-target agent: of its target)."""
+        ...
 
     def ingest_measurements(self, measurements: Sequence[Measurement]) -> None:
-        """Learn from measurements (full signals, any of :attr:`modalities`); once per step."""
+        """Learn from measurements (full signals); a step told twice is a no-op."""
         ...
 
-    def propose(
-        self,
-        *,
-        step: int,
-        instrument: str,
-        offered: Sequence[str],
-        pending: Sequence[Proposal],
-        cost: CostFunction,
-    ) -> Proposal | None:
-        """The next measurement for ``instrument``, or ``None`` when it has nothing worth doing.
-
-        Args:
-            step: Decision index the proposal must carry.
-            instrument: The idle instrument.
-            offered: Modalities of ``instrument`` among :attr:`modalities`, in spec order.
-            pending: Proposals decided but not yet measured, on every instrument.
-            cost: Expected cost of a (instrument, modality, location).
+    def propose(self, ask: Ask) -> Proposal | None:
+        """The next measurement for ``ask.instrument``, or ``None`` when nothing is worth doing.
 
         Returns:
-            A proposal with ``instrument``, one of ``offered`` and its ``expected_cost``.
+            A proposal with ``ask.step``, ``ask.instrument``, one of ``ask.offered``, a finite
+            ``expected_cost`` (``ask.price`` of it), never at a pending or excluded location.
         """
         ...
+
+    def report(self) -> AgentReport:
+        """Mean and std maps of the target over the grid (fits first if due)."""
+        ...
+
+
+# ---------------------------------------------------------------------- optional abilities
+@runtime_checkable
+class FitsOnExecutor(Protocol):
+    """Fits its surrogate on the loop's executor (a Dask worker) when due."""
+
+    model_kind: str
+
+    def needs_fit(self, step: int) -> bool: ...
+
+    def training_data(self) -> tuple[np.ndarray, np.ndarray]: ...
+
+    def fit_seed(self) -> int: ...
+
+    def fit_options(self) -> dict[str, Any]: ...
+
+    def load_fit(self, state: Any, version: int, step: int | None = None) -> FitRecord: ...
+
+
+@runtime_checkable
+class HandsOverFits(Protocol):
+    """Fits surrogates itself (in-process, background) and hands the records over."""
+
+    def take_fits(self) -> list[FitRecord]: ...
+
+
+@runtime_checkable
+class UsesExecutor(Protocol):
+    """Runs its own fits through the loop's executor (``executor.fit``)."""
+
+    def use_executor(self, executor: Any) -> None: ...
+
+
+@runtime_checkable
+class HasEmbedding(Protocol):
+    """Has a learned latent space of the candidates (DKL)."""
+
+    def embedding(self) -> np.ndarray | None:
+        """Latent coordinates of every candidate, ``N x d``; ``None`` before a fit."""
+        ...
+
+
+@runtime_checkable
+class RemembersParams(Protocol):
+    """Needs the request ``params`` of decisions (theory parameters, fidelity)."""
+
+    def remember_params(self, step: int, params: Mapping[str, Any]) -> None: ...
+
+
+@runtime_checkable
+class HasDigitalTwin(Protocol):
+    """Calibrates theory against experiment into a digital twin (co-navigation)."""
+
+    experiments: Mapping[int, tuple[Location, np.ndarray]]
+    """Step -> (location, measured signal) of the experiments it learned from."""
+
+    def digital_twin(self) -> DigitalTwin | None: ...
+
+
+@runtime_checkable
+class ReportsTasks(Protocol):
+    """Learns several modalities at once: per-modality maps and the task covariance."""
+
+    reducers: Mapping[str, Callable[[np.ndarray], float]]
+
+    def predict(self, modality: str) -> tuple[np.ndarray, np.ndarray]: ...
+
+    def task_covariance(self) -> np.ndarray | None: ...
+
+
+@runtime_checkable
+class Steerable(Protocol):
+    """Honours steering's exclusions (``blocked``) and must-measure points on a grid."""
+
+    grid_shape: tuple[int, int]
+    blocked: np.ndarray
+    """``(H*W,)`` bool: pixels never to propose."""
+    seed_points: tuple[Location, ...]
+
+
+@runtime_checkable
+class HasPolicy(Protocol):
+    """Scores every candidate with a named acquisition policy (retrace's maps)."""
+
+    policy_name: str
+    policy_params: dict[str, Any]
+    model_kind: str
+
+    def scores(self, believed: Sequence[int] = ()) -> np.ndarray: ...
+
+
+@runtime_checkable
+class Closable(Protocol):
+    """Holds a resource (a background thread) to release at the end."""
+
+    def close(self) -> None: ...
+
+
+@dataclass(frozen=True)
+class AgentAbilities:
+    """The optional abilities of one agent, resolved once where it is built.
+
+    Each field is the agent itself, typed as the ability, or ``None`` without it.
+    """
+
+    fits_on_executor: FitsOnExecutor | None = None
+    hands_over_fits: HandsOverFits | None = None
+    uses_executor: UsesExecutor | None = None
+    embedding: HasEmbedding | None = None
+    remembers_params: RemembersParams | None = None
+    digital_twin: HasDigitalTwin | None = None
+    tasks: ReportsTasks | None = None
+    steerable: Steerable | None = None
+    policy: HasPolicy | None = None
+    single_target: LearnsOneTarget | None = None
+    """It learns one scalar of one modality (what replay and retrace follow)."""
+
+
+def abilities_of(agent: Agent) -> AgentAbilities:
+    """Check ``agent`` against every ability protocol, once.
+
+    Raises:
+        TypeError: ``agent`` does not implement :class:`Agent`.
+    """
+    if not isinstance(agent, Agent):
+        raise TypeError(f"{type(agent).__name__} does not implement the Agent protocol.")
+    return AgentAbilities(
+        fits_on_executor=agent if isinstance(agent, FitsOnExecutor) else None,
+        hands_over_fits=agent if isinstance(agent, HandsOverFits) else None,
+        uses_executor=agent if isinstance(agent, UsesExecutor) else None,
+        embedding=agent if isinstance(agent, HasEmbedding) else None,
+        remembers_params=agent if isinstance(agent, RemembersParams) else None,
+        digital_twin=agent if isinstance(agent, HasDigitalTwin) else None,
+        tasks=agent if isinstance(agent, ReportsTasks) else None,
+        steerable=agent if isinstance(agent, Steerable) else None,
+        policy=agent if isinstance(agent, HasPolicy) else None,
+        single_target=agent if isinstance(agent, LearnsOneTarget) else None,
+    )
+
+
+@runtime_checkable
+class LearnsOneTarget(Protocol):
+    """A grid agent built with its :class:`ScalarTarget`."""
+
+    scalar_target: ScalarTarget

@@ -1,4 +1,7 @@
-"""The campaign loop in plain Python and the executors it runs on.
+"""The campaign loop in plain Python and the executor protocol it runs on.
+
+The Dask executor lives at the edge, :mod:`coscope.infra.executors`: importing this package
+(or its loop) loads neither Prefect nor Dask.
 
 Names are imported on first use, so that light modules of this package (the inbox, steering)
 load without torch and Prefect (``coscope intervene`` starts in well under a second).
@@ -12,7 +15,6 @@ from typing import Any
 _EXPORTS = {
     "CampaignContext": "context",
     "CampaignLoop": "loop",
-    "DaskExecutor": "executors",
     "Executor": "executors",
     "LocalExecutor": "executors",
     "LoopOutcome": "loop",

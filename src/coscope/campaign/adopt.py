@@ -3,18 +3,19 @@
 Shared by the loop (live), replay and retrace (read-only), so that the same settings give the
 same agent: the spec with the settings' policy, scalarizer, costs and must-measure points
 (:func:`~coscope.campaign.steering.effective_spec`), the agent built from it by the composition
-root, steering exclusions as the agent's ``blocked`` mask, and the reward (the scalarizer, or
-similarity to the vote target, :mod:`coscope.campaign.voting`).
+root with its target (the scalarizer, or similarity to the vote target,
+:mod:`coscope.campaign.voting`), and steering exclusions as the ``blocked`` mask of an agent that
+is :class:`~coscope.agents.protocols.Steerable`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, field
 
 import numpy as np
 
+from coscope.agents.protocols import Agent, AgentAbilities, Steerable, abilities_of
 from coscope.campaign.steering import CampaignFacts, Settings, effective_spec
 from coscope.campaign.voting import similarity_map, similarity_reward, vote_target
 from coscope.config import CampaignSpec
@@ -28,16 +29,21 @@ class Steered:
 
     Attributes:
         spec: Effective spec (policy, scalarizer, costs, seed points of the settings).
-        agent: A fresh agent for that spec (no observations), exclusions applied.
+        agent: A fresh agent for that spec and reward (no observations), exclusions applied.
         reward: ``signal -> float`` when the reward is vote similarity, else None (the
             spec's scalarizer applies).
         truth: Ground-truth reward map ``(H, W)`` under these settings, or None.
+        abilities: The agent's abilities, resolved once.
     """
 
     spec: CampaignSpec
-    agent: Any
+    agent: Agent
     reward: Callable[[np.ndarray], float] | None
     truth: np.ndarray | None
+    abilities: AgentAbilities = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.abilities = abilities_of(self.agent)
 
 
 def steer(
@@ -60,8 +66,6 @@ def steer(
     from coscope.infra.compose import agent_from_spec, truth_map
 
     spec = effective_spec(base, settings)
-    agent = agent_from_spec(spec, sample)
-    restrict(agent, settings)
     reward = truth = None
     modality = spec.scalarizer.modality
     if settings.reward == "votes":
@@ -72,25 +76,22 @@ def steer(
             truth = similarity_map(np.asarray(known), target)
     elif with_truth:
         truth = truth_map(spec, sample)
-    return Steered(spec, agent, reward, truth)
+    steered = Steered(spec, agent_from_spec(spec, sample, reward=reward), reward, truth)
+    restrict(steered.abilities.steerable, settings)
+    return steered
 
 
 RESTRICTING = ("exclude", "include", "seed_points")
-"""Intervention kinds that need an agent with a ``blocked`` mask and ``seed_points``."""
+"""Intervention kinds that need a :class:`~coscope.agents.protocols.Steerable` agent."""
 
 
-def restrictable(agent: Any) -> bool:
-    """Whether ``agent`` honours exclusions and must-measure points (a grid agent does)."""
-    return hasattr(agent, "blocked") and hasattr(agent, "grid_shape")
-
-
-def restrict(agent: Any, settings: Settings) -> None:
+def restrict(agent: Steerable | None, settings: Settings) -> None:
     """Apply the settings' exclusions and must-measure queue to a live agent.
 
-    Agents without a ``blocked`` mask (e.g. co-navigation) are left alone; the loop rejects
-    the interventions that would need one (:data:`RESTRICTING`).
+    Agents that are not steerable (``None``, e.g. co-navigation) are left alone; the loop
+    rejects the interventions that would need it (:data:`RESTRICTING`).
     """
-    if not restrictable(agent):
+    if agent is None:
         return
     H, W = agent.grid_shape
     blocked = np.zeros(H * W, dtype=bool)
@@ -100,12 +101,15 @@ def restrict(agent: Any, settings: Settings) -> None:
     agent.seed_points = tuple(Location(r, c) for r, c in settings.must_measure)
 
 
-def facts_of(spec: CampaignSpec, grid_shape: tuple[int, int], measured: dict[int, str]):
+def facts_of(
+    spec: CampaignSpec, grid_shape: tuple[int, int], measured: dict[int, str]
+) -> CampaignFacts:
     """:class:`CampaignFacts` of a campaign (validators' view)."""
     modalities: dict[str, list[str]] = {}
     for inst in spec.instruments:
         for m in inst.modalities:
             modalities.setdefault(m, []).append(inst.name)
+    height, width = grid_shape
     return CampaignFacts(
-        tuple(grid_shape), {k: tuple(v) for k, v in modalities.items()}, dict(measured)
+        (int(height), int(width)), {k: tuple(v) for k, v in modalities.items()}, dict(measured)
     )

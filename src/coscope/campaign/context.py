@@ -4,17 +4,26 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
 
 import numpy as np
 
-from coscope.agents.protocols import ModalityChooser
+from coscope.agents.protocols import Agent, AgentAbilities, Reducer, ScalarTarget, abilities_of
+from coscope.campaign.tracker import Tracker
 from coscope.config import CampaignSpec
 from coscope.instruments import Sample
 from coscope.instruments.costs import base_cost, travel_cost
-from coscope.scalarizers import scalarize
 from coscope.storage import TraceStore
 from coscope.types import Location, Measurement, Observation
+
+
+def scalar_target(
+    spec: CampaignSpec, sample: Sample, reward: Callable[[np.ndarray], float] | None = None
+) -> ScalarTarget:
+    """The campaign's target: the spec's scalarizer on its modality, or ``reward`` instead
+    (vote similarity, set by steering, :mod:`coscope.campaign.adopt`)."""
+    scal = spec.scalarizer
+    value = reward or Reducer(scal.name, dict(scal.params), sample.info(scal.modality).axis)
+    return ScalarTarget(scal.modality, value)
 
 
 @dataclass
@@ -25,8 +34,9 @@ class CampaignContext:
         spec: The validated campaign spec.
         sample: The sample (its grid, structure image, and ground truth when known).
         store: The experimental trace, open for appending.
-        agent: The decision maker (``ingest`` / ``suggest`` / ``report``).
+        agent: The decision maker (:class:`~coscope.agents.protocols.Agent`).
         tracker: MLflow (or null) tracker.
+        abilities: The agent's optional abilities, resolved when it is set (never probed).
         truth_map: Ground-truth scalar target over the grid, ``(H, W)``, or ``None``.
         on_measurement: Called with each history row (progress display), or ``None``.
         metrics_every: Compute prediction error against ground truth every this many
@@ -38,8 +48,8 @@ class CampaignContext:
     spec: CampaignSpec
     sample: Sample
     store: TraceStore
-    agent: Any
-    tracker: Any
+    agent: Agent
+    tracker: Tracker
     truth_map: np.ndarray | None = None
     on_measurement: Callable[[dict[str, float]], None] | None = None
     metrics_every: int = 1
@@ -47,47 +57,47 @@ class CampaignContext:
     _n_metrics: int = field(default=0, repr=False)
     _origins: dict[str, Location] = field(default_factory=dict, repr=False)
     _n_origins: int = field(default=-1, repr=False)
+    abilities: AgentAbilities = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self.abilities = abilities_of(self.agent)
+
+    def use_agent(self, agent: Agent) -> None:
+        """Replace the agent (steering rebuilt it) and resolve its abilities once."""
+        self.agent = agent
+        self.abilities = abilities_of(agent)
 
     @property
     def target_modality(self) -> str:
         """The modality whose scalarized signal is the campaign's target."""
         return self.spec.scalarizer.modality
 
+    @property
+    def target(self) -> ScalarTarget:
+        """The campaign's target under the current spec and reward (:func:`scalar_target`)."""
+        return scalar_target(self.spec, self.sample, self.reward)
+
     def observe(self, measurement: Measurement) -> Observation:
-        """Scalarize a measurement into the agent's training target."""
-        axis = self.sample.info(measurement.modality).axis
-        scalarizer = self.spec.scalarizer
-        if self.reward is not None and measurement.modality == self.target_modality:
-            value = self.reward(measurement.signal)
-        else:
-            value = scalarize(scalarizer.name, measurement.signal, axis, scalarizer.params)
-        return Observation(
-            measurement.step, measurement.modality, measurement.location, float(value)
-        )
+        """Scalarize a measurement of the target modality into the campaign's target."""
+        return self.target.observe(measurement)
 
     def feed_agent(self, measurements: list[Measurement]) -> list[Observation]:
-        """Hand stored ``measurements`` to the agent; returns the target observations.
+        """Tell the agent stored ``measurements`` in step order; returns the target observations.
 
-        A :class:`ModalityChooser` gets every measurement in step order (and, if it asks with
-        ``remember_params``, the request params of every stored decision first); a grid
-        agent gets the scalarized observations of the target modality.
+        An agent that remembers request params gets those of every stored decision first.
         """
-        observations = [self.observe(m) for m in measurements if m.modality == self.target_modality]
-        agent = self.agent
-        if isinstance(agent, ModalityChooser):
-            remember = getattr(agent, "remember_params", None)  # request params of decisions
-            for decision in self.store.decisions() if remember is not None else ():
-                remember(decision.step, decision.params)
-            agent.ingest_measurements(sorted(measurements, key=lambda m: m.step))
-        elif observations:
-            agent.ingest(observations)
+        target = self.target
+        observations = [target.observe(m) for m in measurements if m.modality == target.modality]
+        remembers = self.abilities.remembers_params
+        if remembers is not None:
+            for decision in self.store.decisions():
+                remembers.remember_params(decision.step, decision.params)
+        self.agent.ingest_measurements(sorted(measurements, key=lambda m: m.step))
         return observations
 
     def agent_modalities(self) -> tuple[str, ...]:
-        """Modalities the agent proposes: its own list if it chooses, else the target."""
-        if isinstance(self.agent, ModalityChooser):
-            return tuple(self.agent.modalities)
-        return (self.target_modality,)
+        """Modalities the agent learns from and proposes."""
+        return tuple(self.agent.modalities)
 
     def offered_modalities(self, name: str) -> list[str]:
         """Modalities of instrument ``name`` that the agent proposes, in spec order."""
@@ -106,12 +116,18 @@ class CampaignContext:
             return cost.get(self.target_modality, min(cost.values()))
         return cost
 
+    def cheapest_cost(self, name: str) -> float:
+        """The lowest base cost of a modality the agent may propose on ``name``: no proposal
+        for that instrument costs less (stage travel only adds)."""
+        inst = next(i for i in self.spec.instruments if i.name == name)
+        return min(base_cost(inst.cost, m) for m in self.offered_modalities(name))
+
     def expected_cost(self, instrument: str, modality: str, location: Location) -> float:
         """Expected cost of measuring ``modality`` at ``location`` on ``instrument``.
 
-        The :data:`~coscope.agents.protocols.CostFunction` handed to a modality-choosing
-        agent: the spec's per-modality cost plus stage travel from the instrument's latest
-        decision (:mod:`coscope.instruments.costs`; the origin is read from the trace).
+        The :data:`~coscope.agents.protocols.PriceFunction` handed to the agent (``Ask``):
+        the spec's per-modality cost plus stage travel from the instrument's latest decision
+        (:mod:`coscope.instruments.costs`; the origin is read from the trace).
         """
         inst = next(i for i in self.spec.instruments if i.name == instrument)
         base = base_cost(inst.cost, modality)
@@ -132,8 +148,6 @@ class CampaignContext:
         if self.truth_map is None or (self._n_metrics - 1) % self.metrics_every:
             return {}
         report = self.agent.report()
-        if report is None or report.mean is None:
-            return {}
         error = report.mean - self.truth_map
         scale = float(np.std(self.truth_map)) or 1.0
         return {

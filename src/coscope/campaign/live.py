@@ -16,7 +16,7 @@ from collections.abc import Iterable
 from dataclasses import replace
 from typing import Any
 
-from coscope.campaign.adopt import RESTRICTING, facts_of, restrict, restrictable, steer
+from coscope.campaign.adopt import RESTRICTING, facts_of, restrict, steer
 from coscope.campaign.context import CampaignContext
 from coscope.campaign.steering import (
     REJECTED,
@@ -61,7 +61,7 @@ class LiveSteering:
         if self.settings.model_key() != self._key:
             self._rebuild(ingest=False)
         self.ctx.spec = effective_spec(self.base, self.settings)
-        restrict(self.ctx.agent, self.settings)
+        restrict(self.ctx.abilities.steerable, self.settings)
         self._repriced = self.settings.costs != Settings.from_spec(self.base).costs
 
     def take(self, requests: Iterable[Intervention], step: int, *, stale: bool = False) -> bool:
@@ -82,7 +82,7 @@ class LiveSteering:
                     raise InterventionError(note)
                 facts = campaign_facts(ctx.store, self.base)
                 payload = validate(item.kind, item.payload, self.settings, facts)
-                if item.kind in RESTRICTING and not restrictable(ctx.agent):
+                if item.kind in RESTRICTING and ctx.abilities.steerable is None:
                     raise InterventionError(
                         f"policy '{ctx.spec.policy.name}' does not take exclusions or "
                         "must-measure points; steer it with policy, costs or stop instead"
@@ -92,7 +92,7 @@ class LiveSteering:
                 item = replace(item, payload={**item.payload, REJECTED: str(exc)})
                 log.warning("intervention %s rejected: %s", item.kind, exc)
             ctx.store.append_intervention(item)
-            _log(ctx.tracker, item)
+            ctx.tracker.log_intervention(item)
             self.settings = apply(self.settings, item)
             self._repriced = self._repriced or item.kind == "costs"
             changed = self.adopt() or changed
@@ -102,7 +102,7 @@ class LiveSteering:
         """Rebuild the agent if its settings changed; returns whether it did."""
         if self.settings.model_key() == self._key:
             self.ctx.spec = effective_spec(self.base, self.settings)  # costs, seed points
-            restrict(self.ctx.agent, self.settings)
+            restrict(self.ctx.abilities.steerable, self.settings)
             return False
         self._rebuild(ingest=True)
         return True
@@ -113,7 +113,8 @@ class LiveSteering:
         measurements = ctx.store.measurements()
         signals = {m.step: m.signal for m in measurements if m.modality == modality}
         steered = steer(self.base, ctx.sample, self.settings, signals)
-        ctx.spec, ctx.agent, ctx.reward = steered.spec, steered.agent, steered.reward
+        ctx.spec, ctx.reward = steered.spec, steered.reward
+        ctx.use_agent(steered.agent)
         ctx.truth_map = steered.truth
         self._key = self.settings.model_key()
         if ingest:
@@ -124,9 +125,3 @@ class LiveSteering:
         if not self._repriced or measurement.cost == proposal.expected_cost:
             return measurement
         return replace(measurement, cost=float(proposal.expected_cost))
-
-
-def _log(tracker: Any, item: Intervention) -> None:
-    hook = getattr(tracker, "log_intervention", None)
-    if hook is not None:
-        hook(item)

@@ -1,16 +1,21 @@
 """The campaign loop: plain Python, no Prefect, no Dask — those come in through the executor.
 
-One loop, in this order for every event (DESIGN.md, "How data flows"):
+The loop is only the event loop; each event is handled by its own part (DESIGN.md, "How data
+flows"):
 
-1. for each idle instrument, if budget allows: refit when due, ``agent.suggest`` with the
-   in-flight locations as pending points, **append the decision to the trace**, submit it;
+1. **decide** (:mod:`.decide`, pure): for each idle instrument, if the budget allows, ask the
+   agent for a proposal given every pending one; the loop **appends the decision to the
+   trace** (:mod:`.record`) and submits it (**execute**, :mod:`.executors`);
 2. wait for the first measurement to complete;
-3. **append it to the trace** (durable first), scalarize it, ``agent.ingest`` it, log it.
+3. **record** it (:mod:`.record`): the trace first (durable), then the agent, the fits
+   (:mod:`.fits`), the tracker and the history;
+4. between steps, take the inbox's requests: interventions go to steering (:mod:`.live`),
+   requests of a :class:`~coscope.campaign.sources.MeasurementSource` (theory batches) to it.
 
 With ``queue_depth`` q > 0 every instrument holds up to 1 + q requests: the one it measures
 and q queued behind it, decided ahead (seeing all of them as pending) and chained on the
 executor so that the next one starts the moment the current one ends, without the loop in
-between. Step 1 serves idle instruments first, then fills the queues level by level.
+between. Decisions serve idle instruments first, then fill the queues level by level.
 
 Resume is the same loop started on an existing trace: the agent is rebuilt from the stored
 measurements (the model refitted deterministically from the same data and seed), decisions
@@ -25,26 +30,23 @@ step order, so that the next decision again sees what an uninterrupted run would
 from __future__ import annotations
 
 import logging
-import math
 import time
-from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from functools import partial
 
-from coscope.agents.protocols import ModalityChooser
+from coscope.agents.protocols import Ask
 from coscope.campaign.context import CampaignContext
+from coscope.campaign.decide import decide, may_decide_ahead, wants_decision
 from coscope.campaign.executors import Executor
+from coscope.campaign.fits import FitBook
 from coscope.campaign.inbox import Inbox
 from coscope.campaign.live import LiveSteering
-from coscope.campaign.queues import Slot, starts_in_time
-from coscope.campaign.theory_intake import (
-    THEORY_BATCH,
-    batch_steps,
-    campaign_measured,
-    complete_batches,
-    take_batch,
-)
+from coscope.campaign.queues import Slot
+from coscope.campaign.record import Recorder
+from coscope.campaign.sources import MeasurementSource, TheoryBatches
 from coscope.errors import InstrumentError
-from coscope.types import FitRecord, Measurement, MeasurementRequest, Observation, Proposal
+from coscope.types import MeasurementRequest, Proposal
 
 log = logging.getLogger(__name__)
 
@@ -69,35 +71,38 @@ class LoopOutcome:
     history: list[dict[str, float]] = field(default_factory=list)
 
 
-def _fit_key(record: FitRecord) -> tuple:
-    """What identifies a model an agent fitted itself: its data size and loss, and which of
-    its models it is (``role``, ``modality_index``: an agent may fit several per refresh)."""
-    hp = record.hyperparameters
-    return (record.n_train, record.loss, str(hp.get("role", "")), hp.get("modality_index"))
-
-
 class CampaignLoop:
-    """Drives one campaign over an executor. Build with :func:`coscope.infra.compose`."""
+    """Drives one campaign over an executor. Build with :func:`coscope.infra.compose`.
 
-    def __init__(self, ctx: CampaignContext, executor: Executor) -> None:
+    Args:
+        ctx: The wired campaign.
+        executor: Where measurements and fits run.
+        sources: Sources of measurements polled between steps (default: theory batches).
+    """
+
+    def __init__(
+        self,
+        ctx: CampaignContext,
+        executor: Executor,
+        sources: Sequence[MeasurementSource] | None = None,
+    ) -> None:
         self.ctx = ctx
         self.executor = executor
         self.inflight: dict[str, list[Slot]] = {}  # instrument -> its requests, oldest first
-        self.history: list[dict[str, float]] = []
         self.inbox = Inbox(ctx.store.path)
-        self._n_fits = 0
-        self._last_fit: FitRecord | None = None
-        self._stored_fits: dict[tuple[int, float], FitRecord] = {}
-        self._stored_agent_fits: set[tuple] = set()
-        self._resuming = False
-        self._best = -math.inf
-        self._spent = 0.0
-        self._n_measured = 0
+        self.fits = FitBook(ctx, executor)
+        self.recorder = Recorder(ctx, self.fits)
+        self.sources = list(sources) if sources is not None else [TheoryBatches(ctx)]
         self.steering = LiveSteering(ctx)
         self.pauser: Callable[[int], None] | None = None
         """Blocks while paused until something may have been posted (Prefect pause); None:
         sleep ``pause_poll_s`` and look at the inbox again."""
         self.pause_poll_s = 0.2
+
+    @property
+    def history(self) -> list[dict[str, float]]:
+        """Per-measurement rows recorded in this run."""
+        return self.recorder.history
 
     # --- state rebuilt from the trace ----------------------------------------------------
     def restore(self) -> list[Slot]:
@@ -109,33 +114,24 @@ class CampaignLoop:
         order with the re-issued ones.
         """
         store, ctx = self.ctx.store, self.ctx
-        complete_batches(store)  # a theory batch cut short by a crash: redo from its sidecar
+        for source in self.sources:
+            source.recover()
         measurements = store.measurements()
+        paid = set().union(*(s.paid_steps() for s in self.sources))  # not the campaign's
         if ctx.spec.queue_depth == 0:
             slots = [Slot(p) for p in store.pending_decisions()]
         else:
             decisions = store.decisions()
             known = decisions[-1].n_known if decisions else -1
-            batch = batch_steps(store)  # n_known counts the campaign's own measurements
-            own = [m for m in measurements if m.step not in batch]
+            own = [m for m in measurements if m.step not in paid]  # n_known counts these
             later = own[known:] if 0 <= known < len(own) else []
             after = {m.step for m in later}
             measurements = [m for m in measurements if m.step not in after]
             stored = {m.step: m for m in later}
             measured = {m.step for m in measurements}
             slots = [Slot(p, None, stored.get(p.step)) for p in decisions if p.step not in measured]
-        self._spent = float(sum(m.cost for m in measurements))
-        self._n_measured = campaign_measured(store, measurements)  # not theory batches
-        observations = ctx.feed_agent(measurements)
-        if observations:
-            self._best = max(o.value for o in observations)
-        fits = store.fits()
-        self._n_fits = len(fits)
-        self._last_fit = fits[-1] if fits else None
-        # refits on a stored data prefix reproduce stored versions: not recorded twice
-        self._stored_fits = {(f.n_train, f.loss): f for f in fits}
-        self._stored_agent_fits = {_fit_key(f) for f in fits}
-        self._resuming = bool(fits)  # until the first new decision: the agent catches up
+        self.recorder.restore(measurements, sum(m.step not in paid for m in measurements))
+        self.fits.restore(store.fits())
         return slots
 
     # --- the queues ----------------------------------------------------------------------
@@ -143,132 +139,42 @@ class CampaignLoop:
         """Every request in flight, queued or replayed, over all instruments."""
         return [slot for queue in self.inflight.values() for slot in queue]
 
-    # --- budget --------------------------------------------------------------------------
-    def _budget_allows(self, cost: float, reserve: int = 0) -> bool:
-        """Room for one more request of ``cost`` (and ``reserve`` more measurements after it)."""
-        budget = self.ctx.spec.budget
-        n_done, slots = self._n_measured, self.slots()
-        committed = self._spent + sum(s.proposal.expected_cost for s in slots)
-        n_committed = n_done + len(slots) + reserve
-        if budget.max_measurements is not None and n_committed >= budget.max_measurements:
-            return False
-        return budget.max_cost is None or committed + cost <= budget.max_cost + 1e-9
+    def _pending(self) -> list[Proposal]:
+        return [s.proposal for s in self.slots()]
+
+    # --- one decision --------------------------------------------------------------------
+    def _propose(self, instrument: str, step: int) -> Proposal | None:
+        """Ask the agent for ``instrument``'s next request; None when it or the budget says no."""
+        ctx, pending = self.ctx, self._pending()
+        if not self.recorder.budget_state(pending).allows(
+            ctx.spec.budget, ctx.cheapest_cost(instrument)
+        ):
+            return None
+        self.fits.refit_if_due()
+        self.fits.connect()
+        ask = Ask(
+            step=step,
+            instrument=instrument,
+            offered=tuple(ctx.offered_modalities(instrument)),
+            pending=tuple(pending),
+            price=ctx.expected_cost,
+        )
+        proposal = decide(ctx.agent, ask, ctx.spec.budget, self.recorder.budget_state(pending))
+        self.fits.take_agent_fits()
+        return proposal
 
     def _may_decide_ahead(self, instrument: str) -> bool:
-        """Queue a request only while the budget would still give every instrument one more,
-        and while it would start before the rest of the budget is used up (``queues.py``).
-
-        Near the end a request queued on a slow instrument would keep the campaign running
-        long after the fast ones ran out of budget; there the queues drain and every
-        instrument gets its last requests when idle, as without queues.
-        """
         ctx = self.ctx
-        active = ctx.active_instruments()
-        cost = ctx.instrument_cost(instrument) + sum(ctx.instrument_cost(n) for n in active)
-        if not self._budget_allows(cost, reserve=len(active)):
-            return False
-        slots = self.slots()
-        return starts_in_time(
+        return may_decide_ahead(
             ctx.spec,
             instrument,
             len(self.inflight.get(instrument, ())),
-            active,
+            ctx.active_instruments(),
             ctx.instrument_cost,
-            self._n_measured + len(slots),
-            self._spent + sum(s.proposal.expected_cost for s in slots),
+            self.recorder.budget_state(self._pending()),
         )
 
-    # --- one decision --------------------------------------------------------------------
-    def _refit_if_due(self) -> None:
-        """Fit on the executor when the agent's data schedule asks for it.
-
-        After a resume the first fit reproduces the last stored version (same data prefix,
-        same seed, so the same model); it is loaded under that version and not stored again.
-        """
-        agent, ctx = self.ctx.agent, self.ctx
-        needs_fit = getattr(agent, "needs_fit", None)  # a chooser may fit inside propose()
-        if needs_fit is None or not needs_fit(0):
-            return
-        X, y = agent.training_data()
-        state = self.executor.fit(
-            agent.model_kind,
-            X,
-            y,
-            agent.fit_seed(),
-            ctx.spec.policy.fit_iterations,
-            agent.fit_options(),
-        )
-        last = self._last_fit
-        if last is None or last.n_train != len(y) or last.loss != state.loss:
-            last = self._stored_fits.get((len(y), state.loss))
-        if last is not None and last.n_train == len(y) and last.loss == state.loss:
-            agent.load_fit(state, last.version, last.step)
-            return
-        self._stored_fits = {}  # past the stored fits: a resume's catching up is over
-        version = self._n_fits
-        record = agent.load_fit(state, version, len(y))
-        ctx.store.append_fit(record)
-        ctx.tracker.log_fit(record)
-        if version % ctx.spec.checkpoint_every == 0:
-            ctx.tracker.log_checkpoint(state, version)
-        embedding = getattr(agent, "embedding", None)
-        if embedding is not None:  # DKL: the latent picture of every pixel, kept per version
-            ctx.tracker.log_array(f"embeddings/v{version:04d}.npy", embedding())
-        self._n_fits += 1
-        self._last_fit = record
-
-    def _propose(self, instrument: str, step: int) -> Proposal | None:
-        ctx = self.ctx
-        if isinstance(ctx.agent, ModalityChooser):
-            return self._propose_any_modality(instrument, step)
-        cost = ctx.instrument_cost(instrument)
-        if not self._budget_allows(cost):
-            return None
-        self._refit_if_due()
-        pending = [s.proposal.location for s in self.slots()]
-        proposals = ctx.agent.suggest(
-            1,
-            step=step,
-            instrument=instrument,
-            modality=ctx.target_modality,
-            pending=pending,
-            expected_cost=cost,
-        )
-        return proposals[0] if proposals else None
-
-    def _propose_any_modality(self, instrument: str, step: int) -> Proposal | None:
-        """Ask a :class:`ModalityChooser` agent; ``None`` when it or the budget says no."""
-        ctx = self.ctx
-        if not self._budget_allows(0.0):  # the count limit; the cost is known after choosing
-            return None
-        self._refit_if_due()
-        use_executor = getattr(ctx.agent, "use_executor", None)  # it fits on our executor
-        if use_executor is not None:
-            use_executor(self.executor)
-        proposal = ctx.agent.propose(
-            step=step,
-            instrument=instrument,
-            offered=ctx.offered_modalities(instrument),
-            pending=[s.proposal for s in self.slots()],
-            cost=ctx.expected_cost,
-        )
-        self._record_agent_fits()
-        if proposal is None or not self._budget_allows(proposal.expected_cost):
-            return None
-        return proposal
-
-    def _record_agent_fits(self) -> None:
-        """Record fits the agent made itself (``take_fits``), numbered in trace order."""
-        take = getattr(self.ctx.agent, "take_fits", None)
-        for record in take() if take is not None else ():
-            if self._resuming and _fit_key(record) in self._stored_agent_fits:
-                continue  # a resume refitting what the trace already holds (same data, seed)
-            record = replace(record, version=self._n_fits)
-            self.ctx.store.append_fit(record)
-            self.ctx.tracker.log_fit(record)
-            self._n_fits += 1
-            self._last_fit = record
-
+    # --- executing -----------------------------------------------------------------------
     def _submit(self, proposal: Proposal) -> None:
         """Start it, or queue it behind the instrument's last request (chained)."""
         request = MeasurementRequest.from_proposal(proposal, self.ctx.spec.seed)
@@ -285,144 +191,6 @@ class CampaignLoop:
             self._submit(slot.proposal)
         else:
             self.inflight.setdefault(slot.proposal.instrument, []).append(slot)
-
-    def _record(self, measurement: Measurement, *, replayed: bool = False) -> None:
-        """Learn from a measurement; store it first (a replayed one is stored already)."""
-        ctx = self.ctx
-        if not replayed:
-            ctx.store.append_measurement(measurement)  # durable before anyone learns of it
-        self._spent += measurement.cost
-        self._n_measured += 1
-        reward = math.nan
-        if measurement.modality == ctx.target_modality:
-            obs: Observation = ctx.observe(measurement)
-            reward = obs.value
-            self._best = max(self._best, obs.value)
-        if isinstance(ctx.agent, ModalityChooser):
-            ctx.agent.ingest_measurements([measurement])
-        elif measurement.modality == ctx.target_modality:  # a grid agent sees only its target
-            ctx.agent.ingest([obs])
-        self._refit_if_due()  # on the executor, before anything else asks the model
-        if replayed:  # logged by the run that measured it
-            self._record_agent_fits()
-            return
-        row = {
-            "step": float(measurement.step),
-            "reward": reward,
-            "best_so_far": self._best if math.isfinite(self._best) else math.nan,
-            "cost_spent": self._spent,
-            "n_measurements": float(self._n_measured),
-        }
-        row.update(ctx.prediction_metrics())
-        self._record_agent_fits()  # a report may have adopted a fit the agent made itself
-        self.history.append(row)
-        ctx.tracker.log_step(measurement.step, row)
-        if ctx.on_measurement is not None:
-            ctx.on_measurement(row)
-
-    # --- the loop ------------------------------------------------------------------------
-    def _stop_requested(self, step: int) -> bool:
-        """Take inbox requests, validate, record and apply them; True when one asks to stop."""
-        self._steer(step, stale=False)
-        return self.steering.settings.stopped
-
-    def _steer(self, step: int, *, stale: bool) -> None:
-        ctx = self.ctx
-        for item in self.inbox.take(step):
-            if item.kind == THEORY_BATCH:  # simulations a batch paid for: into the trace
-                step = take_batch(ctx, item, step, self._n_measured)
-            elif self.steering.take([item], step, stale=stale):  # re-scalarized
-                self._best = max((o.value for o in ctx.agent.observations), default=-math.inf)
-
-    def _wait_paused(self, step: int) -> None:
-        """Nothing in flight and paused: block until a request may have arrived."""
-        if self.pauser is not None:
-            self.pauser(step)
-        else:
-            time.sleep(self.pause_poll_s)
-
-    def run(self, should_stop: Callable[[], bool] = lambda: False) -> LoopOutcome:
-        """Run until the budget or candidates are exhausted, a stop request, or ``should_stop()``.
-
-        On a stop the loop decides nothing more, records what is in flight and queued (those
-        were decided and stored, so they are measured), and returns. When an instrument fails
-        its queued requests are not measured (they stay pending; resume re-issues them).
-        """
-        ctx = self.ctx
-        self.steering.start()  # interventions already in the trace, before the agent is rebuilt
-        for slot in self.restore():
-            self._resubmit(slot)
-        step = ctx.store.counts()["decisions"]
-        self._steer(step, stale=True)  # posted while no loop ran (a stale stop is refused)
-        step = ctx.store.counts()["decisions"]  # a theory batch taken adds decisions
-        exhausted = False
-        status, reason = "finished", ""
-        stopping = False
-        while True:
-            stopping = stopping or should_stop() or self._stop_requested(step)
-            step = ctx.store.counts()["decisions"]  # a theory batch taken adds decisions
-            paused = self.steering.settings.paused and not stopping
-            arrived = False  # a request came in while deciding: take it before deciding
-            if not stopping and not exhausted and not paused:
-                step, arrived, exhausted = self._decide(step)
-            if arrived:
-                continue
-            if not self.inflight:
-                if paused:
-                    self._wait_paused(step)
-                    continue
-                break
-            for slot in self._completed():
-                try:
-                    measurement = slot.stored or self.executor.result(slot.handle)
-                except InstrumentError as exc:
-                    if status != "failed":
-                        status, reason = (
-                            "failed",
-                            f"instrument '{slot.proposal.instrument}' failed at step "
-                            f"{slot.proposal.step}: {exc}",
-                        )
-                    stopping = exhausted = True
-                    continue
-                if slot.stored is not None:
-                    self._record(measurement, replayed=True)
-                else:
-                    self._record(self.steering.priced(measurement, slot.proposal))
-        if stopping and status != "failed":
-            status, reason = "stopped", "stopped on request"
-        if status == "finished":
-            reason = self._finish_reason()
-        return LoopOutcome(status, reason, self._n_measured, self._spent, self.history)
-
-    def _decide(self, step: int) -> tuple[int, bool, bool]:
-        """Give every instrument with room a decision: idle ones first, then queue by queue level.
-
-        A request is queued behind another only while :meth:`_may_decide_ahead`.
-
-        Returns:
-            ``(next step, a request arrived in the inbox, budget or candidates exhausted)``.
-        """
-        ctx = self.ctx
-        for level in range(ctx.spec.queue_depth + 1):
-            for name in ctx.active_instruments():
-                if len(self.inflight.get(name, ())) > level:
-                    continue
-                if level > 0 and not self._may_decide_ahead(name):
-                    continue
-                proposal = self._propose(name, step)
-                if self.inbox.pending():
-                    return step, True, False
-                if proposal is None:
-                    return step, False, True
-                proposal = replace(proposal, t_decided=time.time(), n_known=self._n_measured)
-                ctx.store.append_decision(proposal)
-                # caught up once the stored later measurements (queues) are replayed too:
-                # from then on every fit is new, even one that repeats an earlier model
-                self._resuming = self._resuming and any(s.stored is not None for s in self.slots())
-                ctx.tracker.log_decision(proposal)
-                self._submit(proposal)
-                step += 1
-        return step, False, False
 
     def _completed(self) -> list[Slot]:
         """Wait for the first completions; take their slots off the queues, in step order.
@@ -444,10 +212,108 @@ class CampaignLoop:
                 del self.inflight[slot.proposal.instrument]
         return done
 
+    # --- between steps -------------------------------------------------------------------
+    def _stop_requested(self, step: int) -> bool:
+        """Take inbox requests, validate, record and apply them; True when one asks to stop."""
+        self._steer(step, stale=False)
+        return self.steering.settings.stopped
+
+    def _steer(self, step: int, *, stale: bool) -> None:
+        """Hand each inbox request to the source that takes its kind, or to steering."""
+        by_kind = {kind: s for s in self.sources for kind in s.kinds}
+        for item in self.inbox.take(step):
+            source = by_kind.get(item.kind)
+            if source is not None:  # measurements from elsewhere: into the trace
+                step = source.take(item, step, self.recorder.n_measured)
+            elif self.steering.take([item], step, stale=stale):  # re-scalarized
+                self.recorder.rescore()
+
+    def _wait_paused(self, step: int) -> None:
+        """Nothing in flight and paused: block until a request may have arrived."""
+        if self.pauser is not None:
+            self.pauser(step)
+        else:
+            time.sleep(self.pause_poll_s)
+
+    # --- the loop ------------------------------------------------------------------------
+    def run(self, should_stop: Callable[[], bool] = lambda: False) -> LoopOutcome:
+        """Run until the budget or candidates are exhausted, a stop request, or ``should_stop()``.
+
+        On a stop the loop decides nothing more, records what is in flight and queued (those
+        were decided and stored, so they are measured), and returns. When an instrument fails
+        its queued requests are not measured (they stay pending; resume re-issues them).
+        """
+        ctx, recorder = self.ctx, self.recorder
+        self.steering.start()  # interventions already in the trace, before the agent is rebuilt
+        for slot in self.restore():
+            self._resubmit(slot)
+        step = ctx.store.counts()["decisions"]
+        self._steer(step, stale=True)  # posted while no loop ran (a stale stop is refused)
+        exhausted = stopping = False
+        status, reason = "finished", ""
+        while True:
+            step = ctx.store.counts()["decisions"]  # a source may have added decisions
+            stopping = stopping or should_stop() or self._stop_requested(step)
+            step = ctx.store.counts()["decisions"]
+            paused = self.steering.settings.paused and not stopping
+            arrived = False  # a request came in while deciding: take it before deciding
+            if not stopping and not exhausted and not paused:
+                arrived, exhausted = self._decide(step)
+            if arrived:
+                continue
+            if not self.inflight:
+                if paused:
+                    self._wait_paused(step)
+                    continue
+                break
+            for slot in self._completed():
+                try:
+                    measurement = slot.stored or self.executor.result(slot.handle)
+                except InstrumentError as exc:
+                    if status != "failed":
+                        status, reason = (
+                            "failed",
+                            f"instrument '{slot.proposal.instrument}' failed at step "
+                            f"{slot.proposal.step}: {exc}",
+                        )
+                    stopping = exhausted = True
+                    continue
+                if slot.stored is not None:
+                    recorder.measurement(measurement, replayed=True)
+                else:
+                    recorder.measurement(self.steering.priced(measurement, slot.proposal))
+        if stopping and status != "failed":
+            status, reason = "stopped", "stopped on request"
+        if status == "finished":
+            reason = self._finish_reason()
+        return LoopOutcome(status, reason, recorder.n_measured, recorder.spent, self.history)
+
+    def _decide(self, step: int) -> tuple[bool, bool]:
+        """Give every instrument with room a decision: idle ones first, then queue by queue level.
+
+        Returns:
+            ``(a request arrived in the inbox, budget or candidates exhausted)``.
+        """
+        ctx = self.ctx
+        for level in range(ctx.spec.queue_depth + 1):
+            for name in ctx.active_instruments():
+                n_queued = len(self.inflight.get(name, ()))
+                if not wants_decision(level, n_queued, partial(self._may_decide_ahead, name)):
+                    continue
+                proposal = self._propose(name, step)
+                if self.inbox.pending():
+                    return True, False
+                if proposal is None:
+                    return False, True
+                replaying = any(s.stored is not None for s in self.slots())
+                self._submit(self.recorder.decision(proposal, replaying=replaying))
+                step += 1
+        return False, False
+
     def _finish_reason(self) -> str:
-        budget, n = self.ctx.spec.budget, self._n_measured
+        budget, n = self.ctx.spec.budget, self.recorder.n_measured
         if budget.max_measurements is not None and n >= budget.max_measurements:
             return f"measurement budget reached ({n} of {budget.max_measurements})"
         if budget.max_cost is not None:
-            return f"cost budget reached ({self._spent:g} of {budget.max_cost:g})"
+            return f"cost budget reached ({self.recorder.spent:g} of {budget.max_cost:g})"
         return "every candidate location has been measured"

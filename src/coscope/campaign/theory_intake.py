@@ -12,7 +12,8 @@ A sidecar rather than inline JSON: the loops are float arrays (``n x V``) that r
 exactly through ``.npz`` (not through JSON text), the batch folder keeps them anyway, and the
 sha256 in the request pins the file, so a sidecar changed after posting is refused.
 
-The loop takes the request between steps (:func:`record_batch`), validates it against the
+The loop takes the request between steps (:func:`record_batch`, through the
+:class:`~coscope.campaign.sources.TheoryBatches` source), validates it against the
 trace and the spec (one sentence on bad input; the refusal is recorded as an intervention
 with ``payload["rejected"]`` and nothing else is written), then appends, per simulation, a
 decision (policy ``theory-batch``; ``params`` = the request's ``theta``/``fidelity`` plus
@@ -37,6 +38,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from coscope.agents.protocols import Agent, RemembersParams
 from coscope.campaign.theory_sidecar import (
     BATCH_POLICY,
     THEORY_BATCH,
@@ -46,6 +48,7 @@ from coscope.campaign.theory_sidecar import (
     read_batch,
     rows_of,
 )
+from coscope.campaign.tracker import Tracker
 from coscope.errors import StoreError
 from coscope.types import Intervention, Measurement
 
@@ -59,27 +62,31 @@ def record_batch(
     store: Any,
     spec: Any,
     *,
-    agent: Any = None,
-    tracker: Any = None,
+    agent: Agent | None = None,
+    remembers: RemembersParams | None = None,
+    tracker: Tracker | None = None,
     n_known: int = -1,
 ) -> int:
     """Validate and record one ``theory_batch`` request as of decision ``step``.
 
     Appends the request as an intervention (refused: with ``payload["rejected"]``, nothing
     else), then a decision and a measurement per simulation at steps ``step, step + 1, ...``,
-    each handed to ``agent`` (``remember_params`` + ``ingest_measurements``) when given.
+    each handed to ``agent`` when given: its request params through ``remembers`` (the
+    agent's :class:`~coscope.agents.protocols.RemembersParams` ability, required), then the
+    measurement.
 
     Returns:
         The next decision step.
     """
     try:
         rows = read_batch(item.payload, store, spec)
-        if agent is not None and not hasattr(agent, "remember_params"):
+        if agent is not None and remembers is None:
             raise TheoryBatchError("the campaign's agent does not learn from simulations.")
     except TheoryBatchError as exc:
         refused = replace(item, step=step, payload={**item.payload, "rejected": str(exc)})
         store.append_intervention(refused)
-        _log(tracker, "log_intervention", refused)
+        if tracker is not None:
+            tracker.log_intervention(refused)
         log.warning("theory batch refused: %s", exc)
         return step
     extra = {
@@ -89,11 +96,13 @@ def record_batch(
     }
     accepted = replace(item, step=step, payload={**item.payload, **extra})
     store.append_intervention(accepted)  # first: the redo record (complete_batches)
-    _log(tracker, "log_intervention", accepted)
+    if tracker is not None:
+        tracker.log_intervention(accepted)
     for decision, measured in _append(store, accepted, rows, set(), set()):
-        _log(tracker, "log_decision", decision)
-        if agent is not None:
-            agent.remember_params(decision.step, decision.params)
+        if tracker is not None:
+            tracker.log_decision(decision)
+        if agent is not None and remembers is not None:
+            remembers.remember_params(decision.step, decision.params)
             agent.ingest_measurements([measured])
     return step + len(rows)
 
@@ -144,18 +153,6 @@ def complete_batches(store: Any) -> int:
         log.warning("cannot complete theory batch %s: %s", item.payload.get("batch"), exc)
         return 0
     return len(list(_append(store, item, rows, decided, measured)))
-
-
-def take_batch(ctx: Any, item: Intervention, step: int, n_known: int) -> int:
-    """:func:`record_batch` into a running campaign (its store, spec, agent and tracker)."""
-    kw = {"agent": ctx.agent, "tracker": ctx.tracker, "n_known": n_known}
-    return record_batch(item, step, ctx.store, ctx.spec, **kw)
-
-
-def _log(tracker: Any, hook: str, value: Any) -> None:
-    method = getattr(tracker, hook, None)
-    if method is not None:
-        method(value)
 
 
 def batch_steps(store: Any) -> set[int]:

@@ -54,7 +54,7 @@ def write_sidecar(
         t_start=np.array([m.t_start for m in results], dtype=np.float64),
         t_end=np.array([m.t_end for m in results], dtype=np.float64),
         score=np.array([p.score for p in proposals], dtype=np.float64),
-        **extra,
+        **extra,  # type: ignore[arg-type]  # numpy's stub types **kwds as savez's bool
     )
     return path
 

@@ -44,7 +44,7 @@ def vote_target(
     """
     if not votes:
         return None
-    total = sum(float(w) * normalise(signals[int(step)]) for step, w in votes)
+    total = np.sum([float(w) * normalise(signals[int(step)]) for step, w in votes], axis=0)
     norm = float(np.linalg.norm(total))
     return total / norm if norm > 1e-9 else None
 

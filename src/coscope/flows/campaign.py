@@ -10,9 +10,10 @@ from typing import Any, Literal
 
 from prefect import flow
 
-from coscope.campaign import CampaignLoop, DaskExecutor
+from coscope.campaign import CampaignLoop
 from coscope.flows.finish import finish_campaign
 from coscope.infra.compose import instrument_references, mark_running, open_context
+from coscope.infra.executors import DaskExecutor
 
 
 def execute_campaign(

@@ -21,7 +21,11 @@ def finish_campaign(ctx: CampaignContext, outcome: LoopOutcome) -> dict[str, Any
     write_report(ctx, outcome.history, report_dir)
     ctx.tracker.log_artifacts(report_dir, "report")
     twin = finish_twin(  # co-navigation: the digital twin, logged and registered
-        ctx.agent, ctx.tracker, ctx.spec.resolved_run_dir(), ctx.spec.name, outcome.n_measurements
+        ctx.abilities.digital_twin,
+        ctx.tracker,
+        ctx.spec.resolved_run_dir(),
+        ctx.spec.name,
+        outcome.n_measurements,
     )
     with tempfile.TemporaryDirectory() as tmp:
         decisions = [
@@ -30,8 +34,8 @@ def finish_campaign(ctx: CampaignContext, outcome: LoopOutcome) -> dict[str, Any
         ]
         (Path(tmp) / "decisions.json").write_text(json.dumps(decisions, indent=1, default=float))
         ctx.tracker.log_artifacts(Path(tmp), "trace")
-    take = getattr(ctx.agent, "take_fits", None)  # fits adopted by the final report
-    for record in take() if take is not None else ():
+    hands = ctx.abilities.hands_over_fits  # fits adopted by the final report
+    for record in hands.take_fits() if hands is not None else ():
         record = replace(record, version=ctx.store.counts()["fits"])
         ctx.store.append_fit(record)
         ctx.tracker.log_fit(record)
@@ -53,6 +57,6 @@ def finish_campaign(ctx: CampaignContext, outcome: LoopOutcome) -> dict[str, Any
         "rmse": next((r["rmse"] for r in reversed(outcome.history) if "rmse" in r), None),
         "report": str(report_dir),
         "store": str(ctx.store.path),
-        "mlflow_run_id": getattr(ctx.tracker, "run_id", None),
+        "mlflow_run_id": ctx.tracker.run_id,
         **({"twin": twin} if twin else {}),
     }

@@ -31,6 +31,7 @@ import numpy as np
 from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
 
+from coscope.agents.protocols import Ask
 from coscope.campaign.inbox import Inbox
 from coscope.campaign.theory_intake import absorb_if_idle
 from coscope.campaign.theory_sidecar import THEORY_BATCH, sha256_of, write_sidecar
@@ -48,6 +49,7 @@ def load_agent(store_path: str | Path, fitter: Any = None) -> tuple[Any, Any, An
     """``(spec, sample, agent, n_decisions)`` rebuilt from the trace at ``store_path``
     (read-only); ConfigError unless its policy co-navigates. ``fitter`` (``Executor.fit``'s
     signature) replaces the agent's in-process fits."""
+    from coscope.agents.protocols import abilities_of
     from coscope.config import parse_spec
     from coscope.infra.compose import agent_from_spec, effective_campaign, sample_from_spec
     from coscope.storage import TraceStore
@@ -57,7 +59,9 @@ def load_agent(store_path: str | Path, fitter: Any = None) -> tuple[Any, Any, An
         spec = parse_spec(effective_campaign(store))
         sample = sample_from_spec(spec.sample, spec.seed)
         agent = agent_from_spec(spec, sample)
-        if not hasattr(agent, "digital_twin"):
+        abilities = abilities_of(agent)
+        remembers = abilities.remembers_params
+        if abilities.digital_twin is None or remembers is None:
             raise ConfigError(
                 f"the campaign at '{store_path}' has policy {spec.policy.name!r}: a theory batch "
                 "needs policy 'conavigate' with a theory instrument."
@@ -65,7 +69,7 @@ def load_agent(store_path: str | Path, fitter: Any = None) -> tuple[Any, Any, An
         if fitter is not None:
             agent.fitter = fitter
         for decision in store.decisions():
-            agent.remember_params(decision.step, decision.params)
+            remembers.remember_params(decision.step, decision.params)
         agent.ingest_measurements(sorted(store.measurements(), key=lambda m: m.step))
         n_decisions = store.counts()["decisions"]
     finally:
@@ -119,13 +123,14 @@ def run_theory_batch(
     pending: list[Proposal] = []
     first_step = 1_000_000 * (batch + 1) + n_decisions  # never a campaign step
     for i in range(n_simulations):
-        proposal = agent.propose(
+        ask = Ask(
             step=first_step + i,
             instrument=inst_spec.name,
-            offered=[agent.theory_modality],
-            pending=pending,
-            cost=lambda name, modality, loc: inst_spec.cost,
+            offered=(agent.theory_modality,),
+            pending=tuple(pending),
+            price=lambda name, modality, loc: inst_spec.cost,
         )
+        proposal = agent.propose(ask)
         if proposal is None:
             break
         pending.append(proposal)

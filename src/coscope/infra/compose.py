@@ -9,13 +9,16 @@ import getpass
 import os
 import socket
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from coscope.agents import make_agent
-from coscope.campaign.context import CampaignContext
+from coscope.agents.protocols import Agent
+from coscope.campaign.context import CampaignContext, scalar_target
+from coscope.campaign.tracker import Tracker
 from coscope.config import CampaignSpec, InstrumentSpec, SampleSpec, parse_spec
 from coscope.errors import ConfigError, StoreError
 from coscope.infra.tracking import MlflowTracker, NullTracker
@@ -114,14 +117,18 @@ def truth_map(spec: CampaignSpec, sample: Sample) -> np.ndarray | None:
     return values.reshape(height, width)
 
 
-def agent_from_spec(spec: CampaignSpec, sample: Sample) -> Any:
-    """The agent the spec's policy names."""
+def agent_from_spec(
+    spec: CampaignSpec, sample: Sample, *, reward: Callable[[np.ndarray], float] | None = None
+) -> Agent:
+    """The agent the spec's policy names; a grid agent learns :func:`scalar_target` (the
+    spec's scalarizer, or ``reward`` instead: vote similarity)."""
     policy = spec.policy
     from coscope.agents.chooser_spec import check_chooser_policy, chooser_from_spec
 
     if check_chooser_policy(policy.name, policy.model, policy.params):
         return chooser_from_spec(spec, sample)
     common: dict[str, Any] = {
+        "scalar_target": scalar_target(spec, sample, reward),
         "policy_params": dict(policy.params),
         "seed": spec.seed,
         "n_initial": policy.n_initial,
@@ -225,7 +232,7 @@ def open_context(
     store = TraceStore.open(store_path, mode="a")
     spec = parse_spec(effective_campaign(store))
     sample = sample_from_spec(spec.sample, spec.seed)
-    tracker: Any = NullTracker()
+    tracker: Tracker = NullTracker()
     if track:
         run_dir = spec.resolved_run_dir()
         uri = spec.resolved_tracking_uri()

@@ -42,6 +42,7 @@ from coscope.models.boundary_warp import (
     BoundaryWarp,
     stump_starts,
 )
+from coscope.models.icm import IcmKernel
 from coscope.models.training import FitRecordMixin, check_training_data
 
 DTYPE = torch.float64
@@ -320,12 +321,10 @@ def task_noise(model: MultiTaskGP) -> np.ndarray:
         return model.likelihood.noise.detach().reshape(-1).numpy().copy()
 
 
-def icm_kernel(model: MultiTaskGP):
+def icm_kernel(model: MultiTaskGP) -> IcmKernel:
     """The fitted kernel, noise and means of ``model`` as a numpy
-    :class:`~coscope.agents.knowledge_gain.IcmKernel` (RBF data kernel, or RBF on the
+    :class:`~coscope.models.icm.IcmKernel` (RBF data kernel, or RBF on the
     boundary-warped inputs, as built here)."""
-    from coscope.agents.knowledge_gain import IcmKernel
-
     data_kernel = model.covar_module.kernels[0]
     boundary = {}
     with torch.no_grad():

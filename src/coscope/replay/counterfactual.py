@@ -24,14 +24,13 @@ from typing import Any
 
 import numpy as np
 
-from coscope.agents.protocols import ModalityChooser
-from coscope.campaign.adopt import facts_of, restrict, steer
+from coscope.agents.protocols import Agent, Ask, PriceFunction
+from coscope.campaign.adopt import Steered, facts_of, restrict, steer
 from coscope.campaign.steering import CampaignFacts, Settings, fold, validate
 from coscope.errors import ConfigError
-from coscope.scalarizers import scalarize
 from coscope.storage import TraceStore
 from coscope.studies.metrics import gaussian_nlpd, rmse
-from coscope.types import Intervention, Measurement, Observation
+from coscope.types import Intervention, Location, Measurement
 
 
 @dataclass(frozen=True)
@@ -139,9 +138,16 @@ class Replayer:
             self.spec, store.sample_shape, {m.step: m.modality for m in self.measurements}
         )
         self.base = Settings.from_spec(self.spec)
-        self.steered: Any = None
+        self._steered: Steered | None = None
         self._key: tuple | None = None
         self._ingested: set[int] = set()
+
+    @property
+    def steered(self) -> Steered:
+        """The agent, reward and truth of the settings last adopted (:meth:`adopt`)."""
+        if self._steered is None:
+            raise RuntimeError("Replayer.adopt() must be called before its agent is used.")
+        return self._steered
 
     def settings_at(self, step: int, what: Counterfactual) -> Settings:
         settings = replace(fold(self.base, self.interventions, before=step), stopped=False)
@@ -153,37 +159,27 @@ class Replayer:
             return self.measurements[:n]
         return [m for m in self.measurements if m.step < step]
 
-    def adopt(self, settings: Settings, with_truth: bool) -> Any:
+    def adopt(self, settings: Settings, with_truth: bool) -> Agent:
         if settings.model_key() != self._key:
             modality = settings.scalarizer["modality"]
             signals = {m.step: m.signal for m in self.measurements if m.modality == modality}
-            self.steered = steer(self.spec, self.sample, settings, signals, with_truth=with_truth)
-            if isinstance(self.steered.agent, ModalityChooser):
+            self._steered = steer(self.spec, self.sample, settings, signals, with_truth=with_truth)
+            if self.steered.abilities.single_target is None:
                 raise ConfigError(
                     f"replay, retrace and the HTML report follow campaigns of a single-target "
-                    f"agent; policy '{self.spec.policy.name}' chooses among modalities "
+                    f"agent; policy '{self.spec.policy.name}' learns modalities "
                     f"{list(self.steered.agent.modalities)} and cannot be replayed yet: read its "
                     "run folder's report instead."
                 )
             self._key = settings.model_key()
             self._ingested = set()
-        restrict(self.steered.agent, settings)
+        restrict(self.steered.abilities.steerable, settings)
         return self.steered.agent
 
     def ingest(self, measurements: list[Measurement]) -> None:
-        spec, steered = self.steered.spec, self.steered
-        modality = spec.scalarizer.modality
-        new = [m for m in measurements if m.modality == modality and m.step not in self._ingested]
-        axis = self.sample.info(modality).axis
-        observations = []
-        for m in new:
-            if steered.reward is not None:
-                value = steered.reward(m.signal)
-            else:
-                value = scalarize(spec.scalarizer.name, m.signal, axis, spec.scalarizer.params)
-            observations.append(Observation(m.step, m.modality, m.location, float(value)))
-        if observations:
-            steered.agent.ingest(observations)
+        """Tell the agent the measurements it has not been told (re-scalarized by its target)."""
+        new = [m for m in measurements if m.step not in self._ingested]
+        self.steered.agent.ingest_measurements(new)
         self._ingested |= {m.step for m in new}
 
     def metrics(self) -> dict[str, float]:
@@ -201,10 +197,14 @@ class Replayer:
         return out
 
 
-def _cost_of(settings: Settings, instrument: str, modality: str) -> float:
-    """The settings' cost of one ``modality`` measurement on ``instrument`` (0 if unknown)."""
-    cost = settings.costs.get(instrument, 0.0)
-    return float(cost.get(modality, 0.0)) if isinstance(cost, dict) else float(cost)
+def _price_of(settings: Settings) -> PriceFunction:
+    """The settings' cost of one measurement per (instrument, modality) (0 if unknown)."""
+
+    def price(instrument: str, modality: str, location: Location) -> float:
+        cost = settings.costs.get(instrument, 0.0)
+        return float(cost.get(modality, 0.0)) if isinstance(cost, dict) else float(cost)
+
+    return price
 
 
 def replay(
@@ -229,18 +229,15 @@ def replay(
         seen = rp.seen_before(decision.step)
         rp.ingest(seen)
         seen_steps = {m.step for m in seen}
-        pending = [
-            d.location for d in rp.decisions if d.step < decision.step and d.step not in seen_steps
-        ]
-        proposals = agent.suggest(
-            1,
+        pending = [d for d in rp.decisions if d.step < decision.step and d.step not in seen_steps]
+        ask = Ask(
             step=decision.step,
             instrument=decision.instrument,
-            modality=rp.steered.spec.scalarizer.modality,
-            pending=pending,
-            expected_cost=_cost_of(settings, decision.instrument, decision.modality),
+            offered=tuple(agent.modalities),
+            pending=tuple(pending),
+            price=_price_of(settings),
         )
-        chosen = proposals[0] if proposals else None
+        chosen = agent.propose(ask)
         row = {
             "step": decision.step,
             "recorded_row": decision.location.row,

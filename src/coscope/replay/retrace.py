@@ -19,8 +19,11 @@ from typing import Any
 
 import numpy as np
 
+from coscope.agents.base import GridAgent
+from coscope.agents.protocols import AgentAbilities, HasPolicy
 from coscope.campaign.adopt import restrict
-from coscope.models import load_latent_model, load_model, patch_features, predict
+from coscope.errors import ConfigError
+from coscope.models import DKLState, GPState, load_latent_model, load_model, patch_features, predict
 from coscope.replay.counterfactual import Counterfactual, Replayer
 from coscope.storage import TraceStore
 
@@ -63,21 +66,26 @@ class RetraceResult:
         )
 
 
-def _conditioned(agent: Any, final_state: Any, steps: list[int], known: set[int]) -> Any | None:
+def _conditioned(
+    agent: GridAgent, final_state: GPState | DKLState, steps: list[int], known: set[int]
+) -> GPState | DKLState | None:
     """The final state restricted to training rows whose step is in ``known``."""
     idx = [i for i, s in enumerate(steps) if s in known]
     if not idx:
         return None
-    name = "F" if hasattr(final_state, "F") else "X"
-    state = replace(final_state, **{name: getattr(final_state, name)[idx], "y": final_state.y[idx]})
-    agent._state = state
-    agent._model = load_latent_model(state) if name == "F" else load_model(state)
+    if isinstance(final_state, DKLState):  # DKL: the final latent inputs
+        latent = replace(final_state, F=final_state.F[idx], y=final_state.y[idx])
+        agent._state, agent._model = latent, load_latent_model(latent)
+        return latent
+    state = replace(final_state, X=final_state.X[idx], y=final_state.y[idx])
+    agent._state, agent._model = state, load_model(state)
     return state
 
 
-def _feature_space(rp: Replayer, agent: Any) -> tuple[np.ndarray, str]:
-    if hasattr(agent, "embedding") and getattr(agent, "_latent", None) is not None:
-        emb = agent.embedding()
+def _feature_space(rp: Replayer, abilities: AgentAbilities) -> tuple[np.ndarray, str]:
+    latent = abilities.embedding
+    emb = latent.embedding() if latent is not None else None
+    if emb is not None:
         if emb.shape[1] == 1:
             emb = np.hstack([emb, np.zeros_like(emb)])
         return emb[:, :2], "DKL latent"
@@ -101,12 +109,18 @@ def retrace(store_path: str | Path, *, top_k: int = 5) -> RetraceResult:
     end = rp.decisions[-1].step + 1 if rp.decisions else 0
     final_settings = rp.settings_at(end, what)
     agent = rp.adopt(final_settings, with_truth=False)
+    if not isinstance(agent, GridAgent):  # a single-target agent (checked by adopt)
+        raise ConfigError(f"retrace needs a grid agent; {type(agent).__name__} is not one.")
+    abilities = rp.steered.abilities
     rp.ingest(rp.measurements)
     has_model = agent.n_observations > 0 and agent._ensure_model(end)
     final_state = agent._state if has_model else None
     steps = [o.step for o in agent.observations[: agent._n_fit()]]
-    result.embedding, result.space = _feature_space(rp, agent)
-    final_policy = (getattr(agent, "policy_name", ""), dict(getattr(agent, "policy_params", {})))
+    result.embedding, result.space = _feature_space(rp, abilities)
+    scorer = abilities.policy
+    final_policy = (
+        (scorer.policy_name, dict(scorer.policy_params)) if scorer is not None else ("", {})
+    )
     K = len(rp.decisions)
     maps = {k: np.full((K, H, W), np.nan) for k in ("acquisition", "mean", "std")}
     for k, decision in enumerate(rp.decisions):
@@ -129,12 +143,12 @@ def retrace(store_path: str | Path, *, top_k: int = 5) -> RetraceResult:
             mean, std = predict(agent._model, agent.candidates)
             maps["mean"][k], maps["std"][k] = mean.reshape(H, W), std.reshape(H, W)
             row["mean"], row["std"] = float(mean[flat]), float(std[flat])
-            if hasattr(agent, "scores"):
+            if scorer is not None:
                 at_step = rp.settings_at(decision.step, what)
-                restrict(agent, at_step)  # exclusions in force at this step
-                _set_policy(agent, at_step.policy, final_policy)
+                restrict(abilities.steerable, at_step)  # exclusions in force at this step
+                _set_policy(scorer, at_step.policy, final_policy)
                 pending = [d.location.flat(W) for d in rp.decisions[:k] if d.step not in seen]
-                scores = np.asarray(agent.scores(pending), dtype=np.float64)
+                scores = np.asarray(scorer.scores(pending), dtype=np.float64)
                 eligible = np.ones(H * W, dtype=bool)
                 eligible[[rp.decisions[j].location.flat(W) for j in range(k)]] = False
                 eligible &= ~agent.blocked
@@ -147,12 +161,13 @@ def retrace(store_path: str | Path, *, top_k: int = 5) -> RetraceResult:
                 ups = [int(i) for i in order if i != flat and eligible[i]][:top_k]
                 row["runners_up"] = [[i // W, i % W] for i in ups]
         result.rows.append(row)
-    _set_policy(agent, None, final_policy)
+    if scorer is not None:
+        _set_policy(scorer, None, final_policy)
     result.acquisition, result.mean, result.std = maps["acquisition"], maps["mean"], maps["std"]
     return result
 
 
-def _set_policy(agent: Any, policy: dict[str, Any] | None, final: tuple[str, dict]) -> None:
+def _set_policy(agent: HasPolicy, policy: dict[str, Any] | None, final: tuple[str, dict]) -> None:
     """Use the step's acquisition policy when it runs on this surrogate kind, else the final."""
     name, params = final
     if policy is not None and policy.get("model", "gp") == agent.model_kind:
@@ -160,5 +175,4 @@ def _set_policy(agent: Any, policy: dict[str, Any] | None, final: tuple[str, dic
 
         if policy["name"] in policy_names() or policy["name"] == "thompson":
             name, params = policy["name"], dict(policy.get("params", {}))
-    if hasattr(agent, "policy_params"):
-        agent.policy_name, agent.policy_params = name, params
+    agent.policy_name, agent.policy_params = name, params

@@ -29,8 +29,8 @@ def write_report(ctx: CampaignContext, history: list[dict[str, float]], folder: 
     write_maps(
         folder,
         structure=ctx.sample.structure,
-        mean=getattr(report, "mean", None),
-        std=getattr(report, "std", None),
+        mean=report.mean,
+        std=report.std,
         truth=ctx.truth_map,
         visited=visited,
         title=f"{spec.name}: {spec.policy.name} on {spec.scalarizer.name}, "

@@ -16,8 +16,12 @@ says nothing about the orchestration. Plain data in, plain dict out.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
 from coscope.types import Measurement, Proposal
+
+if TYPE_CHECKING:  # the context module loads the agents' protocols; this one stays light
+    from coscope.campaign.context import CampaignContext
 
 
 def _union_length(intervals: list[tuple[float, float]]) -> float:
@@ -67,7 +71,7 @@ def utilisation(
     return {name: min(1.0, _union_length(iv) / (t1 - t0)) for name, iv in clipped.items()}
 
 
-def co_orchestration_metrics(ctx) -> tuple[dict[str, float], dict[str, object]]:
+def co_orchestration_metrics(ctx: CampaignContext) -> tuple[dict[str, float], dict[str, Any]]:
     """Final metrics (utilisation, per-modality counts/cost/RMSE, task covariance) and arrays.
 
     Args:
@@ -76,7 +80,9 @@ def co_orchestration_metrics(ctx) -> tuple[dict[str, float], dict[str, object]]:
     Returns:
         ``(metrics, arrays)``: ``utilisation.<instrument>``, ``modality.<m>.n``,
         ``modality.<m>.cost``, ``modality.<m>.rmse`` (when the agent maps ``m`` and the sample
-        has its ground truth), ``task_cov.<s>_<t>``; arrays ``task_covariance.npy``.
+        has its ground truth), ``task_cov.<s>_<t>``; arrays ``task_covariance.npy``. The
+        per-modality maps and the task covariance come from an agent that
+        :class:`~coscope.agents.protocols.ReportsTasks`.
     """
     import numpy as np
 
@@ -89,9 +95,10 @@ def co_orchestration_metrics(ctx) -> tuple[dict[str, float], dict[str, object]]:
         metrics[f"modality.{m.modality}.n"] = metrics.get(f"modality.{m.modality}.n", 0.0) + 1
         key = f"modality.{m.modality}.cost"
         metrics[key] = metrics.get(key, 0.0) + m.cost
-    agent, arrays = ctx.agent, {}
-    reducers = getattr(agent, "reducers", {})
-    for modality, reducer in reducers.items():
+    agent, arrays = ctx.abilities.tasks, {}  # an agent that learns several modalities
+    if agent is None:
+        return metrics, arrays
+    for modality, reducer in agent.reducers.items():
         truth = ctx.sample.truth.get(modality)
         if truth is None:
             continue
@@ -100,7 +107,7 @@ def co_orchestration_metrics(ctx) -> tuple[dict[str, float], dict[str, object]]:
         mean, _ = agent.predict(modality)
         if np.isfinite(mean).all():
             metrics[f"modality.{modality}.rmse"] = float(np.sqrt(np.mean((mean - true_map) ** 2)))
-    cov = agent.task_covariance() if hasattr(agent, "task_covariance") else None
+    cov = agent.task_covariance()
     if cov is not None:
         arrays["task_covariance.npy"] = cov
         for s in range(cov.shape[0]):

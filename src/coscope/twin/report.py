@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import tempfile
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
+from coscope.agents.protocols import HasDigitalTwin
+from coscope.campaign.tracker import Tracker
 from coscope.twin.artefact import DigitalTwin, save_pyfunc
 
 
@@ -85,15 +86,17 @@ def write_twin_report(
     return paths
 
 
-def finish_twin(agent: Any, tracker: Any, run_dir: Path, name: str, step: int) -> dict | None:
-    """Save, report, log and register the agent's twin (``None`` if it has none yet).
+def finish_twin(
+    agent: HasDigitalTwin | None, tracker: Tracker, run_dir: Path, name: str, step: int
+) -> dict | None:
+    """Save, report, log and register the agent's twin (``None`` without a twin agent, or if
+    it has no twin yet).
 
     Writes ``<run_dir>/twin/artefact`` (the twin) and ``<run_dir>/twin/report`` (PNGs); logs
     theta* and its standard deviation as ``twin.theta.*`` metrics, the report as artifacts,
     and registers the pyfunc model as ``<name>-twin`` in MLflow's model registry.
     """
-    make = getattr(agent, "digital_twin", None)
-    twin = make() if make is not None else None
+    twin = agent.digital_twin() if agent is not None else None
     if twin is None:
         return None
     folder = run_dir / "twin"
