@@ -22,13 +22,15 @@ which the loop records in the trace and MLflow after each proposal, numbered in 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Protocol, runtime_checkable
 
-from coscope.types import Location, Measurement, Proposal
+from coscope.instruments.pricing import PriceFunction
+from coscope.types import Measurement, Proposal
 
-CostFunction = Callable[[str, str, Location], float]
-"""``cost(instrument, modality, location) -> expected cost`` in the campaign's cost unit."""
+CostFunction = PriceFunction
+"""``cost(instrument, modality, location, params=None) -> price`` in the campaign's cost unit:
+the price the instrument charges for that request (:mod:`coscope.instruments.pricing`)."""
 
 
 @runtime_checkable

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -10,8 +10,9 @@ import numpy as np
 
 from coscope.agents.protocols import ModalityChooser
 from coscope.config import CampaignSpec
-from coscope.instruments import Sample
-from coscope.instruments.costs import base_cost, travel_cost
+from coscope.instruments import Instrument, PriceQuery, Pricing, Sample
+from coscope.instruments.base import STAGE_FROM
+from coscope.instruments.registry import build_base, instrument_pricing
 from coscope.scalarizers import scalarize
 from coscope.storage import TraceStore
 from coscope.types import Location, Measurement, Observation
@@ -47,6 +48,7 @@ class CampaignContext:
     _n_metrics: int = field(default=0, repr=False)
     _origins: dict[str, Location] = field(default_factory=dict, repr=False)
     _n_origins: int = field(default=-1, repr=False)
+    _bases: dict[str, Instrument] = field(default_factory=dict, repr=False)
 
     @property
     def target_modality(self) -> str:
@@ -106,25 +108,55 @@ class CampaignContext:
             return cost.get(self.target_modality, min(cost.values()))
         return cost
 
-    def expected_cost(self, instrument: str, modality: str, location: Location) -> float:
-        """Expected cost of measuring ``modality`` at ``location`` on ``instrument``.
+    def pricing(self, instrument: str) -> Pricing:
+        """The price model of ``instrument`` under the spec's current costs.
 
-        The :data:`~coscope.agents.protocols.CostFunction` handed to a modality-choosing
-        agent: the spec's per-modality cost plus stage travel from the instrument's latest
-        decision (:mod:`coscope.instruments.costs`; the origin is read from the trace).
+        The same :class:`~coscope.instruments.pricing.Pricing` its stack charges by (built
+        from the spec entry and the base instrument's declared price capability).
         """
         inst = next(i for i in self.spec.instruments if i.name == instrument)
-        base = base_cost(inst.cost, modality)
+        if instrument not in self._bases:
+            self._bases[instrument] = build_base(
+                inst.name,
+                self.sample,
+                kind=inst.kind,
+                modalities=inst.modalities,
+                options=inst.options,
+            )
+        base = self._bases[instrument]
+        return instrument_pricing(base, self.sample, inst.cost, inst.travel_cost_per_um)
+
+    def expected_cost(
+        self,
+        instrument: str,
+        modality: str,
+        location: Location,
+        params: Mapping[str, Any] | None = None,
+    ) -> float:
+        """Price of measuring ``modality`` at ``location`` on ``instrument`` with ``params``.
+
+        The :class:`~coscope.instruments.pricing.PriceFunction` handed to a modality-choosing
+        agent: :meth:`pricing` of the request; without a ``stage_from`` in ``params`` the
+        stage origin is the instrument's latest decision, read from the trace.
+        """
+        query = dict(params or {})
+        if STAGE_FROM not in query:
+            origin = self._stage_origin(instrument)
+            if origin is not None:
+                query[STAGE_FROM] = [origin.row, origin.col]
+        return self.pricing(instrument).price(PriceQuery(instrument, modality, location, query))
+
+    def _stage_origin(self, instrument: str) -> Location | None:
+        """Location of the instrument's latest decision (``None`` before its first, or when
+        it charges no travel)."""
+        inst = next(i for i in self.spec.instruments if i.name == instrument)
         if not inst.travel_cost_per_um:
-            return base
+            return None
         count = self.store.counts()["decisions"]
         if count != self._n_origins:
             self._origins = {d.instrument: d.location for d in self.store.decisions()}
             self._n_origins = count
-        origin = self._origins.get(instrument)
-        return base + travel_cost(
-            inst.travel_cost_per_um, self.sample.pixel_size_um, origin, location
-        )
+        return self._origins.get(instrument)
 
     def prediction_metrics(self) -> dict[str, float]:
         """RMSE and MAE of the predicted map against ground truth, when known and due."""
