@@ -39,15 +39,17 @@ COMMON_PARAMS: dict[str, str] = {
 
 @runtime_checkable
 class Instrument(Protocol):
-    """What produces measurements.
+    """What produces measurements (``name`` and ``modalities`` may be plain attributes)."""
 
-    Attributes:
-        name: Instrument name; requests addressed to another name are rejected.
-        modalities: Names of the modalities it can measure.
-    """
+    @property
+    def name(self) -> str:
+        """Instrument name; requests addressed to another name are rejected."""
+        ...
 
-    name: str
-    modalities: tuple[str, ...]
+    @property
+    def modalities(self) -> tuple[str, ...]:
+        """Names of the modalities it can measure."""
+        ...
 
     def info(self, modality: str) -> ModalityInfo:
         """Signal description (axis ``(L,)``, units) of ``modality``."""

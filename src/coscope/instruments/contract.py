@@ -19,7 +19,7 @@ import dataclasses
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
@@ -150,7 +150,8 @@ def check_rejects_bad_requests(case: ContractCase) -> None:
     for loc in (Location(h, 0), Location(0, w), Location(-1, 0)):
         _rejects("off sample", inst, dataclasses.replace(req, location=loc), "off the sample")
     _rejects("bad seed", inst, dataclasses.replace(req, seed=-1), "seed")
-    bad = [{"no_such_param": 1}, {"stage_from": "here"}, *case.bad_params]
+    bad: list[Mapping[str, Any]] = [{"no_such_param": 1}, {"stage_from": "here"}]
+    bad += case.bad_params
     for params in bad:
         _rejects("bad params", inst, dataclasses.replace(req, params={**req.params, **params}))
 
@@ -210,7 +211,7 @@ def declared_view(instrument: Instrument) -> Instrument:
             members += names
     namespace: dict[str, Any] = {m: getattr(instrument, m) for m in members}
     namespace |= {"name": instrument.name, "modalities": tuple(instrument.modalities)}
-    return _View(namespace)
+    return cast(Instrument, _View(namespace))
 
 
 class _View:
