@@ -138,4 +138,7 @@ def test_campaign_context_tells_the_agent_what_the_instrument_charges(tmp_path: 
         MeasurementRequest(0, "sim", "theory_lattice", loc, 5, {"fidelity": 8})
     )
     assert charged.cost == pytest.approx(0.625)
+    instruments = [i.model_copy(update={"cost": 4.0}) for i in spec.instruments]
+    ctx.spec = spec.model_copy(update={"instruments": instruments})  # as a costs intervention
+    assert ctx.expected_cost("sim", "theory_lattice", loc, {"fidelity": 8}) == pytest.approx(0.25)
     store.close()

@@ -49,6 +49,8 @@ class CampaignContext:
     _origins: dict[str, Location] = field(default_factory=dict, repr=False)
     _n_origins: int = field(default=-1, repr=False)
     _bases: dict[str, Instrument] = field(default_factory=dict, repr=False)
+    _pricings: dict[str, Pricing] = field(default_factory=dict, repr=False)
+    _priced_spec: CampaignSpec | None = field(default=None, repr=False)
 
     @property
     def target_modality(self) -> str:
@@ -112,19 +114,25 @@ class CampaignContext:
         """The price model of ``instrument`` under the spec's current costs.
 
         The same :class:`~coscope.instruments.pricing.Pricing` its stack charges by (built
-        from the spec entry and the base instrument's declared price capability).
+        from the spec entry and the base instrument's declared price capability); rebuilt
+        when :attr:`spec` is replaced (a ``costs`` intervention).
         """
-        inst = next(i for i in self.spec.instruments if i.name == instrument)
-        if instrument not in self._bases:
-            self._bases[instrument] = build_base(
-                inst.name,
-                self.sample,
-                kind=inst.kind,
-                modalities=inst.modalities,
-                options=inst.options,
+        if self._priced_spec is not self.spec:
+            self._pricings, self._priced_spec = {}, self.spec
+        if instrument not in self._pricings:
+            inst = next(i for i in self.spec.instruments if i.name == instrument)
+            if instrument not in self._bases:
+                self._bases[instrument] = build_base(
+                    inst.name,
+                    self.sample,
+                    kind=inst.kind,
+                    modalities=inst.modalities,
+                    options=inst.options,
+                )
+            self._pricings[instrument] = instrument_pricing(
+                self._bases[instrument], self.sample, inst.cost, inst.travel_cost_per_um
             )
-        base = self._bases[instrument]
-        return instrument_pricing(base, self.sample, inst.cost, inst.travel_cost_per_um)
+        return self._pricings[instrument]
 
     def expected_cost(
         self,
@@ -149,8 +157,7 @@ class CampaignContext:
     def _stage_origin(self, instrument: str) -> Location | None:
         """Location of the instrument's latest decision (``None`` before its first, or when
         it charges no travel)."""
-        inst = next(i for i in self.spec.instruments if i.name == instrument)
-        if not inst.travel_cost_per_um:
+        if not self.pricing(instrument).travel_cost_per_um:
             return None
         count = self.store.counts()["decisions"]
         if count != self._n_origins:
