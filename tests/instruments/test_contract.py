@@ -7,13 +7,17 @@ kind registered by coscope has at least one case (a new kind fails here until it
 from __future__ import annotations
 
 import dataclasses
+import itertools
 from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from coscope.errors import InstrumentError
 from coscope.instruments import (
+    Instrument,
+    Pricing,
     SimulatedInstrument,
     WithCost,
     WithLatency,
@@ -22,12 +26,15 @@ from coscope.instruments import (
     build_sample,
     instrument_kinds,
     synthetic_film,
+    validate_request,
+    validate_signal,
 )
+from coscope.instruments.base import check_modality
 from coscope.instruments.contract import CHECKS, ContractCase, check_instrument
 from coscope.instruments.registry import INSTRUMENTS
 from coscope.instruments.sample import Sample
 from coscope.storage.datasets import Dataset, write_dataset
-from coscope.types import Location, MeasurementRequest, ModalityInfo
+from coscope.types import Location, Measurement, MeasurementRequest, ModalityInfo
 
 FILM = synthetic_film(size=16, seed=3, n_voltage=32)
 LIBRARY = build_sample("combinatorial_library", {"members": 16, "n_raman": 32}, 0)
@@ -209,14 +216,109 @@ def test_every_registered_kind_has_a_case() -> None:
     assert ours <= {kind for kind, _ in CASES.values()}
 
 
-def test_a_broken_instrument_fails_the_contract(root: Path) -> None:
-    """The suite catches what it claims to: here an instrument that ignores the seed."""
+class _Jittery(SimulatedInstrument):
+    """Ignores the request seed."""
 
-    class Jittery(SimulatedInstrument):
-        def measure(self, request):
-            m = super().measure(request)
-            return dataclasses.replace(m, signal=m.signal + np.random.default_rng().normal())
+    def measure(self, request: MeasurementRequest) -> Measurement:
+        m = super().measure(request)
+        return dataclasses.replace(m, signal=m.signal + np.random.default_rng().normal())
 
-    case = _film(lambda: Jittery("afm", FILM))(root)
-    with pytest.raises(AssertionError, match="deterministic"):
+
+class _Overcharging(SimulatedInstrument):
+    """Charges more than its price."""
+
+    def measure(self, request: MeasurementRequest) -> Measurement:
+        return dataclasses.replace(super().measure(request), cost=3.0)
+
+
+class _Lax(SimulatedInstrument):
+    """Skips the request checks."""
+
+    def measure(self, request: MeasurementRequest) -> Measurement:
+        signal = self.sample.signal(request.modality, Location(0, 0))
+        return Measurement(
+            request.step, self.name, request.modality, request.location, signal, 1.0, 0.0, 0.0
+        )
+
+
+@pytest.mark.parametrize(
+    ("broken", "words"),
+    [(_Jittery, "deterministic"), (_Overcharging, "price"), (_Lax, "wrong instrument")],
+)
+def test_a_broken_instrument_fails_the_contract(root: Path, broken: type, words: str) -> None:
+    """The suite catches what it claims to."""
+    case = _film(lambda: broken("afm", FILM))(root)
+    with pytest.raises(AssertionError, match=words):
         check_instrument(case)
+
+
+class DwellSpectrometer:
+    """A plug-in instrument as a user would write one: price and noise set by a dwell time.
+
+    Declares ``Priced`` (``dwell_s / 1 s``), ``ParameterisedRequests`` (``dwell_s``) and
+    ``Stoppable``, and nothing is asked of it beyond those and the protocol.
+    """
+
+    def __init__(self, name: str, sample: Sample) -> None:
+        self.name, self.sample, self.modalities = name, sample, ("raman",)
+        self.stops = 0
+
+    def info(self, modality: str) -> ModalityInfo:
+        check_modality(self, modality)
+        return self.sample.info(modality)
+
+    def request_params(self) -> dict[str, str]:
+        return {"dwell_s": "seconds per spectrum, > 0 (default 1)"}
+
+    def check_params(self, params) -> None:
+        dwell = params.get("dwell_s", 1.0)
+        if isinstance(dwell, bool) or not isinstance(dwell, int | float) or not dwell > 0:
+            raise InstrumentError(f"dwell_s={dwell!r} is invalid: give seconds > 0.")
+
+    def relative_price(self, modality: str, location: Location, params) -> float:
+        self.check_params(params)
+        return float(params.get("dwell_s", 1.0))
+
+    def stop(self) -> None:
+        self.stops += 1
+
+    def measure(self, request: MeasurementRequest) -> Measurement:
+        validate_request(self, self.sample.shape, request)
+        clean = self.sample.signal(request.modality, request.location)
+        sigma = 0.05 / np.sqrt(float(request.params.get("dwell_s", 1.0)))
+        noise = sigma * np.random.default_rng(request.seed).standard_normal(clean.shape)
+        signal = validate_signal(self.info(request.modality), clean + noise)
+        cost = Pricing.of(self)(request)
+        return Measurement(
+            request.step, self.name, request.modality, request.location, signal, cost, 0.0, 0.0
+        )
+
+
+def _spectrometer_case(make: Callable[[], Instrument]) -> ContractCase:
+    requests = [
+        _req("xrs", "raman", Location(1, 1)),
+        _req("xrs", "raman", Location(2, 3), step=5, dwell_s=0.25),
+        _req("xrs", "raman", Location(3, 0), step=6, dwell_s=4, stage_from=[0, 0]),
+    ]
+    return ContractCase(make, requests, LIBRARY.shape, [{"dwell_s": 0}, {"dwell_s": "long"}])
+
+
+def test_a_plugin_instrument_passes_the_contract_bare_and_in_any_stack() -> None:
+    check_instrument(_spectrometer_case(lambda: DwellSpectrometer("xrs", LIBRARY)))
+    wraps: list[Callable[[Instrument], Instrument]] = [
+        lambda i: WithCost(i, 5.0, travel_cost_per_um=0.001, pixel_size_um=LIBRARY.pixel_size_um),
+        lambda i: WithNoise(i, 0.01),
+        lambda i: WithLatency(i, 1.0, time_scale=0.0),
+    ]
+    request = _spectrometer_case(lambda: DwellSpectrometer("xrs", LIBRARY)).requests[2]
+    travel = 0.001 * LIBRARY.pixel_size_um * 3.0
+    for order in itertools.permutations(wraps):
+
+        def make(order=order) -> Instrument:
+            inst: Instrument = DwellSpectrometer("xrs", LIBRARY)
+            for wrap in order:
+                inst = wrap(inst)
+            return inst
+
+        check_instrument(_spectrometer_case(make))
+        assert make().measure(request).cost == pytest.approx(5.0 * 4 + travel)
