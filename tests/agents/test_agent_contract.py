@@ -154,7 +154,7 @@ class _Campaign:
     def ask(
         self, agent: Agent, step: int, instrument: str, pending: tuple[Proposal, ...] = ()
     ) -> Ask:
-        def price(name: str, modality: str, location: Location) -> float:
+        def price(name: str, modality: str, location: Location, params: object = None) -> float:
             cost = next(i.cost for i in self.spec.instruments if i.name == name)
             return float(cost[modality]) if isinstance(cost, dict) else float(cost)
 

@@ -9,6 +9,7 @@ import pytest
 
 from coscope.errors import ConfigError, InstrumentError
 from coscope.instruments import (
+    PriceQuery,
     SimulatedInstrument,
     WithCost,
     WithLatency,
@@ -79,7 +80,7 @@ def test_callable_cost_and_bad_cost() -> None:
     assert inst.measure(_req(loc=Location(0, 4))).cost == 5.0
     bad = WithCost(SimulatedInstrument("afm", SAMPLE), lambda mod, loc: -1.0)
     with pytest.raises(InstrumentError, match="cost model"):
-        bad.expected_cost("beps_loop", Location(0, 0))
+        bad.price(PriceQuery("afm", "beps_loop", Location(0, 0)))
     with pytest.raises(ConfigError, match="cost"):
         WithCost(SimulatedInstrument("afm", SAMPLE), -2.0)
 

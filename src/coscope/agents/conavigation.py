@@ -46,7 +46,6 @@ import numpy as np
 
 from coscope.agents.calibration import Posterior, ThetaSpace, affine_profile, calibrate
 from coscope.agents.protocols import AgentReport, Ask
-from coscope.instruments.lattice import lattice_cost_factor
 from coscope.instruments.theory import normalized_structure
 from coscope.models.fitting import Fitter, fit_here
 from coscope.models.multioutput_gp import SharedKernelGP
@@ -403,8 +402,7 @@ class CoNavigationAgent:
             locs = [Location.from_flat(int(i), w) for i in rng.choice(self.s.size, 16)]
         locs = [locs[i] for i in rng.permutation(len(locs))[:64]]
         sizes = self.sizes or (0,)
-        base = cost(instrument, mod, locs[0])
-        factor = {k: lattice_cost_factor(k, sizes[-1]) if k else 1.0 for k in sizes}
+        price = {k: cost(instrument, mod, locs[0], {"fidelity": k} if k else {}) for k in sizes}
         if self.emulator is None:
             loc, size, score = locs[0], sizes[n_sims % len(sizes)], float("nan")
         else:
@@ -416,7 +414,7 @@ class CoNavigationAgent:
                 cand = self._inputs(s, units, np.full(len(locs), self._z(size)))
                 cov = np.diag(self.emulator.posterior_cov(cand, target))
                 var = np.maximum(self.emulator.predict(cand)[1], 1e-12)
-                value = cov**2 / (var + self.emulator.noise**2) / (base * factor[size])
+                value = cov**2 / (var + self.emulator.noise**2) / price[size]
                 i = int(np.argmax(value))
                 if value[i] > best[0]:
                     best = (float(value[i]), locs[i], size)
@@ -433,7 +431,7 @@ class CoNavigationAgent:
             loc,
             policy,
             score=score,
-            expected_cost=base * factor[size],
+            expected_cost=price[size],
             model_version=self.version,
             params=params,
         )

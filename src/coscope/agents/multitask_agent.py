@@ -334,7 +334,10 @@ class MultiTaskAgent:
         pend_tasks = np.array([self.modalities.index(p.modality) for p in pend], dtype=np.int64)
         pend_flats = np.array([p.location.row * w + p.location.col for p in pend], dtype=np.int64)
         costs = np.array(
-            [cost(instrument, self.modalities[t], Location.from_flat(f, w)) for t, f in cands]
+            [
+                cost(instrument, self.modalities[t], Location.from_flat(f, w), params)
+                for t, f in cands
+            ]
         )
         score = self._scores(tasks, flats, pend_tasks, pend_flats, costs)
         best = int(np.argmax(score))
@@ -395,7 +398,7 @@ class MultiTaskAgent:
             location=loc,
             policy=policy,
             score=score,
-            expected_cost=float(cost(instrument, modality, loc)),
+            expected_cost=float(cost(instrument, modality, loc, params)),
             model_version=self.model_version,
             predicted_mean=mean,
             predicted_std=std,

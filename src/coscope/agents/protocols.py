@@ -30,14 +30,12 @@ from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 import numpy as np
 
+from coscope.instruments.pricing import PriceFunction
 from coscope.scalarizers import scalarize
 from coscope.types import FitRecord, Location, Measurement, Observation, Proposal
 
 if TYPE_CHECKING:  # typing only: the twin and executor modules load torch / Prefect
     from coscope.twin.artefact import DigitalTwin
-
-PriceFunction = Callable[[str, str, Location], float]
-"""``price(instrument, modality, location) -> expected cost`` in the campaign's cost unit."""
 
 
 @dataclass(frozen=True, eq=False)

@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
 from coscope.agents.protocols import Agent, AgentAbilities, Reducer, ScalarTarget, abilities_of
 from coscope.campaign.tracker import Tracker
 from coscope.config import CampaignSpec
-from coscope.instruments import Sample
-from coscope.instruments.costs import base_cost, travel_cost
+from coscope.instruments import Instrument, PriceQuery, Pricing, Sample
+from coscope.instruments.base import STAGE_FROM
+from coscope.instruments.costs import base_cost
+from coscope.instruments.registry import build_base, instrument_pricing
 from coscope.storage import TraceStore
 from coscope.types import Location, Measurement, Observation
 
@@ -57,6 +60,9 @@ class CampaignContext:
     _n_metrics: int = field(default=0, repr=False)
     _origins: dict[str, Location] = field(default_factory=dict, repr=False)
     _n_origins: int = field(default=-1, repr=False)
+    _bases: dict[str, Instrument] = field(default_factory=dict, repr=False)
+    _pricings: dict[str, Pricing] = field(default_factory=dict, repr=False)
+    _priced_spec: CampaignSpec | None = field(default=None, repr=False)
     abilities: AgentAbilities = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -122,25 +128,60 @@ class CampaignContext:
         inst = next(i for i in self.spec.instruments if i.name == name)
         return min(base_cost(inst.cost, m) for m in self.offered_modalities(name))
 
-    def expected_cost(self, instrument: str, modality: str, location: Location) -> float:
-        """Expected cost of measuring ``modality`` at ``location`` on ``instrument``.
+    def pricing(self, instrument: str) -> Pricing:
+        """The price model of ``instrument`` under the spec's current costs.
 
-        The :data:`~coscope.agents.protocols.PriceFunction` handed to the agent (``Ask``):
-        the spec's per-modality cost plus stage travel from the instrument's latest decision
-        (:mod:`coscope.instruments.costs`; the origin is read from the trace).
+        The same :class:`~coscope.instruments.pricing.Pricing` its stack charges by (built
+        from the spec entry and the base instrument's declared price capability); rebuilt
+        when :attr:`spec` is replaced (a ``costs`` intervention).
         """
-        inst = next(i for i in self.spec.instruments if i.name == instrument)
-        base = base_cost(inst.cost, modality)
-        if not inst.travel_cost_per_um:
-            return base
+        if self._priced_spec is not self.spec:
+            self._pricings, self._priced_spec = {}, self.spec
+        if instrument not in self._pricings:
+            inst = next(i for i in self.spec.instruments if i.name == instrument)
+            if instrument not in self._bases:
+                self._bases[instrument] = build_base(
+                    inst.name,
+                    self.sample,
+                    kind=inst.kind,
+                    modalities=inst.modalities,
+                    options=inst.options,
+                )
+            self._pricings[instrument] = instrument_pricing(
+                self._bases[instrument], self.sample, inst.cost, inst.travel_cost_per_um
+            )
+        return self._pricings[instrument]
+
+    def expected_cost(
+        self,
+        instrument: str,
+        modality: str,
+        location: Location,
+        params: Mapping[str, Any] | None = None,
+    ) -> float:
+        """Price of measuring ``modality`` at ``location`` on ``instrument`` with ``params``.
+
+        The :class:`~coscope.instruments.pricing.PriceFunction` handed to the agent (``Ask``):
+        :meth:`pricing` of the request; without a ``stage_from`` in ``params`` the stage origin
+        is the instrument's latest decision, read from the trace.
+        """
+        query = dict(params or {})
+        if STAGE_FROM not in query:
+            origin = self._stage_origin(instrument)
+            if origin is not None:
+                query[STAGE_FROM] = [origin.row, origin.col]
+        return self.pricing(instrument).price(PriceQuery(instrument, modality, location, query))
+
+    def _stage_origin(self, instrument: str) -> Location | None:
+        """Location of the instrument's latest decision (``None`` before its first, or when
+        it charges no travel)."""
+        if not self.pricing(instrument).travel_cost_per_um:
+            return None
         count = self.store.counts()["decisions"]
         if count != self._n_origins:
             self._origins = {d.instrument: d.location for d in self.store.decisions()}
             self._n_origins = count
-        origin = self._origins.get(instrument)
-        return base + travel_cost(
-            inst.travel_cost_per_um, self.sample.pixel_size_um, origin, location
-        )
+        return self._origins.get(instrument)
 
     def prediction_metrics(self) -> dict[str, float]:
         """RMSE and MAE of the predicted map against ground truth, when known and due."""

@@ -36,6 +36,7 @@ from coscope.campaign.inbox import Inbox
 from coscope.campaign.theory_intake import absorb_if_idle
 from coscope.campaign.theory_sidecar import THEORY_BATCH, sha256_of, write_sidecar
 from coscope.errors import ConfigError
+from coscope.instruments.pricing import pricing_of
 from coscope.types import MeasurementRequest, Proposal
 
 
@@ -128,7 +129,7 @@ def run_theory_batch(
             instrument=inst_spec.name,
             offered=(agent.theory_modality,),
             pending=tuple(pending),
-            price=lambda name, modality, loc: inst_spec.cost,
+            price=pricing_of(instrument).quote,
         )
         proposal = agent.propose(ask)
         if proposal is None:

@@ -1,14 +1,29 @@
-"""Instruments: the protocol, samples, synthetic physics, simulated instruments, wrappers.
+"""Instruments: the protocol and capabilities, samples, physics, simulators, wrappers, prices.
 
 Import from here: ``from coscope.instruments import Instrument, build_instrument``.
 """
 
 from __future__ import annotations
 
-from coscope.instruments.base import Instrument, validate_request, validate_signal
+from coscope.instruments.base import (
+    Calibratable,
+    Instrument,
+    ParameterisedRequests,
+    Priced,
+    Stoppable,
+    validate_request,
+    validate_signal,
+)
 from coscope.instruments.dataset_twin import dataset_sample
 from coscope.instruments.library import combinatorial_library
-from coscope.instruments.registry import build_instrument, instrument_kinds, register_instrument
+from coscope.instruments.pricing import PriceFunction, PriceQuery, Pricing, WithCost, pricing_of
+from coscope.instruments.registry import (
+    build_base,
+    build_instrument,
+    instrument_kinds,
+    instrument_pricing,
+    register_instrument,
+)
 from coscope.instruments.sample import (
     Sample,
     build_sample,
@@ -18,26 +33,37 @@ from coscope.instruments.sample import (
 )
 from coscope.instruments.simulated import SimulatedInstrument
 from coscope.instruments.theory import TheoryInstrument  # registers the theory kinds
-from coscope.instruments.wrappers import InstrumentWrapper, WithCost, WithLatency, WithNoise
+from coscope.instruments.wrappers import InstrumentWrapper, WithLatency, WithNoise, unwrap
 
 __all__ = [
+    "Calibratable",
     "Instrument",
     "InstrumentWrapper",
+    "ParameterisedRequests",
+    "PriceFunction",
+    "PriceQuery",
+    "Priced",
+    "Pricing",
     "Sample",
     "SimulatedInstrument",
+    "Stoppable",
     "TheoryInstrument",
     "WithCost",
     "WithLatency",
     "WithNoise",
+    "build_base",
     "build_instrument",
     "build_sample",
     "combinatorial_library",
     "dataset_sample",
     "instrument_kinds",
+    "instrument_pricing",
+    "pricing_of",
     "register_instrument",
     "register_sample",
     "sample_kinds",
     "synthetic_film",
+    "unwrap",
     "validate_request",
     "validate_signal",
 ]

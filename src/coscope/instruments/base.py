@@ -1,45 +1,143 @@
-"""The Instrument protocol and the checks every instrument applies to requests and signals.
+"""The Instrument protocol, its capability protocols, and the checks every instrument applies.
 
 An instrument produces observations of one or more modalities, one at a time: a microscope,
-a digital twin, a theory simulator. It is a small runtime-checkable Protocol (like ophyd's
-``Readable``); latency, noise and cost are wrappers around any instrument
-(:mod:`coscope.instruments.wrappers`).
+a digital twin, a theory simulator. Like ophyd's ``Readable`` it is a small runtime-checkable
+Protocol: a ``name``, its ``modalities``, ``info(modality)`` and ``measure(request)``. What
+only some instruments can do is a separate small protocol the class declares by having it:
+
+* :class:`Priced` — requests differ in price by their parameters (a simulator's fidelity, a
+  detector's dwell time); :mod:`coscope.instruments.pricing` turns it into the one price
+  function shared by the deciding agent and the accounting;
+* :class:`ParameterisedRequests` — requests may carry parameters beyond :data:`COMMON_PARAMS`
+  (``theta``, ``fidelity``, ``dwell_s``), with a schema the request checks enforce;
+* :class:`Calibratable` — the instrument has parameters an agent may tune to match experiment;
+* :class:`Stoppable` — a running measurement can be stopped.
+
+Latency, noise and cost are wrappers around any instrument
+(:mod:`coscope.instruments.wrappers`, :mod:`coscope.instruments.pricing`); a wrapper's base
+instrument, whose capabilities count, is :func:`~coscope.instruments.wrappers.unwrap`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
 from coscope.errors import CoscopeError, InstrumentError
 from coscope.types import Location, Measurement, MeasurementRequest, ModalityInfo
 
+STAGE_FROM = "stage_from"
+"""Request param ``[row, col]``: where the stage is when the measurement starts (travel)."""
+
+COMMON_PARAMS: dict[str, str] = {
+    STAGE_FROM: "[row, col] where the stage starts; priced as stage travel",
+}
+"""Request params every instrument accepts: name -> one-line description."""
+
 
 @runtime_checkable
 class Instrument(Protocol):
-    """What produces measurements.
+    """What produces measurements (``name`` and ``modalities`` may be plain attributes)."""
 
-    Attributes:
-        name: Instrument name; requests addressed to another name are rejected.
-        modalities: Names of the modalities it can measure.
-    """
+    @property
+    def name(self) -> str:
+        """Instrument name; requests addressed to another name are rejected."""
+        ...
 
-    name: str
-    modalities: tuple[str, ...]
+    @property
+    def modalities(self) -> tuple[str, ...]:
+        """Names of the modalities it can measure."""
+        ...
 
     def info(self, modality: str) -> ModalityInfo:
         """Signal description (axis ``(L,)``, units) of ``modality``."""
         ...
 
-    def expected_cost(self, modality: str, location: Location) -> float:
-        """Cost (campaign cost unit, >= 0) of measuring ``modality`` at ``location``."""
+    def measure(self, request: MeasurementRequest) -> Measurement:
+        """Execute one request; the result's ``signal`` is ``(L,)`` finite float64.
+
+        ``Measurement.cost`` is the request's price
+        (:func:`coscope.instruments.pricing.pricing_of`); a bare instrument charges the unit
+        cost times its :class:`Priced` factor, the cost wrapper the campaign's price.
+        """
         ...
 
-    def measure(self, request: MeasurementRequest) -> Measurement:
-        """Execute one request; the result's ``signal`` is ``(L,)`` finite float64."""
+
+@runtime_checkable
+class Priced(Protocol):
+    """An instrument whose requests differ in price by what they ask for."""
+
+    def relative_price(self, modality: str, location: Location, params: Mapping[str, Any]) -> float:
+        """Price of a request relative to the instrument's reference request (1.0).
+
+        The spec's ``cost`` is the price of the reference request (for a lattice simulator:
+        its largest side); a request is charged ``cost * relative_price`` (plus travel).
+
+        Raises:
+            InstrumentError: If ``params`` are invalid (e.g. a fidelity not offered).
+        """
         ...
+
+
+@runtime_checkable
+class ParameterisedRequests(Protocol):
+    """An instrument whose requests may carry parameters beyond :data:`COMMON_PARAMS`."""
+
+    def request_params(self) -> Mapping[str, str]:
+        """Accepted request params (besides the common ones): name -> one-line description."""
+        ...
+
+    def check_params(self, params: Mapping[str, Any]) -> None:
+        """InstrumentError (one sentence) unless the values of ``params`` are valid."""
+        ...
+
+
+@runtime_checkable
+class Calibratable(Protocol):
+    """An instrument with parameters an agent may tune until it matches experiment."""
+
+    def calibration_bounds(self) -> Mapping[str, tuple[float, float]]:
+        """Tunable parameters and their box ``{name: (lo, hi)}`` (empty: nothing to tune)."""
+        ...
+
+
+@runtime_checkable
+class Stoppable(Protocol):
+    """An instrument whose running measurement can be stopped (a real stage, a long scan)."""
+
+    def stop(self) -> None:
+        """Stop what is running as soon as it is safe; a no-op when idle."""
+        ...
+
+
+def accepted_params(instrument: Instrument) -> dict[str, str]:
+    """Request params ``instrument`` accepts: the common ones plus its declared schema."""
+    extra = instrument.request_params() if isinstance(instrument, ParameterisedRequests) else {}
+    return {**COMMON_PARAMS, **extra}
+
+
+def check_params(instrument: Instrument, params: Mapping[str, Any]) -> None:
+    """InstrumentError unless ``params`` fit the schema of ``instrument`` (a base instrument)."""
+    allowed = accepted_params(instrument)
+    unknown = sorted(set(params) - set(allowed))
+    if unknown:
+        raise InstrumentError(
+            f"request param(s) {unknown} are not accepted by instrument {instrument.name!r}: "
+            f"use only {sorted(allowed)}."
+        )
+    origin = params.get(STAGE_FROM)
+    if origin is not None and (
+        not isinstance(origin, list | tuple)
+        or len(origin) != 2
+        or not all(isinstance(v, int | np.integer) for v in origin)
+    ):
+        raise InstrumentError(
+            f"request param {STAGE_FROM}={origin!r} is invalid: give [row, col] as two ints."
+        )
+    if isinstance(instrument, ParameterisedRequests):
+        instrument.check_params(params)
 
 
 def check_modality(instrument: Instrument, modality: str) -> None:
@@ -67,7 +165,7 @@ def validate_request(
     """Reject a request ``instrument`` cannot execute, with one sentence saying why.
 
     Checks the instrument name, the modality, the location against ``sample_shape``
-    ``(H, W)`` and the seed (a non-negative int).
+    ``(H, W)``, the seed (a non-negative int) and the params (:func:`check_params`).
 
     Raises:
         InstrumentError: On the first problem found.
@@ -84,6 +182,7 @@ def validate_request(
             f"request seed {request.seed!r} is invalid: derive it with "
             "MeasurementRequest.from_proposal (a non-negative int)."
         )
+    check_params(instrument, request.params)
 
 
 def validate_signal(info: ModalityInfo, signal: np.ndarray) -> np.ndarray:

@@ -1,8 +1,10 @@
 """Instrument kinds by name, and the one function that composes an instrument stack.
 
 A kind is a factory ``f(name, sample, modalities, **options) -> Instrument`` registered with
-:func:`register_instrument`. :func:`build_instrument` builds the base instrument of a kind
-and wraps it in the cost, noise and latency wrappers, so every kind gets them the same way.
+:func:`register_instrument`. :func:`build_base` builds the base instrument of a kind;
+:func:`build_instrument` wraps it in the cost (price), noise and latency wrappers, so every
+kind gets them the same way; :func:`instrument_pricing` is the price model of the same stack
+without building the wrappers (what the deciding agent is told).
 """
 
 from __future__ import annotations
@@ -13,9 +15,10 @@ from typing import Any
 
 from coscope.errors import ConfigError
 from coscope.instruments.base import Instrument
+from coscope.instruments.pricing import CostModel, Pricing, WithCost
 from coscope.instruments.sample import Sample
 from coscope.instruments.simulated import SimulatedInstrument
-from coscope.instruments.wrappers import CostModel, WithCost, WithLatency, WithNoise
+from coscope.instruments.wrappers import WithLatency, WithNoise
 from coscope.registry import Registry
 
 InstrumentFactory = Callable[..., Instrument]
@@ -31,6 +34,36 @@ def _simulated(
 ) -> SimulatedInstrument:
     """Noise-free instrument reading the sample's ground truth."""
     return SimulatedInstrument(name, sample, modalities)
+
+
+def build_base(
+    name: str,
+    sample: Sample,
+    *,
+    kind: str = "simulated",
+    modalities: Sequence[str] | None = None,
+    options: Mapping[str, Any] | None = None,
+) -> Instrument:
+    """The base instrument of ``kind`` (no wrappers); ConfigError on an unknown kind/option."""
+    factory = INSTRUMENTS.get(kind)
+    opts = dict(options or {})
+    try:
+        inspect.signature(factory).bind(name, sample, modalities, **opts)
+    except TypeError as exc:
+        raise ConfigError(
+            f"instrument {name!r} of kind {kind!r} got invalid options {sorted(opts)} ({exc}): "
+            "remove them or use the kind's documented options."
+        ) from None
+    return factory(name, sample, modalities, **opts)
+
+
+def instrument_pricing(
+    base: Instrument, sample: Sample, cost: CostModel = 1.0, travel_cost_per_um: float = 0.0
+) -> Pricing:
+    """The price model :func:`build_instrument` charges by, for a :func:`build_base` base."""
+    return Pricing.of(
+        base, cost, travel_cost_per_um=travel_cost_per_um, pixel_size_um=sample.pixel_size_um
+    )
 
 
 def build_instrument(
@@ -54,31 +87,22 @@ def build_instrument(
         kind: Registered kind (see :func:`instrument_kinds`).
         modalities: Modalities offered (default: the kind's default).
         latency_s: Seconds per measurement, one value or per modality; 0 adds no wrapper.
-        cost: Cost per measurement: value, per-modality mapping, or ``f(modality, location)``.
+        cost: Price of the reference request: value, per-modality mapping, or
+            ``f(modality, location)``; a :class:`~coscope.instruments.base.Priced` base
+            scales it per request.
         noise: Relative Gaussian noise (fraction of peak-to-peak); 0 adds no wrapper.
         time_scale: Factor applied to every latency.
         options: Extra keyword arguments for the kind's factory.
         travel_cost_per_um: Stage travel cost per micrometre charged from the request's
-            ``stage_from`` (:class:`~coscope.instruments.costs.WithTravel`); 0 adds no wrapper.
+            ``stage_from`` (part of the price, :mod:`coscope.instruments.pricing`).
 
     Raises:
         ConfigError: Unknown kind or invalid settings.
     """
-    factory = INSTRUMENTS.get(kind)
-    opts = dict(options or {})
-    try:
-        inspect.signature(factory).bind(name, sample, modalities, **opts)
-    except TypeError as exc:
-        raise ConfigError(
-            f"instrument {name!r} of kind {kind!r} got invalid options {sorted(opts)} ({exc}): "
-            "remove them or use the kind's documented options."
-        ) from None
-    inst: Instrument = factory(name, sample, modalities, **opts)
-    inst = WithCost(inst, cost)
-    if travel_cost_per_um:
-        from coscope.instruments.costs import WithTravel
-
-        inst = WithTravel(inst, travel_cost_per_um, sample.pixel_size_um)
+    inst = build_base(name, sample, kind=kind, modalities=modalities, options=options)
+    inst = WithCost(
+        inst, cost, travel_cost_per_um=travel_cost_per_um, pixel_size_um=sample.pixel_size_um
+    )
     if noise:
         inst = WithNoise(inst, noise, relative=True)
     has_latency = any(latency_s.values()) if isinstance(latency_s, Mapping) else latency_s > 0

@@ -3,24 +3,25 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 
 from coscope.errors import ConfigError
-from coscope.instruments.base import per_modality, validate_request, validate_signal
+from coscope.instruments.base import validate_request, validate_signal
 from coscope.instruments.sample import Sample
-from coscope.types import Location, Measurement, MeasurementRequest, ModalityInfo
+from coscope.types import Measurement, MeasurementRequest, ModalityInfo
 
 
 class SimulatedInstrument:
     """Measures a :class:`Sample` by reading its ground truth.
 
-    Wrap it with :mod:`coscope.instruments.wrappers` for latency, noise and cost models.
+    Wrap it with :mod:`coscope.instruments.wrappers` for latency and noise and with
+    :class:`~coscope.instruments.pricing.WithCost` for a price; alone it charges the unit
+    cost 1 per measurement.
 
     Args:
         name: Instrument name.
         sample: The sample measured; must carry ground truth for every modality offered.
         modalities: Modalities offered (default: all with ground truth in ``sample``).
-        cost: Cost per measurement, one value or one per modality (>= 0).
     """
 
     def __init__(
@@ -28,7 +29,6 @@ class SimulatedInstrument:
         name: str,
         sample: Sample,
         modalities: Sequence[str] | None = None,
-        cost: float | Mapping[str, float] = 1.0,
     ) -> None:
         mods = tuple(sample.truth) if modalities is None else tuple(modalities)
         missing = [m for m in mods if m not in sample.truth]
@@ -40,9 +40,6 @@ class SimulatedInstrument:
         self.name = name
         self.sample = sample
         self.modalities: tuple[str, ...] = mods
-        self._cost = cost
-        for m in mods:
-            per_modality(cost, m, "cost", ConfigError)
 
     def __repr__(self) -> str:
         return f"SimulatedInstrument({self.name!r}, sample={self.sample.name!r})"
@@ -50,10 +47,6 @@ class SimulatedInstrument:
     def info(self, modality: str) -> ModalityInfo:
         """Signal description of ``modality`` (from the sample)."""
         return self.sample.info(modality)
-
-    def expected_cost(self, modality: str, location: Location) -> float:
-        """The configured cost of ``modality`` (independent of ``location``)."""
-        return per_modality(self._cost, modality, "cost")
 
     def measure(self, request: MeasurementRequest) -> Measurement:
         """The ground-truth signal at ``request.location``, ``(L,)`` float64."""
@@ -68,7 +61,7 @@ class SimulatedInstrument:
             modality=request.modality,
             location=request.location,
             signal=signal,
-            cost=self.expected_cost(request.modality, request.location),
+            cost=1.0,
             t_start=t_start,
             t_end=time.time(),
         )

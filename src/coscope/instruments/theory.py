@@ -8,7 +8,12 @@ experiment are directly comparable. Kinds (spec ``instruments[].kind``):
 * ``theory_lgd`` — homogeneous Landau-Khalatnikov switching at each location
   (:func:`~coscope.instruments.physics.hysteresis_loops`);
 * ``theory_lattice`` — the 2-D TDGL lattice of :mod:`coscope.instruments.lattice`; the
-  request's ``fidelity`` is the lattice side ``L`` and the charged cost scales as ``L^2``.
+  request's ``fidelity`` is the lattice side ``L`` and its price scales as ``L^2``: the
+  instrument is :class:`~coscope.instruments.base.Priced` with ``(L / L_max)^2``, so a spec
+  ``cost`` prices the largest side (:mod:`coscope.instruments.pricing`).
+
+Both declare their request params (:class:`~coscope.instruments.base.ParameterisedRequests`)
+and the parameters an agent may calibrate (:class:`~coscope.instruments.base.Calibratable`).
 
 Structure enters both through the normalised structure value ``s = structure / max|structure|``
 in ``[-1, 1]`` at the location (for a PFM-like image: the local polarisation, ``1 - s^2``: the
@@ -25,6 +30,7 @@ sample kind, which adds one modality per theory simulator on the axis of the exp
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -34,6 +40,7 @@ from coscope.errors import ConfigError, InstrumentError
 from coscope.instruments.base import validate_request, validate_signal
 from coscope.instruments.lattice import lattice_cost_factor, lattice_loops
 from coscope.instruments.physics import hysteresis_loops, landau_coefficients
+from coscope.instruments.pricing import Pricing
 from coscope.instruments.registry import register_instrument
 from coscope.instruments.sample import Sample, build_sample, register_sample
 from coscope.types import Location, Measurement, MeasurementRequest, ModalityInfo
@@ -111,6 +118,8 @@ class TheoryInstrument:
         theta: Fixed parameter values replacing the model defaults (requests override them).
         sizes: Lattice sides offered as fidelities (``lattice`` only); the largest costs the
             instrument's ``cost``, a side ``L`` costs ``cost * (L / max(sizes))^2``.
+        calibrate: Parameters an agent may tune, ``{name: [lo, hi]}`` (for the agent; see
+            :meth:`calibration_bounds`).
     """
 
     def __init__(
@@ -121,6 +130,7 @@ class TheoryInstrument:
         model: str,
         theta: Mapping[str, float] | None = None,
         sizes: Sequence[int] = (8, 16, 32),
+        calibrate: Mapping[str, Sequence[float]] | None = None,
     ) -> None:
         mods = tuple(modalities or ())
         if len(mods) != 1 or mods[0] not in sample.modalities:
@@ -142,25 +152,44 @@ class TheoryInstrument:
             raise ConfigError(str(exc)) from None
         self.sizes = tuple(sorted(int(s) for s in sizes))
         self.s = normalized_structure(sample.structure)
+        self.calibrate = dict(calibrate or {})
 
     def info(self, modality: str) -> ModalityInfo:
         """Signal description: the experiment's voltage axis."""
         return self.sample.info(modality)
 
-    def expected_cost(self, modality: str, location: Location) -> float:
-        """Relative cost 1 (the cost wrapper sets the price; see :meth:`cost_factor`)."""
-        return 1.0
-
-    def cost_factor(self, params: Mapping[str, Any]) -> float:
-        """Price of a request relative to the top fidelity: ``(L / L_max)^2`` for a lattice."""
+    def relative_price(self, modality: str, location: Location, params: Mapping[str, Any]) -> float:
+        """Price relative to the top fidelity: ``(L / L_max)^2`` for a lattice, else 1."""
         if self.model != "lattice":
             return 1.0
         return lattice_cost_factor(self.fidelity(params), self.sizes[-1])
 
+    def request_params(self) -> dict[str, str]:
+        """``theta`` (and, for a lattice, ``fidelity``): the params a request may carry."""
+        out = {"theta": f"{{name: value}} over {sorted(self.known)}, overriding the fixed ones"}
+        if self.model == "lattice":
+            out["fidelity"] = f"lattice side, one of {list(self.sizes)} (default the largest)"
+        return out
+
+    def check_params(self, params: Mapping[str, Any]) -> None:
+        """InstrumentError unless ``theta`` and ``fidelity`` are valid."""
+        theta = params.get("theta", {})
+        if not isinstance(theta, Mapping):
+            raise InstrumentError(
+                f"instrument {self.name!r}: theta {theta!r} is invalid: give {{name: value}}."
+            )
+        check_theta({**self.theta, **theta}, self.known, f"instrument {self.name!r}")
+        if self.model == "lattice":
+            self.fidelity(params)
+
+    def calibration_bounds(self) -> dict[str, tuple[float, float]]:
+        """The ``calibrate`` option as ``{name: (lo, hi)}`` (empty when not given)."""
+        return {k: (float(v[0]), float(v[1])) for k, v in self.calibrate.items()}
+
     def fidelity(self, params: Mapping[str, Any]) -> int:
         """The lattice side a request asks for (default: the largest offered)."""
         size = params.get("fidelity", self.sizes[-1])
-        if size not in self.sizes:
+        if isinstance(size, bool) or size not in self.sizes:
             raise InstrumentError(
                 f"instrument {self.name!r}: fidelity {size!r} is not offered; use one of "
                 f"{list(self.sizes)}."
@@ -193,9 +222,10 @@ class TheoryInstrument:
         return loop * theta["saturation"]
 
     def measure(self, request: MeasurementRequest) -> Measurement:
-        """Run the simulation the request describes (``params``: ``theta``, ``fidelity``)."""
-        import time
+        """Run the simulation the request describes (``params``: ``theta``, ``fidelity``).
 
+        Charges the relative price (unit cost); the cost wrapper charges the campaign's.
+        """
         t_start = time.time()
         validate_request(self, self.sample.shape, request)
         signal = self.simulate(request.location, request.params, request.seed)
@@ -206,7 +236,7 @@ class TheoryInstrument:
             request.modality,
             request.location,
             signal,
-            self.cost_factor(request.params),
+            Pricing.of(self)(request),
             t_start,
             time.time(),
         )
@@ -221,8 +251,7 @@ def _theory_lgd(
     calibrate: Mapping[str, Sequence[float]] | None = None,
 ) -> TheoryInstrument:
     """LGD loop simulator; ``calibrate`` (bounds of the parameters to tune) is for the agent."""
-    del calibrate
-    return TheoryInstrument(name, sample, modalities, "lgd", theta)
+    return TheoryInstrument(name, sample, modalities, "lgd", theta, calibrate=calibrate)
 
 
 @register_instrument("theory_lattice")
@@ -235,8 +264,7 @@ def _theory_lattice(
     sizes: Sequence[int] = (8, 16, 32),
 ) -> TheoryInstrument:
     """Lattice TDGL simulator; the request's ``fidelity`` is the lattice side."""
-    del calibrate
-    return TheoryInstrument(name, sample, modalities, "lattice", theta, sizes)
+    return TheoryInstrument(name, sample, modalities, "lattice", theta, sizes, calibrate)
 
 
 @register_sample("with_theory")

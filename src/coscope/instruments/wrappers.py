@@ -1,23 +1,26 @@
-"""Wrappers that add latency, noise or a cost model to ANY instrument.
+"""Wrappers that add latency or noise to ANY instrument (the price: :mod:`.pricing`).
 
 Each wrapper satisfies :class:`~coscope.instruments.base.Instrument` itself, so wrappers
 stack (``WithLatency(WithNoise(SimulatedInstrument(...), 0.05), 2.0)``), as zarr's
-``LatencyStore`` wraps any store. Every wrapper re-validates the inner signal.
+``LatencyStore`` wraps any store. Every wrapper re-validates the inner signal and leaves
+``Measurement.cost`` alone: only :class:`~coscope.instruments.pricing.WithCost` sets it, from
+the request alone, so the order of the wrappers cannot change a price. The capabilities of a
+stack (:class:`~coscope.instruments.base.Priced`, ...) are those of its base instrument,
+:func:`unwrap`.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 
 import numpy as np
 
-from coscope.errors import ConfigError, InstrumentError
+from coscope.errors import ConfigError
 from coscope.instruments.base import Instrument, check_modality, per_modality, validate_signal
-from coscope.types import Location, Measurement, MeasurementRequest, ModalityInfo
+from coscope.types import Measurement, MeasurementRequest, ModalityInfo
 
-CostModel = float | Mapping[str, float] | Callable[[str, Location], float]
 _NOISE_STREAM = 0x6E6F6973  # "nois": keeps noise independent of other per-request streams
 
 
@@ -32,7 +35,7 @@ class InstrumentWrapper:
         if not isinstance(inner, Instrument):
             raise ConfigError(
                 f"{type(self).__name__} wraps instruments only, got {type(inner).__name__}: "
-                "pass an object with name, modalities, info, expected_cost and measure."
+                "pass an object with name, modalities, info and measure."
             )
         self.inner = inner
 
@@ -53,10 +56,6 @@ class InstrumentWrapper:
         """Signal description of ``modality`` (from the wrapped instrument)."""
         check_modality(self, modality)
         return self.inner.info(modality)
-
-    def expected_cost(self, modality: str, location: Location) -> float:
-        """Cost of the wrapped instrument."""
-        return self.inner.expected_cost(modality, location)
 
     def _inner_measure(self, request: MeasurementRequest) -> Measurement:
         """Measure with ``inner``; InstrumentError if its signal is malformed or non-finite."""
@@ -128,39 +127,8 @@ class WithNoise(InstrumentWrapper):
         return dataclasses.replace(m, signal=noisy)
 
 
-class WithCost(InstrumentWrapper):
-    """Replaces the inner cost model.
-
-    Args:
-        inner: Any instrument.
-        cost: One value, one per modality, or ``f(modality, location) -> float`` (>= 0).
-    """
-
-    def __init__(self, inner: Instrument, cost: CostModel) -> None:
-        super().__init__(inner)
-        if not callable(cost):
-            for m in self.modalities:
-                per_modality(cost, m, "cost", ConfigError)
-        self.cost = cost
-
-    def expected_cost(self, modality: str, location: Location) -> float:
-        """The configured cost of ``modality`` at ``location``."""
-        check_modality(self, modality)
-        if callable(self.cost):
-            value = self.cost(modality, location)
-            if not np.isfinite(value) or value < 0:
-                raise InstrumentError(
-                    f"cost model returned {value!r} for {modality!r} at ({location.row}, "
-                    f"{location.col}): it must return a finite value >= 0."
-                )
-            return float(value)
-        return per_modality(self.cost, modality, "cost")
-
-    def measure(self, request: MeasurementRequest) -> Measurement:
-        """Measure with the inner instrument, charging :meth:`expected_cost`."""
-        m = self._inner_measure(request)
-        cost = self.expected_cost(request.modality, request.location)
-        factor = getattr(self.inner, "cost_factor", None)  # e.g. a simulator's fidelity price
-        if factor is not None:
-            cost *= float(factor(request.params))
-        return dataclasses.replace(m, cost=cost)
+def unwrap(instrument: Instrument) -> Instrument:
+    """The base instrument under any stack of wrappers (whose capabilities the stack has)."""
+    while isinstance(instrument, InstrumentWrapper):
+        instrument = instrument.inner
+    return instrument
