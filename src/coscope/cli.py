@@ -56,7 +56,15 @@ def _parser() -> argparse.ArgumentParser:
     _study_parsers(sub)
     _serve_parsers(sub)
     _steer_parsers(sub)
+    _check_parser(sub)
     return parser
+
+
+def _check_parser(sub: Any) -> None:
+    """``coscope check`` (:mod:`coscope.cli_check`)."""
+    from coscope.cli_check import add_parser
+
+    add_parser(sub)
 
 
 def _serve_parsers(sub: Any) -> None:
@@ -313,6 +321,10 @@ def _command(args: argparse.Namespace) -> int:
         from coscope.cli_steer import command
 
         return command(args)
+    if args.command == "check":
+        from coscope.cli_check import command as check_command
+
+        return check_command(args)
     if args.command == "status":
         from coscope.report.status import campaign_status, format_status
 

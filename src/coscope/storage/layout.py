@@ -14,6 +14,7 @@ import numpy as np
 import zarr
 
 from coscope.errors import StoreError
+from coscope.storage import digests
 from coscope.storage.columns import Column, ColumnSpec, atomic_write, create_column, read_json
 from coscope.storage.tables import TABLES, to_json
 from coscope.types import SCHEMA_VERSION, ModalityInfo
@@ -83,7 +84,7 @@ def root_attributes(
         shape = []
     if len(shape) != 2 or min(shape) < 1:
         raise StoreError(f"sample_shape must be two positive integers (H, W), got {sample_shape}")
-    return {
+    attrs: dict[str, Any] = {
         "coscope": MARKER,
         "schema_version": SCHEMA_VERSION,
         "campaign": dict(campaign),
@@ -102,8 +103,11 @@ def root_attributes(
             **{t.name: 0 for t in TABLES},
             "signals": {name: 0 for name in modalities},
         },
+        "digests": {t.name: digests.EMPTY for t in TABLES},
         "state": {},
     }
+    attrs["header"] = digests.header_digest(attrs)
+    return attrs
 
 
 def build(

@@ -11,7 +11,6 @@ crash. Layout and rationale: ``docs/trace.md``.
 from __future__ import annotations
 
 import copy
-import fcntl
 import json
 from pathlib import Path
 from typing import IO, Any, Literal
@@ -21,8 +20,9 @@ import zarr
 from zarr.storage import LocalStore
 
 from coscope.errors import StoreError
-from coscope.storage import layout
+from coscope.storage import digests, integrity, layout
 from coscope.storage.columns import Column, atomic_write
+from coscope.storage.lock import LOCK_NAME, acquire_lock
 from coscope.storage.tables import (
     DECISIONS,
     FITS,
@@ -49,7 +49,7 @@ from coscope.types import (
 )
 
 Mode = Literal["r", "a"]
-LOCK_NAME = ".coscope-writer.lock"
+__all__ = ["LOCK_NAME", "Mode", "TraceStore"]
 
 
 class TraceStore:
@@ -67,6 +67,7 @@ class TraceStore:
         self._zstore = LocalStore(path, read_only=True)
         self._modalities = self._load_modalities(attrs["modalities"])
         version = int(attrs["schema_version"])
+        self._specs = layout.columns_of(version)
         self._columns = {
             table: {c.name: Column(path, f"{table}/{c.name}", c.kind) for c in specs}
             for table, specs in layout.columns_of(version).items()
@@ -132,11 +133,16 @@ class TraceStore:
             raise StoreError(f"mode must be 'r' or 'a', got {mode!r}")
         path = Path(path)
         layout.read_root(path)
-        lock = _acquire_lock(path) if mode == "a" else None
+        lock = acquire_lock(path) if mode == "a" else None
         try:
             doc = layout.read_root(path)  # again, now that no other writer can change it
             if mode == "a" and doc["attributes"]["schema_version"] < SCHEMA_VERSION:
                 doc = layout.upgrade(path, doc)
+                doc = _write_digests(path, doc)
+            elif mode == "a" and "digests" not in doc["attributes"]:
+                doc = _write_digests(path, doc)  # a trace made before digests existed
+            if mode == "a":  # never cut rows past the counts unless the chain says so
+                integrity.verify_committed(path, doc)
             return cls(path, mode, doc, lock)
         except BaseException:
             if lock is not None:
@@ -375,13 +381,21 @@ class TraceStore:
         return self._doc["attributes"]
 
     def _read_array(self, path: str, n: int) -> np.ndarray:
-        array = zarr.open_array(self._zstore, path=path, mode="r", zarr_format=3)
-        if array.shape[0] < n:
+        try:
+            array = zarr.open_array(self._zstore, path=path, mode="r", zarr_format=3)
+            shape = array.shape[0]
+            rows = np.asarray(array[:n]) if shape >= n else None
+        except Exception as exc:  # any unreadable chunk or metadata means the same here
+            raise StoreError(
+                f"the experimental trace at {self.path} is corrupt: {path} cannot be read "
+                f"({type(exc).__name__}); run `coscope check {self.path}`"
+            ) from None
+        if rows is None:
             raise StoreError(
                 f"the experimental trace at {self.path} is corrupt: {path} has "
-                f"{array.shape[0]} rows but {n} are committed"
+                f"{shape} rows but {n} are committed; run `coscope check {self.path}`"
             )
-        return np.asarray(array[:n])
+        return rows
 
     def _read(
         self, table: str, names: list[str] | None = None, counts: dict[str, Any] | None = None
@@ -411,8 +425,11 @@ class TraceStore:
     def _commit(self, table: Table, row: dict[str, Any], signal: tuple | None) -> None:
         """Write one record's rows into every array, then commit with one root write."""
         counts = copy.deepcopy(self._doc["attributes"]["counts"])
+        heads = dict(self._doc["attributes"]["digests"])
+        columns = self._columns[table.name]
+        payload = digests.row_bytes(self._specs[table.name], [row[name] for name in columns])
         try:
-            for name, column in self._columns[table.name].items():
+            for name, column in columns.items():
                 column.append(row[name])
             if signal is not None:
                 modality, step, values = signal
@@ -420,8 +437,10 @@ class TraceStore:
                 step_col.append(step)
                 signal_col.append(values)
                 counts["signals"][modality] += 1
+                payload += digests.signal_bytes(values)
             counts[table.name] += 1
-            self._write_root(counts=counts)
+            heads[table.name] = digests.extend(heads[table.name], payload)
+            self._write_root(counts=counts, digests=heads)
         except Exception as exc:
             self._repair()
             raise StoreError(
@@ -461,15 +480,8 @@ class TraceStore:
         return cols + [c for pair in self._signals.values() for c in pair]
 
 
-def _acquire_lock(path: Path) -> IO:
-    """Take the single-writer lock (released when the process ends, even by SIGKILL)."""
-    lock = open(path / LOCK_NAME, "a+")  # noqa: SIM115 - held for the handle's lifetime
-    try:
-        fcntl.flock(lock.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError as exc:
-        lock.close()
-        raise StoreError(
-            f"the experimental trace at {path} is already open for writing: close the other "
-            "writer first (one campaign writes a trace at a time)"
-        ) from exc
-    return lock
+def _write_digests(path: Path, doc: dict[str, Any]) -> dict[str, Any]:
+    """Compute the digests of a trace's committed rows and write them (caller holds the lock)."""
+    new = integrity.with_digests(path, doc)
+    atomic_write(path / "zarr.json", json.dumps(new, indent=2, allow_nan=False))
+    return new
