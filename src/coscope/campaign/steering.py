@@ -37,7 +37,14 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from coscope.config import CampaignSpec, PolicySpec, ScalarizerSpec, _describe
+from coscope.catalog import chooses_modality
+from coscope.config import (
+    CampaignSpec,
+    PolicySpec,
+    ScalarizerSpec,
+    _describe,
+    check_per_modality,
+)
 from coscope.errors import ConfigError
 from coscope.registry import Registry
 from coscope.types import Intervention
@@ -239,9 +246,7 @@ def _validate_policy(payload: dict, s: Settings, facts: CampaignFacts) -> dict:
 
 def _chooses_modality(policy: str) -> bool:
     """Whether ``policy`` builds a modality-choosing agent (co-orchestration, co-navigation)."""
-    from coscope.agents.multitask_agent import CHOOSER_POLICIES
-
-    return policy in (*CHOOSER_POLICIES, "conavigate")
+    return chooses_modality(policy)
 
 
 def _validate_scalarizer(payload: dict, s: Settings, facts: CampaignFacts) -> dict:
@@ -259,8 +264,6 @@ def _validate_scalarizer(payload: dict, s: Settings, facts: CampaignFacts) -> di
 
 
 def _validate_costs(payload: dict, s: Settings, facts: CampaignFacts) -> dict:
-    from coscope.instruments.costs import check_per_modality
-
     if not payload:
         raise InterventionError('give at least one instrument: cost pair, e.g. {"afm": 2.0}.')
     out: dict[str, Any] = {}

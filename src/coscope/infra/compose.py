@@ -16,6 +16,7 @@ import numpy as np
 
 from coscope.agents import make_agent
 from coscope.campaign.context import CampaignContext
+from coscope.catalog import CHOOSER_POLICIES
 from coscope.config import CampaignSpec, InstrumentSpec, SampleSpec, parse_spec
 from coscope.errors import ConfigError, StoreError
 from coscope.infra.tracking import MlflowTracker, NullTracker
@@ -117,9 +118,9 @@ def truth_map(spec: CampaignSpec, sample: Sample) -> np.ndarray | None:
 def agent_from_spec(spec: CampaignSpec, sample: Sample) -> Any:
     """The agent the spec's policy names."""
     policy = spec.policy
-    from coscope.agents.chooser_spec import check_chooser_policy, chooser_from_spec
+    from coscope.agents.chooser_spec import chooser_from_spec
 
-    if check_chooser_policy(policy.name, policy.model, policy.params):
+    if policy.name in CHOOSER_POLICIES:
         return chooser_from_spec(spec, sample)
     common: dict[str, Any] = {
         "policy_params": dict(policy.params),
@@ -204,7 +205,7 @@ def create_or_open_store(spec: CampaignSpec, sample: Sample) -> tuple[TraceStore
 
 def effective_campaign(store: TraceStore) -> dict[str, Any]:
     """The stored campaign spec with the settings changed on later runs (``overrides``)."""
-    return {**store.campaign, **store.get_attr("overrides", {})}
+    return store.effective_campaign()
 
 
 def spec_of_store(path: str | Path) -> CampaignSpec:

@@ -11,44 +11,12 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 
 from coscope.errors import ConfigError
 from coscope.instruments.base import Instrument
 from coscope.instruments.wrappers import InstrumentWrapper
 from coscope.types import Location, Measurement, MeasurementRequest
-
-
-def check_per_modality(
-    value: float | Mapping[str, float],
-    modalities: Sequence[str],
-    what: str,
-    *,
-    minimum: float | None,
-) -> None:
-    """ValueError (one sentence) unless ``value`` is a valid number or per-modality mapping.
-
-    Args:
-        value: One number, or modality -> number.
-        modalities: The instrument's modalities; a mapping must give each exactly once.
-        what: Field name for the message.
-        minimum: Smallest allowed value (inclusive); ``None`` means strictly positive.
-    """
-    values = value if isinstance(value, Mapping) else {"": value}
-    if isinstance(value, Mapping):
-        missing = sorted(set(modalities) - set(value))
-        extra = sorted(set(value) - set(modalities))
-        if missing or extra:
-            raise ValueError(
-                f"{what} per modality must name exactly the instrument's modalities "
-                f"{list(modalities)} (missing {missing}, unknown {extra})"
-            )
-    for key, v in values.items():
-        bad = not math.isfinite(v) or (v <= 0 if minimum is None else v < minimum)
-        if bad:
-            where = f" for {key!r}" if key else ""
-            limit = "> 0" if minimum is None else f">= {minimum:g}"
-            raise ValueError(f"{what}{where} must be a finite number {limit}, got {v!r}")
 
 
 def base_cost(cost: float | Mapping[str, float], modality: str) -> float:
