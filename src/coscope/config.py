@@ -19,13 +19,17 @@ Example (``examples/demo.yaml``)::
 from __future__ import annotations
 
 import json
+import math
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from coscope.catalog import INSTRUMENT_KINDS, SAMPLE_KINDS, check_policy, policy_names
 from coscope.errors import ConfigError
+from coscope.scalarizers import get_scalarizer, scalarizer_names, validate_scalarizer
 
 
 def _one_of(value: str, known: tuple[str, ...], what: str) -> str:
@@ -33,6 +37,38 @@ def _one_of(value: str, known: tuple[str, ...], what: str) -> str:
     if value not in known:
         raise ValueError(f"unknown {what}; use one of {', '.join(sorted(known))}")
     return value
+
+
+def check_per_modality(
+    value: float | Mapping[str, float],
+    modalities: Sequence[str],
+    what: str,
+    *,
+    minimum: float | None,
+) -> None:
+    """ValueError (one sentence) unless ``value`` is a valid number or per-modality mapping.
+
+    Args:
+        value: One number, or modality -> number.
+        modalities: The instrument's modalities; a mapping must give each exactly once.
+        what: Field name for the message.
+        minimum: Smallest allowed value (inclusive); ``None`` means strictly positive.
+    """
+    values = value if isinstance(value, Mapping) else {"": value}
+    if isinstance(value, Mapping):
+        missing = sorted(set(modalities) - set(value))
+        extra = sorted(set(value) - set(modalities))
+        if missing or extra:
+            raise ValueError(
+                f"{what} per modality must name exactly the instrument's modalities "
+                f"{list(modalities)} (missing {missing}, unknown {extra})"
+            )
+    for key, v in values.items():
+        bad = not math.isfinite(v) or (v <= 0 if minimum is None else v < minimum)
+        if bad:
+            where = f" for {key!r}" if key else ""
+            limit = "> 0" if minimum is None else f">= {minimum:g}"
+            raise ValueError(f"{what}{where} must be a finite number {limit}, got {v!r}")
 
 
 class _Strict(BaseModel):
@@ -48,9 +84,7 @@ class SampleSpec(_Strict):
     @field_validator("kind")
     @classmethod
     def _known_kind(cls, value: str) -> str:
-        from coscope.instruments import sample_kinds
-
-        return _one_of(value, sample_kinds(), "sample kind")
+        return SAMPLE_KINDS.check(value)
 
 
 class InstrumentSpec(_Strict):
@@ -75,8 +109,6 @@ class InstrumentSpec(_Strict):
 
     @model_validator(mode="after")
     def _per_modality(self) -> InstrumentSpec:
-        from coscope.instruments.costs import check_per_modality
-
         check_per_modality(self.latency_s, self.modalities, "latency_s", minimum=0.0)
         check_per_modality(self.cost, self.modalities, "cost", minimum=None)
         return self
@@ -84,9 +116,7 @@ class InstrumentSpec(_Strict):
     @field_validator("kind")
     @classmethod
     def _known_kind(cls, value: str) -> str:
-        from coscope.instruments import instrument_kinds
-
-        return _one_of(value, instrument_kinds(), "instrument kind")
+        return INSTRUMENT_KINDS.check(value)
 
 
 class ScalarizerSpec(_Strict):
@@ -103,8 +133,6 @@ class ScalarizerSpec(_Strict):
     @field_validator("name")
     @classmethod
     def _known_name(cls, value: str) -> str:
-        from coscope.scalarizers import get_scalarizer, scalarizer_names
-
         if ":" in value:  # a user's "package.module:function"
             try:
                 get_scalarizer(value)
@@ -115,8 +143,6 @@ class ScalarizerSpec(_Strict):
 
     @model_validator(mode="after")
     def _known_params(self) -> ScalarizerSpec:
-        from coscope.scalarizers import validate_scalarizer
-
         try:
             validate_scalarizer(self.name, self.params)
         except ConfigError as exc:
@@ -148,45 +174,17 @@ class PolicySpec(_Strict):
     @field_validator("name")
     @classmethod
     def _known_policy(cls, value: str) -> str:
-        from coscope.agents import agent_policy_names
-        from coscope.agents.multitask_agent import CHOOSER_POLICIES
-
-        names = (*agent_policy_names(), "thompson", "conavigate", *CHOOSER_POLICIES)
-        return _one_of(value, names, "policy")
+        return _one_of(value, policy_names(), "policy")
 
     @model_validator(mode="after")
     def _known_params(self) -> PolicySpec:
-        from coscope.agents import policy_names, validate_policy
-
         if self.window % 2 == 0:
             raise ValueError(
                 f"window must be odd (a patch centred on its pixel), got {self.window}"
             )
         if self.warm_start and self.model != "dkl":
             raise ValueError("warm_start applies to model: dkl only; remove it or set model: dkl")
-        from coscope.agents.chooser_spec import check_chooser_policy
-
-        if check_chooser_policy(self.name, self.model, self.params):
-            return self
-        if self.name == "thompson":
-            if self.model != "dkl":
-                raise ValueError(
-                    "policy 'thompson' needs model: dkl; use ei, ucb or maxvar with gp"
-                )
-            if self.params:
-                raise ValueError("policy 'thompson' takes no params; remove them")
-        elif self.name == "conavigate":  # theory-experiment co-navigation; params checked there
-            pass
-        elif self.name in policy_names():
-            try:
-                validate_policy(self.name, self.params)
-            except ConfigError as exc:
-                raise ValueError(str(exc).rstrip(".")) from None
-        else:
-            if self.params:
-                raise ValueError(f"baseline policy '{self.name}' takes no params; remove them")
-            if self.model != "gp":
-                raise ValueError(f"baseline policy '{self.name}' has no model; remove model: dkl")
+        check_policy(self.name, self.model, self.params)
         return self
 
 
@@ -245,9 +243,7 @@ class CampaignSpec(_Strict):
                 f"scalarizer.modality '{self.scalarizer.modality}' is measured by no instrument; "
                 f"use one of {', '.join(sorted(offered))}"
             )
-        from coscope.agents.chooser_spec import check_auxiliary
-
-        check_auxiliary(self.scalarizer, self.auxiliary, offered, self.policy)
+        _check_auxiliary(self.scalarizer, self.auxiliary, offered, self.policy)
         return self
 
     # --- derived paths -------------------------------------------------------------------
@@ -268,6 +264,36 @@ class CampaignSpec(_Strict):
     def to_json_dict(self) -> dict[str, Any]:
         """JSON-safe dict of the spec (stored in the trace and logged to MLflow)."""
         return json.loads(self.model_dump_json())
+
+
+def _check_auxiliary(
+    target: ScalarizerSpec,
+    auxiliary: Sequence[ScalarizerSpec],
+    offered: set[str],
+    policy: PolicySpec,
+) -> None:
+    """ValueError unless the auxiliary scalarizers (multitask) suit the spec.
+
+    Each names a modality some instrument measures, other than the target's and distinct;
+    ``model: multitask`` needs at least one.
+    """
+    modalities = [a.modality for a in auxiliary]
+    for m in modalities:
+        if m not in offered:
+            raise ValueError(
+                f"auxiliary modality '{m}' is measured by no instrument; use one of "
+                f"{', '.join(sorted(offered))}"
+            )
+    if target.modality in modalities or len(set(modalities)) != len(modalities):
+        raise ValueError(
+            "auxiliary scalarizers need distinct modalities other than the target "
+            f"'{target.modality}'"
+        )
+    if policy.model == "multitask" and not auxiliary:
+        raise ValueError(
+            "model: multitask needs at least one auxiliary scalarizer "
+            "(auxiliary: [{name, modality}]) for a second modality"
+        )
 
 
 def _describe(error: ValidationError) -> str:

@@ -64,7 +64,7 @@ def _user_scalarizer(reference: str) -> Scalarizer:
         ) from None
     if not callable(target):
         raise ConfigError(f"scalarizer {reference!r} is not callable: name a function.")
-    return target  # type: ignore[return-value]
+    return target
 
 
 def validate_scalarizer(name: str, params: Mapping[str, Any] | None = None) -> Scalarizer:
@@ -326,7 +326,9 @@ def _window(axis: np.ndarray, lo: float | None, hi: float | None, what: str) -> 
     return inside
 
 
-def _peak(signal: np.ndarray, axis: np.ndarray, lo: float | None, hi: float | None, what: str):
+def _peak(
+    signal: np.ndarray, axis: np.ndarray, lo: float | None, hi: float | None, what: str
+) -> tuple[float, float]:
     """``(position, height)`` of the largest value in the window (after :func:`despike_narrow`).
 
     The position is refined by the vertex of the parabola through the maximum and its two

@@ -52,9 +52,8 @@ def current_settings(store: TraceStore, inbox: Inbox) -> tuple[Settings, Campaig
     """Effective settings once the trace's interventions and the inbox's valid requests apply,
     and the facts validators check against."""
     from coscope.config import parse_spec
-    from coscope.infra.compose import effective_campaign
 
-    spec = parse_spec(effective_campaign(store))
+    spec = parse_spec(store.effective_campaign())
     settings = stored_settings(store, spec)
     facts = campaign_facts(store, spec)
     for item in inbox.peek():
@@ -80,7 +79,8 @@ def post_intervention(
     settings, facts = current_settings(store, inbox)
     normalised = validate(kind, payload, settings, facts)
     path = inbox.post(kind, payload, why=why, who=who)
-    if kind in ("resume", "stop"):
+    if kind in ("resume", "stop") and store.get_attr("prefect_pause", None):
+        # heavy: Prefect, only when the flow run is paused in the Prefect UI
         from coscope.flows.pause import release_prefect_pause
 
         release_prefect_pause(store, kind, why)

@@ -32,6 +32,7 @@ from botorch.acquisition.analytic import (
 )
 from botorch.models.model import Model
 
+from coscope.catalog import declare_acquisition
 from coscope.errors import ConfigError
 from coscope.registry import Registry
 
@@ -39,11 +40,28 @@ PolicyBuilder = Callable[..., AcquisitionFunction]
 """``(model, *, best_f: float, **options) -> AcquisitionFunction``."""
 
 POLICIES: Registry[PolicyBuilder] = Registry("acquisition policy")
-register_policy = POLICIES.register
-"""Decorator registering ``(model, *, best_f, **options) -> AcquisitionFunction``; its keyword
-options are the policy's parameters, validated by :func:`build_acquisition`."""
 policy_names = POLICIES.names
 get_policy = POLICIES.get
+
+
+def register_policy(name: str) -> Callable[[PolicyBuilder], PolicyBuilder]:
+    """Decorator registering ``(model, *, best_f, **options) -> AcquisitionFunction``.
+
+    Its keyword options are the policy's parameters, validated by :func:`build_acquisition`;
+    they are declared in :mod:`coscope.catalog` (a built-in policy must take the options
+    declared there), so that a spec naming the policy validates without torch.
+    """
+
+    def decorate(builder: PolicyBuilder) -> PolicyBuilder:
+        declare_acquisition(name, _options(builder))
+        return POLICIES.register(name)(builder)
+
+    return decorate
+
+
+def _options(builder: PolicyBuilder) -> tuple[str, ...]:
+    """The keyword options of a policy builder (its parameters but ``model`` and ``best_f``)."""
+    return tuple(p for p in inspect.signature(builder).parameters if p not in ("model", "best_f"))
 
 
 def build_acquisition(
@@ -71,7 +89,7 @@ def validate_policy(name: str, params: Mapping[str, Any] | None = None) -> Polic
         ConfigError: Unknown policy, or an option the policy does not take.
     """
     builder = get_policy(name)
-    allowed = [p for p in inspect.signature(builder).parameters if p not in ("model", "best_f")]
+    allowed = list(_options(builder))
     unknown = sorted(set(params or {}) - set(allowed))
     if unknown:
         raise ConfigError(

@@ -26,6 +26,7 @@ from typing import Any
 
 import numpy as np
 
+from coscope import catalog
 from coscope.agents.fit_schedule import BackgroundFits, schedule
 from coscope.agents.knowledge_gain import IcmKernel, knowledge_gain, posterior_mean, posterior_terms
 from coscope.agents.protocols import AgentReport, Ask, Reducer
@@ -38,8 +39,8 @@ from coscope.models.multitask import (
 )
 from coscope.types import FitRecord, Location, Measurement, Proposal
 
-CHOOSER_POLICIES = ("gain_per_cost", "max_uncertainty")
-"""Policy names served by :class:`MultiTaskAgent`."""
+CHOOSER_POLICIES = catalog.CHOOSER_POLICIES
+"""Policy names served by :class:`MultiTaskAgent` (declared in :mod:`coscope.catalog`)."""
 
 
 class MultiTaskAgent:

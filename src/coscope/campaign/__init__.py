@@ -9,8 +9,7 @@ load without torch and Prefect (``coscope intervene`` starts in well under a sec
 
 from __future__ import annotations
 
-from importlib import import_module
-from typing import Any
+from coscope.lazy import lazy_exports
 
 _EXPORTS = {
     "CampaignContext": "context",
@@ -21,9 +20,4 @@ _EXPORTS = {
 }
 
 __all__ = sorted(_EXPORTS)
-
-
-def __getattr__(name: str) -> Any:
-    if name in _EXPORTS:
-        return getattr(import_module(f"coscope.campaign.{_EXPORTS[name]}"), name)
-    raise AttributeError(f"module 'coscope.campaign' has no attribute {name!r}")
+__getattr__ = lazy_exports(__name__, _EXPORTS)

@@ -37,7 +37,14 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from coscope.config import CampaignSpec, PolicySpec, ScalarizerSpec, _describe
+from coscope.catalog import chooses_modality
+from coscope.config import (
+    CampaignSpec,
+    PolicySpec,
+    ScalarizerSpec,
+    _describe,
+    check_per_modality,
+)
 from coscope.errors import ConfigError
 from coscope.registry import Registry
 from coscope.types import Intervention
@@ -156,7 +163,9 @@ def apply(settings: Settings, intervention: Intervention) -> Settings:
     return update(settings, intervention.payload)
 
 
-def fold(settings: Settings, interventions: Iterable[Intervention], before: int | None = None):
+def fold(
+    settings: Settings, interventions: Iterable[Intervention], before: int | None = None
+) -> Settings:
     """Apply ``interventions`` in order; only those with ``step <= before`` when given."""
     for item in interventions:
         if before is None or item.step <= before:
@@ -239,9 +248,7 @@ def _validate_policy(payload: dict, s: Settings, facts: CampaignFacts) -> dict:
 
 def _chooses_modality(policy: str) -> bool:
     """Whether ``policy`` builds a modality-choosing agent (co-orchestration, co-navigation)."""
-    from coscope.agents.multitask_agent import CHOOSER_POLICIES
-
-    return policy in (*CHOOSER_POLICIES, "conavigate")
+    return chooses_modality(policy)
 
 
 def _validate_scalarizer(payload: dict, s: Settings, facts: CampaignFacts) -> dict:
@@ -259,8 +266,6 @@ def _validate_scalarizer(payload: dict, s: Settings, facts: CampaignFacts) -> di
 
 
 def _validate_costs(payload: dict, s: Settings, facts: CampaignFacts) -> dict:
-    from coscope.instruments.costs import check_per_modality
-
     if not payload:
         raise InterventionError('give at least one instrument: cost pair, e.g. {"afm": 2.0}.')
     out: dict[str, Any] = {}

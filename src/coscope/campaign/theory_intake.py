@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -50,7 +51,7 @@ from coscope.campaign.theory_sidecar import (
 )
 from coscope.campaign.tracker import Tracker
 from coscope.errors import StoreError
-from coscope.types import Intervention, Measurement
+from coscope.types import Intervention, Measurement, Proposal
 
 log = logging.getLogger(__name__)
 
@@ -107,7 +108,9 @@ def record_batch(
     return step + len(rows)
 
 
-def _append(store: Any, item: Intervention, rows: list[Simulation], decided: set, measured: set):
+def _append(
+    store: Any, item: Intervention, rows: list[Simulation], decided: set, measured: set
+) -> Iterator[tuple[Proposal, Measurement]]:
     """Append the decision and measurement of each row not already in the trace; yields the
     pairs appended, at the steps the accepted ``item`` names."""
     first = int(item.payload["steps"][0])

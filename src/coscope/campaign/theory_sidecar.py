@@ -116,7 +116,9 @@ def _check_target(payload: dict[str, Any], store: Any, spec: Any) -> str:
     return str(name)
 
 
-def rows_of(arrays: dict[str, np.ndarray], payload: dict[str, Any], store: Any, inst: str):
+def rows_of(
+    arrays: dict[str, np.ndarray], payload: dict[str, Any], store: Any, inst: str
+) -> list[Simulation]:
     modality = str(payload["modality"])
     n, length = len(arrays["params"]), store.modalities[modality].length
     if payload.get("n") != n or any(len(arrays[k]) != n for k in _ARRAYS):

@@ -19,6 +19,7 @@ from coscope.agents import make_agent
 from coscope.agents.protocols import Agent
 from coscope.campaign.context import CampaignContext, scalar_target
 from coscope.campaign.tracker import Tracker
+from coscope.catalog import CHOOSER_POLICIES
 from coscope.config import CampaignSpec, InstrumentSpec, SampleSpec, parse_spec
 from coscope.errors import ConfigError, StoreError
 from coscope.infra.tracking import MlflowTracker, NullTracker
@@ -123,9 +124,9 @@ def agent_from_spec(
     """The agent the spec's policy names; a grid agent learns :func:`scalar_target` (the
     spec's scalarizer, or ``reward`` instead: vote similarity)."""
     policy = spec.policy
-    from coscope.agents.chooser_spec import check_chooser_policy, chooser_from_spec
+    from coscope.agents.chooser_spec import chooser_from_spec
 
-    if check_chooser_policy(policy.name, policy.model, policy.params):
+    if policy.name in CHOOSER_POLICIES:
         return chooser_from_spec(spec, sample)
     common: dict[str, Any] = {
         "scalar_target": scalar_target(spec, sample, reward),
@@ -211,7 +212,7 @@ def create_or_open_store(spec: CampaignSpec, sample: Sample) -> tuple[TraceStore
 
 def effective_campaign(store: TraceStore) -> dict[str, Any]:
     """The stored campaign spec with the settings changed on later runs (``overrides``)."""
-    return {**store.campaign, **store.get_attr("overrides", {})}
+    return store.effective_campaign()
 
 
 def spec_of_store(path: str | Path) -> CampaignSpec:

@@ -38,7 +38,7 @@ def _grid(members: int | list[int] | tuple[int, int], layout: str) -> tuple[int,
     shape = tuple(int(s) for s in members)
     if len(shape) != 2 or min(shape) < 1 or shape[0] * shape[1] < 4:
         raise ConfigError(f"members={members!r} is invalid: give an int or [rows, cols].")
-    return shape  # type: ignore[return-value]
+    return shape
 
 
 def library_composition(

@@ -13,6 +13,7 @@ import inspect
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+from coscope.catalog import INSTRUMENT_KINDS
 from coscope.errors import ConfigError
 from coscope.instruments.base import Instrument
 from coscope.instruments.pricing import CostModel, Pricing, WithCost
@@ -22,7 +23,7 @@ from coscope.instruments.wrappers import WithLatency, WithNoise
 from coscope.registry import Registry
 
 InstrumentFactory = Callable[..., Instrument]
-INSTRUMENTS: Registry[InstrumentFactory] = Registry("instrument kind")
+INSTRUMENTS: Registry[InstrumentFactory] = Registry("instrument kind", INSTRUMENT_KINDS)
 register_instrument = INSTRUMENTS.register
 """Decorator registering ``f(name, sample, modalities, **options) -> Instrument`` as a kind."""
 instrument_kinds = INSTRUMENTS.names

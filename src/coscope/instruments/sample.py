@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from coscope.catalog import SAMPLE_KINDS
 from coscope.errors import ConfigError, InstrumentError
 from coscope.instruments import physics
 from coscope.registry import Registry
@@ -95,7 +96,7 @@ class Sample:
 
 
 SampleFactory = Callable[..., Sample]
-SAMPLES: Registry[SampleFactory] = Registry("sample kind")
+SAMPLES: Registry[SampleFactory] = Registry("sample kind", SAMPLE_KINDS)
 register_sample = SAMPLES.register
 """Decorator registering a sample factory ``f(*, seed, **params) -> Sample`` as a kind."""
 sample_kinds = SAMPLES.names
@@ -156,7 +157,7 @@ def synthetic_film(
     v_max: float = 8.5,
     pixel_size_um: float = 0.05,
     name: str = "synthetic_film",
-    **physics_params: float,
+    **physics_params: Any,
 ) -> Sample:
     """A synthetic ferroelectric film with exact BEPS-loop ground truth.
 

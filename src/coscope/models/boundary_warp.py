@@ -27,13 +27,15 @@ from gpytorch.constraints import GreaterThan
 from gpytorch.kernels import Kernel
 from gpytorch.module import Module
 
+from coscope import catalog
+
 TAU_FLOOR = 0.01
 """Smallest boundary width (input units; the grid spacing of a 10 x 10 library is 0.11)."""
 TAU_INIT = 0.05
 """Starting width of every boundary."""
 S_LENGTHSCALE_INIT = 0.5
 """Starting lengthscale of each ``s`` dimension (cross-boundary correlation exp(-2) ≈ 0.14)."""
-MAX_BOUNDARIES = 4
+MAX_BOUNDARIES = catalog.MAX_BOUNDARIES
 """Largest ``K`` accepted."""
 
 

@@ -1,6 +1,18 @@
-"""Plots and the campaign report."""
+"""Plots, status and the campaign report.
 
-from coscope.report.campaign import write_report
-from coscope.report.maps import write_learning_curve, write_maps
+Names are imported on first use: ``coscope status`` (:mod:`coscope.report.status`) starts
+without matplotlib and the models that the written report needs.
+"""
 
-__all__ = ["write_learning_curve", "write_maps", "write_report"]
+from __future__ import annotations
+
+from coscope.lazy import lazy_exports
+
+_EXPORTS = {
+    "write_learning_curve": "maps",
+    "write_maps": "maps",
+    "write_report": "campaign",
+}
+
+__all__ = sorted(_EXPORTS)
+__getattr__ = lazy_exports(__name__, _EXPORTS)

@@ -33,7 +33,7 @@ def _alive(runner: dict[str, Any] | None) -> bool | None:
 def campaign_status(path: str | Path) -> dict[str, Any]:
     """Everything ``coscope status`` reports, as a JSON-safe dict (see ``docs/cli.md``)."""
     store = TraceStore.open(path, mode="r")
-    campaign = {**store.campaign, **store.get_attr("overrides", {})}
+    campaign = store.effective_campaign()
     measurements = store.measurements()
     decisions = store.decisions()
     by_modality: dict[str, int] = {}

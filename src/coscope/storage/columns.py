@@ -111,7 +111,9 @@ def create_column(
         extra_dims: Dimension names of ``row_shape``.
         attrs: Extra attributes.
     """
-    attributes = {"description": spec.doc, **({"units": spec.units} if spec.units else {})}
+    attributes: dict[str, Any] = {"description": spec.doc}
+    if spec.units:
+        attributes["units"] = spec.units
     attributes.update(attrs or {})
     group.create_array(
         spec.name,

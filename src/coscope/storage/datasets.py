@@ -96,9 +96,9 @@ def check_dataset(ds: Dataset) -> None:
         _check_name(channel, "structure channel")
         arr = np.asarray(image)
         if arr.ndim != 2 or min(arr.shape) < 1 or (shape is not None and arr.shape != shape):
-            want = "a non-empty (H, W) image" if shape is None else f"shape {shape}"
+            wanted = "a non-empty (H, W) image" if shape is None else f"shape {shape}"
             raise DatasetError(
-                f"structure channel {channel!r} has shape {arr.shape}: give {want} like the "
+                f"structure channel {channel!r} has shape {arr.shape}: give {wanted} like the "
                 "other channels."
             )
         shape = arr.shape
@@ -244,6 +244,14 @@ def _read_root(path: Path) -> dict[str, Any]:
     return attrs
 
 
+def _array(root: zarr.Group, key: str) -> zarr.Array:
+    """The array at ``key`` of a dataset (a group there makes the dataset corrupt)."""
+    node = root[key]
+    if not isinstance(node, zarr.Array):
+        raise TypeError(f"{key!r} is a group, not an array")
+    return node
+
+
 def load_dataset(path: str | Path) -> Dataset:
     """Read the dataset at ``path`` (written by :func:`write_dataset`).
 
@@ -256,17 +264,17 @@ def load_dataset(path: str | Path) -> Dataset:
         root = zarr.open_group(path, mode="r", zarr_format=3)
         structure, units = {}, {}
         for channel in attrs["structure_channels"]:
-            array = root[f"structure/{channel}"]
+            array = _array(root, f"structure/{channel}")
             structure[channel] = np.asarray(array[...], dtype=np.float64)
             units[channel] = str(array.attrs.get("units", ""))
         modalities, signals = {}, {}
         for entry in attrs["modalities"]:
             name = entry["name"]
-            axis = np.asarray(root[f"signals/{name}/{entry['axis_name']}"][...], np.float64)
+            axis = np.asarray(_array(root, f"signals/{name}/{entry['axis_name']}")[...], np.float64)
             modalities[name] = ModalityInfo(
                 name, axis, entry["axis_name"], entry["axis_units"], entry["signal_units"]
             )
-            signals[name] = np.asarray(root[f"signals/{name}/signal"][...], dtype=np.float64)
+            signals[name] = np.asarray(_array(root, f"signals/{name}/signal")[...], np.float64)
         ds = Dataset(
             name=attrs["name"],
             source=attrs["source"],

@@ -111,11 +111,11 @@ def invariant_findings(path: Path, doc: dict[str, Any], n: dict[str, int]) -> li
                     f"(first: step {rows_m[bad[0]]})",
                 )
             )
-    for table, column in (("fits", "hyperparameters"), ("interventions", "payload")):
-        for i, text in enumerate(cols(table, [column])[column].tolist()):
+    for table_name, column in (("fits", "hyperparameters"), ("interventions", "payload")):
+        for i, text in enumerate(cols(table_name, [column])[column].tolist()):
             try:
                 json.loads(str(text))
             except ValueError:
-                found.append(Finding("error", f"{table} row {i}: {column} is not valid JSON"))
+                found.append(Finding("error", f"{table_name} row {i}: {column} is not valid JSON"))
                 break
     return found

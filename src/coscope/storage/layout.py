@@ -237,7 +237,12 @@ def upgrade(path: Path, doc: dict[str, Any]) -> dict[str, Any]:
             if ADDED_IN.get((table.name, spec.name), 1) <= version:
                 continue
             shutil.rmtree(path / table.name / spec.name, ignore_errors=True)
-            create_column(root[table.name], spec, table.dim, chunk_rows=TABLE_CHUNK_ROWS)
+            group = root[table.name]
+            if not isinstance(group, zarr.Group):
+                raise StoreError(
+                    f"'{path / table.name}' is not a table group: the trace is damaged."
+                )
+            create_column(group, spec, table.dim, chunk_rows=TABLE_CHUNK_ROWS)
             column = Column(path, f"{table.name}/{spec.name}", spec.kind)
             for _ in range(int(counts[table.name])):
                 column.append(NEUTRAL[(table.name, spec.name)])

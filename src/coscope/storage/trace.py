@@ -178,6 +178,10 @@ class TraceStore:
         """The campaign description given at creation (a copy)."""
         return copy.deepcopy(self._doc["attributes"]["campaign"])
 
+    def effective_campaign(self) -> dict[str, Any]:
+        """The campaign description with the settings changed on later runs (``overrides``)."""
+        return {**self.campaign, **self.get_attr("overrides", {})}
+
     @property
     def modalities(self) -> dict[str, ModalityInfo]:
         """Signal description of every modality, keyed by name."""
