@@ -1,38 +1,43 @@
-"""Agents: acquisition, selection, the GP agent and baselines (ingest / suggest / report)."""
+"""Agents: the one agent contract, acquisition, selection, the GP/DKL agents and baselines.
+
+Names are imported on first use, so that the contract (:mod:`coscope.agents.protocols`) loads
+without torch and botorch (control commands and spec validation stay fast).
+"""
 
 from __future__ import annotations
 
-from coscope.agents.acquisition import (
-    build_acquisition,
-    evaluate,
-    get_policy,
-    policy_names,
-    register_policy,
-    validate_policy,
-)
-from coscope.agents.agent import GPAgent, agent_policy_names, make_agent
-from coscope.agents.base import AgentReport, GridAgent
-from coscope.agents.baselines import RandomAgent, RasterAgent
-from coscope.agents.dkl_agent import DKLAgent
-from coscope.agents.selection import select
-from coscope.agents.thompson import thompson_indices, thompson_scores
+from importlib import import_module
+from typing import Any
 
-__all__ = [
-    "AgentReport",
-    "DKLAgent",
-    "GPAgent",
-    "GridAgent",
-    "RandomAgent",
-    "RasterAgent",
-    "agent_policy_names",
-    "build_acquisition",
-    "evaluate",
-    "get_policy",
-    "make_agent",
-    "policy_names",
-    "register_policy",
-    "select",
-    "thompson_indices",
-    "thompson_scores",
-    "validate_policy",
-]
+_EXPORTS = {
+    "Agent": "protocols",
+    "AgentAbilities": "protocols",
+    "AgentReport": "protocols",
+    "Ask": "protocols",
+    "ScalarTarget": "protocols",
+    "abilities_of": "protocols",
+    "build_acquisition": "acquisition",
+    "evaluate": "acquisition",
+    "get_policy": "acquisition",
+    "policy_names": "acquisition",
+    "register_policy": "acquisition",
+    "validate_policy": "acquisition",
+    "GPAgent": "agent",
+    "agent_policy_names": "agent",
+    "make_agent": "agent",
+    "GridAgent": "base",
+    "RandomAgent": "baselines",
+    "RasterAgent": "baselines",
+    "DKLAgent": "dkl_agent",
+    "select": "selection",
+    "thompson_indices": "thompson",
+    "thompson_scores": "thompson",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _EXPORTS:
+        return getattr(import_module(f"coscope.agents.{_EXPORTS[name]}"), name)
+    raise AttributeError(f"module 'coscope.agents' has no attribute {name!r}")
