@@ -111,6 +111,21 @@ KINDS: dict[str, dict[str, Any]] = {
 }
 N_STEPS = 5
 
+GRID_ABILITIES = {"fits_on_executor", "steerable", "single_target"}
+EXPECTED: dict[str, set[str]] = {
+    "gp-ei": GRID_ABILITIES | {"policy"},
+    "gp-ucb": GRID_ABILITIES | {"policy"},
+    "random": GRID_ABILITIES,
+    "raster": GRID_ABILITIES,
+    "dkl-thompson": GRID_ABILITIES | {"policy", "embedding"},
+    "chooser-gp": {"fits_on_executor", "hands_over_fits", "tasks"},
+    "multitask": {"fits_on_executor", "hands_over_fits", "tasks"},
+    "latent-multitask": {"fits_on_executor", "hands_over_fits", "tasks", "uses_executor"},
+    "conavigate": {"hands_over_fits", "uses_executor", "remembers_params", "digital_twin"},
+}
+"""The abilities each kind declares: losing one (a renamed method) would silently change
+what the loop does with it (no fits on the executor, no twin, no exclusions)."""
+
 
 def _spec(kind: str, tmp_path: Path) -> CampaignSpec:
     data = {
@@ -128,6 +143,7 @@ class _Campaign:
     """One agent kind, its sample and instruments, and measurements the agent asked for."""
 
     def __init__(self, kind: str, tmp_path: Path) -> None:
+        self.kind = kind
         self.spec = _spec(kind, tmp_path)
         self.sample: Sample = sample_from_spec(self.spec.sample, self.spec.seed)
         self.executor = LocalExecutor(instruments_from_spec(self.spec, self.sample))
@@ -191,6 +207,12 @@ def test_is_an_agent_with_the_spec_modalities(campaign: _Campaign) -> None:
     assert isinstance(agent, Agent)
     assert campaign.spec.scalarizer.modality in agent.modalities
     assert agent.n_observations == 0
+
+
+def test_declares_the_expected_abilities(campaign: _Campaign) -> None:
+    ab = abilities_of(campaign.agent())
+    declared = {name for name, value in vars(ab).items() if value is not None}
+    assert declared == EXPECTED[campaign.kind]
 
 
 def test_ingest_is_idempotent_per_step_and_order_independent(campaign: _Campaign) -> None:

@@ -1,8 +1,8 @@
-"""Agents: acquisition, selection, the GP agent and baselines (ingest / suggest / report).
+"""Agents: the one agent contract, acquisition, selection, the GP/DKL agents and baselines.
 
-Names are imported on first use, so that the light modules of this package (the protocols)
-load without torch and botorch: ``coscope status`` and ``coscope intervene`` read the
-campaign's context without the models (``tests/test_light_imports.py``).
+Names are imported on first use, so that the contract (:mod:`coscope.agents.protocols`) loads
+without torch and botorch: control commands and spec validation stay fast
+(``tests/test_light_imports.py``).
 """
 
 from __future__ import annotations
@@ -10,23 +10,28 @@ from __future__ import annotations
 from coscope.lazy import lazy_exports
 
 _EXPORTS = {
-    "AgentReport": "base",
-    "DKLAgent": "dkl_agent",
-    "GPAgent": "agent",
-    "GridAgent": "base",
-    "RandomAgent": "baselines",
-    "RasterAgent": "baselines",
-    "agent_policy_names": "agent",
+    "Agent": "protocols",
+    "AgentAbilities": "protocols",
+    "AgentReport": "protocols",
+    "Ask": "protocols",
+    "ScalarTarget": "protocols",
+    "abilities_of": "protocols",
     "build_acquisition": "acquisition",
     "evaluate": "acquisition",
     "get_policy": "acquisition",
-    "make_agent": "agent",
     "policy_names": "acquisition",
     "register_policy": "acquisition",
+    "validate_policy": "acquisition",
+    "GPAgent": "agent",
+    "agent_policy_names": "agent",
+    "make_agent": "agent",
+    "GridAgent": "base",
+    "RandomAgent": "baselines",
+    "RasterAgent": "baselines",
+    "DKLAgent": "dkl_agent",
     "select": "selection",
     "thompson_indices": "thompson",
     "thompson_scores": "thompson",
-    "validate_policy": "acquisition",
 }
 
 __all__ = sorted(_EXPORTS)

@@ -15,6 +15,7 @@ import json
 import pickle
 import tempfile
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -143,7 +144,10 @@ class MlflowTracker:
             if self._writer is None:
                 from coscope.infra.metric_writer import MetricWriter
 
-                self._writer = MetricWriter(lambda run, ms: self._client.log_batch(run, metrics=ms))
+                def write(run: str, ms: Sequence[Any]) -> None:
+                    self._client.log_batch(run, metrics=ms)
+
+                self._writer = MetricWriter(write)
             self._writer.put(self.run_id, metrics)
         else:
             self._client.log_batch(self.run_id, metrics=metrics)

@@ -18,6 +18,7 @@ test that the trace is complete. The trace is opened read-only and never written
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -200,7 +201,13 @@ class Replayer:
 def _price_of(settings: Settings) -> PriceFunction:
     """The settings' cost of one measurement per (instrument, modality) (0 if unknown)."""
 
-    def price(instrument: str, modality: str, location: Location) -> float:
+    def price(
+        instrument: str,
+        modality: str,
+        location: Location,
+        params: Mapping[str, Any] | None = None,
+        /,
+    ) -> float:
         cost = settings.costs.get(instrument, 0.0)
         return float(cost.get(modality, 0.0)) if isinstance(cost, dict) else float(cost)
 

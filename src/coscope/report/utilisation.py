@@ -95,7 +95,8 @@ def co_orchestration_metrics(ctx: CampaignContext) -> tuple[dict[str, float], di
         metrics[f"modality.{m.modality}.n"] = metrics.get(f"modality.{m.modality}.n", 0.0) + 1
         key = f"modality.{m.modality}.cost"
         metrics[key] = metrics.get(key, 0.0) + m.cost
-    agent, arrays = ctx.abilities.tasks, {}  # an agent that learns several modalities
+    arrays: dict[str, Any] = {}
+    agent = ctx.abilities.tasks  # an agent that learns several modalities
     if agent is None:
         return metrics, arrays
     for modality, reducer in agent.reducers.items():

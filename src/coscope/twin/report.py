@@ -96,7 +96,9 @@ def finish_twin(
     theta* and its standard deviation as ``twin.theta.*`` metrics, the report as artifacts,
     and registers the pyfunc model as ``<name>-twin`` in MLflow's model registry.
     """
-    twin = agent.digital_twin() if agent is not None else None
+    if agent is None:
+        return None
+    twin = agent.digital_twin()
     if twin is None:
         return None
     folder = run_dir / "twin"
