@@ -12,13 +12,17 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from coscope.campaign.steering import intervention_kinds
+from coscope.errors import ConfigError
+from coscope.report.status import _alive
+from coscope.steer_requests import describe, parse_pairs, post_intervention
+from coscope.storage import TraceStore
+
 COMMANDS = ("intervene", "replay", "retrace", "report")
 
 
 def add_parsers(sub: Any) -> None:
     """Add the steering commands to the ``coscope`` sub-parsers."""
-    from coscope.campaign.steering import intervention_kinds
-
     kinds = ", ".join(intervention_kinds())
     iv = sub.add_parser(
         "intervene",
@@ -71,16 +75,11 @@ def command(args: argparse.Namespace) -> int:
 
 
 def _intervene(args: argparse.Namespace) -> int:
-    from coscope.steer_requests import describe, parse_pairs, post_intervention
-    from coscope.storage import TraceStore
-
     if args.list:
         for item in TraceStore.open(args.store, "r").interventions():
             print(describe(item))
         return 0
     if not args.kind:
-        from coscope.errors import ConfigError
-
         raise ConfigError("name the intervention kind, e.g. `coscope intervene STORE pause`.")
     payload = parse_pairs(args.pairs, args.payload_json)
     path, normalised = post_intervention(args.store, args.kind, payload, why=args.why)
@@ -97,16 +96,11 @@ def _intervene(args: argparse.Namespace) -> int:
 
 
 def _running(store: str) -> bool:
-    from coscope.report.status import _alive
-    from coscope.storage import TraceStore
-
     trace = TraceStore.open(store, "r")
     return trace.get_attr("status") == "running" and _alive(trace.get_attr("runner")) is not False
 
 
 def _json_arg(text: str | None, flag: str) -> dict[str, Any] | None:
-    from coscope.errors import ConfigError
-
     if text is None:
         return None
     try:
@@ -119,7 +113,7 @@ def _json_arg(text: str | None, flag: str) -> dict[str, Any] | None:
 
 
 def _replay(args: argparse.Namespace) -> int:
-    from coscope.replay import Counterfactual, replay, write_replay
+    from coscope.replay import Counterfactual, replay, write_replay  # heavy: torch (models)
 
     what = Counterfactual(
         scalarizer=args.scalarizer,
@@ -137,7 +131,7 @@ def _replay(args: argparse.Namespace) -> int:
 
 
 def _retrace(args: argparse.Namespace) -> int:
-    from coscope.replay import retrace, write_retrace
+    from coscope.replay import retrace, write_retrace  # heavy: torch (models)
 
     result = retrace(args.store, top_k=args.top_k)
     out = Path(args.out) if args.out else Path(args.store).parent / "retrace"
@@ -148,7 +142,7 @@ def _retrace(args: argparse.Namespace) -> int:
 
 
 def _report(args: argparse.Namespace) -> int:
-    from coscope.report.html import write_html_report
+    from coscope.report.html import write_html_report  # heavy: torch, matplotlib
 
     out = Path(args.out) if args.out else Path(args.store).parent / "report"
     scalarizers = [s.strip() for s in args.counterfactual.split(",") if s.strip()]

@@ -31,6 +31,7 @@ import numpy as np
 import torch
 from botorch.fit import fit_gpytorch_mll
 from botorch.models import MultiTaskGP
+from botorch.models.utils.gpytorch_modules import get_covar_module_with_dim_scaled_prior
 from gpytorch.kernels import IndexKernel
 from gpytorch.mlls import ExactMarginalLogLikelihood
 
@@ -42,6 +43,7 @@ from coscope.models.boundary_warp import (
     BoundaryWarp,
     stump_starts,
 )
+from coscope.models.icm_kernel import IcmKernel
 from coscope.models.training import FitRecordMixin, check_training_data
 
 DTYPE = torch.float64
@@ -177,8 +179,6 @@ def _build(
 def _boundary_kernel(d: int, k: int, start: tuple | None) -> BoundaryKernel:
     """RBF over ``d + k`` warped inputs (botorch's dimension-scaled lengthscale prior), the
     warp started at ``start`` = (directions ``k x d``, offsets ``(k,)``, jumps) if given."""
-    from botorch.models.utils.gpytorch_modules import get_covar_module_with_dim_scaled_prior
-
     base = get_covar_module_with_dim_scaled_prior(ard_num_dims=d + k).to(DTYPE)
     warp = BoundaryWarp(d, k, DTYPE)
     if start is not None:
@@ -320,12 +320,10 @@ def task_noise(model: MultiTaskGP) -> np.ndarray:
         return model.likelihood.noise.detach().reshape(-1).numpy().copy()
 
 
-def icm_kernel(model: MultiTaskGP):
+def icm_kernel(model: MultiTaskGP) -> IcmKernel:
     """The fitted kernel, noise and means of ``model`` as a numpy
-    :class:`~coscope.agents.knowledge_gain.IcmKernel` (RBF data kernel, or RBF on the
+    :class:`~coscope.models.icm_kernel.IcmKernel` (RBF data kernel, or RBF on the
     boundary-warped inputs, as built here)."""
-    from coscope.agents.knowledge_gain import IcmKernel
-
     data_kernel = model.covar_module.kernels[0]
     boundary = {}
     with torch.no_grad():
