@@ -20,10 +20,6 @@ from coscope.campaign.inbox import Inbox
 from coscope.cli_serve import serve_command, serve_parsers
 from coscope.config import CampaignSpec, load_spec, parse_spec
 from coscope.errors import CoscopeError
-from coscope.infra.environment import prepare_environment
-from coscope.infra.settings import Settings
-from coscope.report.status import campaign_status, format_status
-from coscope.storage.datasets import describe_dataset, load_dataset
 
 EXIT_FAILED = 1
 EXIT_USER_ERROR = 2
@@ -101,6 +97,8 @@ def _study_parsers(sub: Any) -> None:
 
 def _study_command(args: argparse.Namespace) -> int:
     # heavy: Dask, MLflow and torch, only for `coscope benchmark | seeds`
+    from coscope.infra.environment import prepare_environment
+    from coscope.infra.settings import Settings
     from coscope.studies import plan_benchmark, plan_seeds, run_study
 
     spec = load_spec(args.spec)
@@ -167,6 +165,9 @@ def _dataset_parser(sub: Any) -> None:
 
 
 def _dataset_command(args: argparse.Namespace) -> int:
+    # zarr, only for the commands that read a store (`--help` stays at ~340 modules)
+    from coscope.storage.datasets import describe_dataset, load_dataset
+
     if args.dataset_command == "info":
         print(describe_dataset(load_dataset(args.path), args.path))
         return 0
@@ -218,7 +219,9 @@ def _demo_spec(args: argparse.Namespace) -> CampaignSpec:
 
 def _execute(spec: CampaignSpec, quiet: bool) -> int:
     # heavy: Prefect, Dask, MLflow and torch (and rich's bar), only to run a campaign
+    from coscope.infra.environment import prepare_environment
     from coscope.infra.runner import prepare_store, run_campaign
+    from coscope.infra.settings import Settings
     from coscope.report.progress import CampaignProgress
 
     settings = Settings()
@@ -291,6 +294,8 @@ def _command(args: argparse.Namespace) -> int:
     if args.command in cli_steer.COMMANDS:
         return cli_steer.command(args)
     if args.command == "status":
+        from coscope.report.status import campaign_status, format_status  # zarr, as above
+
         status = campaign_status(args.store)
         print(json.dumps(status, indent=2) if args.json else format_status(status))
         return 0

@@ -14,9 +14,6 @@ from typing import Any
 
 from coscope.campaign.steering import intervention_kinds
 from coscope.errors import ConfigError
-from coscope.report.status import _alive
-from coscope.steer_requests import describe, parse_pairs, post_intervention
-from coscope.storage import TraceStore
 
 COMMANDS = ("intervene", "replay", "retrace", "report")
 
@@ -75,6 +72,11 @@ def command(args: argparse.Namespace) -> int:
 
 
 def _intervene(args: argparse.Namespace) -> int:
+    # zarr, only for the commands that read a trace (`coscope --help` stays at ~340 modules)
+    from coscope.report.status import _alive
+    from coscope.steer_requests import describe, parse_pairs, post_intervention
+    from coscope.storage import TraceStore
+
     if args.list:
         for item in TraceStore.open(args.store, "r").interventions():
             print(describe(item))
@@ -85,7 +87,8 @@ def _intervene(args: argparse.Namespace) -> int:
     path, normalised = post_intervention(args.store, args.kind, payload, why=args.why)
     shown = json.dumps(normalised)
     when = "the campaign applies it before its next decision"
-    if not _running(args.store):
+    trace = TraceStore.open(args.store, "r")
+    if trace.get_attr("status") != "running" or _alive(trace.get_attr("runner")) is False:
         when = f"the campaign is not running; it applies it on `coscope resume {args.store}`"
     print(
         f"posted {args.kind} {shown if len(shown) < 200 else shown[:200] + '…'} "
@@ -93,11 +96,6 @@ def _intervene(args: argparse.Namespace) -> int:
         file=sys.stderr,
     )
     return 0
-
-
-def _running(store: str) -> bool:
-    trace = TraceStore.open(store, "r")
-    return trace.get_attr("status") == "running" and _alive(trace.get_attr("runner")) is not False
 
 
 def _json_arg(text: str | None, flag: str) -> dict[str, Any] | None:
