@@ -43,7 +43,8 @@ def _commands(store: str) -> dict[str, list[str]]:
         "`coscope status STORE`": [*cli, "status", store],
         "`coscope status STORE --json`": [*cli, "status", store, "--json"],
         "`coscope intervene STORE --list`": [*cli, "intervene", store, "--list"],
-        "`coscope intervene STORE policy name=ucb`": [*cli, "intervene", store, "policy", "name=ucb"],
+        "`coscope intervene STORE policy name=ucb`": [*cli, "intervene", store]
+        + ["policy", "name=ucb"],
         f"`load_spec` of the {len(examples)} examples": ["-c", validate],
     }
 
@@ -73,6 +74,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=5, help="timed runs per command (default 5)")
     parser.add_argument("--before", help="another source tree to compare with (its src/)")
+    parser.add_argument(
+        "--before-name", default="another tree", help="what --before is, for the text"
+    )
     args = parser.parse_args()
     here = str(_report.REPO / "src")
     trees = [("before", args.before), ("after", here)] if args.before else [("now", here)]
@@ -102,10 +106,10 @@ def main() -> None:
         "Each command in a fresh interpreter on the trace of a 12-measurement demo campaign "
         f"(16 x 16 film); median of {args.n} runs; CPU = user + system of the process. "
         f"Load average at the start and the end: {loads} (other work shared the machine, so "
-        "read the times as orders of magnitude; the module counts are exact).",
-        _report.table(
-            ("command", "tree", "modules", "heavy packages", "wall s", "CPU s"), rows
-        ),
+        "read the times as orders of magnitude; the module counts are exact)."
+        + (f" Before: {args.before_name}; after: this tree." if args.before else ""),
+        "",
+        _report.table(("command", "tree", "modules", "heavy packages", "wall s", "CPU s"), rows),
         "",
         "Spec validation used to import torch and botorch (policy and kind names came from "
         "the modules that implement them). The names and parameter rules now live in "
