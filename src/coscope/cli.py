@@ -15,6 +15,10 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from coscope import cli_check, cli_steer
+from coscope.campaign.inbox import Inbox
+from coscope.cli_serve import serve_command, serve_parsers
+from coscope.config import CampaignSpec, load_spec, parse_spec
 from coscope.errors import CoscopeError
 
 EXIT_FAILED = 1
@@ -54,31 +58,10 @@ def _parser() -> argparse.ArgumentParser:
         p.add_argument("--quiet", action="store_true", help="no progress bar")
     _dataset_parser(sub)
     _study_parsers(sub)
-    _serve_parsers(sub)
-    _steer_parsers(sub)
-    _check_parser(sub)
+    serve_parsers(sub)  # coscope serve
+    cli_steer.add_parsers(sub)  # coscope intervene | replay | retrace | report
+    cli_check.add_parser(sub)  # coscope check
     return parser
-
-
-def _check_parser(sub: Any) -> None:
-    """``coscope check`` (:mod:`coscope.cli_check`)."""
-    from coscope.cli_check import add_parser
-
-    add_parser(sub)
-
-
-def _serve_parsers(sub: Any) -> None:
-    """``coscope serve`` (:mod:`coscope.cli_serve`)."""
-    from coscope.cli_serve import serve_parsers
-
-    serve_parsers(sub)
-
-
-def _steer_parsers(sub: Any) -> None:
-    """``coscope intervene | replay | retrace | report`` (:mod:`coscope.cli_steer`)."""
-    from coscope.cli_steer import add_parsers
-
-    add_parsers(sub)
 
 
 def _study_parsers(sub: Any) -> None:
@@ -114,21 +97,20 @@ def _study_parsers(sub: Any) -> None:
 
 
 def _study_command(args: argparse.Namespace) -> int:
-    from coscope.config import load_spec
+    # heavy: Dask, MLflow and torch, only for `coscope benchmark | seeds`
+    from coscope.infra.environment import prepare_environment
+    from coscope.infra.settings import Settings
+    from coscope.studies import plan_benchmark, plan_seeds, run_study
 
     spec = load_spec(args.spec)
     out = Path(args.out) if args.out else Path("runs") / f"{spec.name}-{args.command}"
     if args.command == "benchmark":
-        from coscope.studies import plan_benchmark
-
         entry = f"dkl:{spec.policy.name}" if spec.policy.model == "dkl" else spec.policy.name
         policies = (args.policies or entry).split(",")
         plan = plan_benchmark(
             spec, seeds=args.seeds, policies=policies, out=out, workers=args.workers
         )
     else:
-        from coscope.studies import plan_seeds
-
         plan = plan_seeds(
             spec,
             seed_sets=args.seed_sets,
@@ -139,10 +121,6 @@ def _study_command(args: argparse.Namespace) -> int:
             policy=args.policy,
             workers=args.workers,
         )
-    from coscope.infra.environment import prepare_environment
-    from coscope.infra.settings import Settings
-    from coscope.studies import run_study
-
     prepare_environment(Settings(), out)
     print(f"{plan.kind} study: {len(plan.jobs)} campaigns → {out}", file=sys.stderr)
     summary = run_study(plan, echo=lambda line: print(line, flush=True))
@@ -188,12 +166,13 @@ def _dataset_parser(sub: Any) -> None:
 
 
 def _dataset_command(args: argparse.Namespace) -> int:
+    # zarr, only for the commands that read a store (`--help` stays at ~340 modules)
     from coscope.storage.datasets import describe_dataset, load_dataset
 
     if args.dataset_command == "info":
         print(describe_dataset(load_dataset(args.path), args.path))
         return 0
-    from coscope.storage.dataset_readers import import_dataset
+    from coscope.storage.dataset_readers import import_dataset  # h5py, only to import
 
     options = {  # used by the arrays reader only
         "modality": args.modality,
@@ -215,9 +194,7 @@ def _dataset_command(args: argparse.Namespace) -> int:
     return 0
 
 
-def _demo_spec(args: argparse.Namespace) -> Any:
-    from coscope.config import parse_spec
-
+def _demo_spec(args: argparse.Namespace) -> CampaignSpec:
     return parse_spec(
         {
             "name": "demo",
@@ -241,14 +218,15 @@ def _demo_spec(args: argparse.Namespace) -> Any:
     )
 
 
-def _execute(spec: Any, quiet: bool) -> int:
+def _execute(spec: CampaignSpec, quiet: bool) -> int:
+    # heavy: Prefect, Dask, MLflow and torch (and rich's bar), only to run a campaign
     from coscope.infra.environment import prepare_environment
+    from coscope.infra.runner import prepare_store, run_campaign
     from coscope.infra.settings import Settings
+    from coscope.report.progress import CampaignProgress
 
     settings = Settings()
     prepare_environment(settings, spec.resolved_run_dir())
-    from coscope.infra.runner import prepare_store, run_campaign
-    from coscope.report.progress import CampaignProgress
 
     store_path, resumed = prepare_store(spec)
     progress = CampaignProgress(store_path, spec, enabled=not quiet)
@@ -281,7 +259,6 @@ def _execute(spec: Any, quiet: bool) -> int:
 @contextmanager
 def _ctrl_c_stops(store_path: Path) -> Iterator[None]:
     """First Ctrl-C: ask the loop to stop after what is in flight; second: abort at once."""
-    from coscope.campaign.inbox import Inbox
 
     def first(signum: int, frame: object) -> None:
         Inbox(store_path).post("stop", why="Ctrl-C")
@@ -312,21 +289,15 @@ def _command(args: argparse.Namespace) -> int:
     if args.command == "dataset":
         return _dataset_command(args)
     if args.command == "serve":
-        from coscope.cli_serve import serve_command
-
         return serve_command(args)
     if args.command in ("benchmark", "seeds"):
         return _study_command(args)
-    if args.command in ("intervene", "replay", "retrace", "report"):
-        from coscope.cli_steer import command
-
-        return command(args)
+    if args.command in cli_steer.COMMANDS:
+        return cli_steer.command(args)
     if args.command == "check":
-        from coscope.cli_check import command as check_command
-
-        return check_command(args)
+        return cli_check.command(args)
     if args.command == "status":
-        from coscope.report.status import campaign_status, format_status
+        from coscope.report.status import campaign_status, format_status  # zarr, as above
 
         status = campaign_status(args.store)
         print(json.dumps(status, indent=2) if args.json else format_status(status))
@@ -334,12 +305,10 @@ def _command(args: argparse.Namespace) -> int:
     if args.command == "demo":
         return _execute(_demo_spec(args), args.quiet)
     if args.command == "run":
-        from coscope.config import load_spec
-
         overrides = {k: v for k, v in {"store": args.store, "run_dir": args.out}.items() if v}
         return _execute(load_spec(args.spec, overrides), args.quiet)
     if args.command == "resume":
-        from coscope.infra.compose import spec_of_store
+        from coscope.infra.compose import spec_of_store  # heavy: torch (the agents)
 
         path = Path(args.store)
         spec = spec_of_store(path)

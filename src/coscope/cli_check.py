@@ -11,8 +11,6 @@ import argparse
 import json
 from typing import Any
 
-from coscope.storage.integrity import check_trace
-
 
 def add_parser(sub: Any) -> None:
     """Add ``coscope check`` to the ``coscope`` sub-parsers."""
@@ -30,6 +28,8 @@ def add_parser(sub: Any) -> None:
 
 def command(args: argparse.Namespace) -> int:
     """Run ``coscope check``; prints the findings, returns the exit status."""
+    from coscope.storage.integrity import check_trace  # zarr: only for commands that read a trace
+
     report = check_trace(args.store, repair=args.repair)
     if args.json:
         print(json.dumps(report.to_json_dict(), indent=2))

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from coscope.config import load_spec
+
 
 def serve_parsers(sub: Any) -> None:
     """Add the ``serve`` command to the CLI's subparsers."""
@@ -28,7 +30,7 @@ def serve_parsers(sub: Any) -> None:
 
 def serve_command(args: argparse.Namespace) -> int:
     """Create the trace if needed, register both deployments, then serve until Ctrl-C."""
-    from coscope.config import load_spec
+    # heavy: Prefect and Dask, only for `coscope serve`
     from coscope.infra.dask import dask_client
     from coscope.infra.deployments import (
         campaign_deployment,
@@ -56,7 +58,7 @@ def serve_command(args: argparse.Namespace) -> int:
             f"theory-batch/{spec.name}-theory"
         )
         return 0
-    from prefect import serve
+    from prefect import serve  # heavy, as above
 
     with dask_client(spec.dask_address, spec.dask_workers) as client:
         address = client.scheduler.address  # type: ignore[attr-defined]

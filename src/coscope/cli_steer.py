@@ -12,13 +12,14 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from coscope.campaign.steering import intervention_kinds
+from coscope.errors import ConfigError
+
 COMMANDS = ("intervene", "replay", "retrace", "report")
 
 
 def add_parsers(sub: Any) -> None:
     """Add the steering commands to the ``coscope`` sub-parsers."""
-    from coscope.campaign.steering import intervention_kinds
-
     kinds = ", ".join(intervention_kinds())
     iv = sub.add_parser(
         "intervene",
@@ -71,6 +72,8 @@ def command(args: argparse.Namespace) -> int:
 
 
 def _intervene(args: argparse.Namespace) -> int:
+    # zarr, only for the commands that read a trace (`coscope --help` stays at ~340 modules)
+    from coscope.report.status import _alive
     from coscope.steer_requests import describe, parse_pairs, post_intervention
     from coscope.storage import TraceStore
 
@@ -79,14 +82,13 @@ def _intervene(args: argparse.Namespace) -> int:
             print(describe(item))
         return 0
     if not args.kind:
-        from coscope.errors import ConfigError
-
         raise ConfigError("name the intervention kind, e.g. `coscope intervene STORE pause`.")
     payload = parse_pairs(args.pairs, args.payload_json)
     path, normalised = post_intervention(args.store, args.kind, payload, why=args.why)
     shown = json.dumps(normalised)
     when = "the campaign applies it before its next decision"
-    if not _running(args.store):
+    trace = TraceStore.open(args.store, "r")
+    if trace.get_attr("status") != "running" or _alive(trace.get_attr("runner")) is False:
         when = f"the campaign is not running; it applies it on `coscope resume {args.store}`"
     print(
         f"posted {args.kind} {shown if len(shown) < 200 else shown[:200] + '…'} "
@@ -96,17 +98,7 @@ def _intervene(args: argparse.Namespace) -> int:
     return 0
 
 
-def _running(store: str) -> bool:
-    from coscope.report.status import _alive
-    from coscope.storage import TraceStore
-
-    trace = TraceStore.open(store, "r")
-    return trace.get_attr("status") == "running" and _alive(trace.get_attr("runner")) is not False
-
-
 def _json_arg(text: str | None, flag: str) -> dict[str, Any] | None:
-    from coscope.errors import ConfigError
-
     if text is None:
         return None
     try:
@@ -119,7 +111,7 @@ def _json_arg(text: str | None, flag: str) -> dict[str, Any] | None:
 
 
 def _replay(args: argparse.Namespace) -> int:
-    from coscope.replay import Counterfactual, replay, write_replay
+    from coscope.replay import Counterfactual, replay, write_replay  # heavy: torch (models)
 
     what = Counterfactual(
         scalarizer=args.scalarizer,
@@ -137,7 +129,7 @@ def _replay(args: argparse.Namespace) -> int:
 
 
 def _retrace(args: argparse.Namespace) -> int:
-    from coscope.replay import retrace, write_retrace
+    from coscope.replay import retrace, write_retrace  # heavy: torch (models)
 
     result = retrace(args.store, top_k=args.top_k)
     out = Path(args.out) if args.out else Path(args.store).parent / "retrace"
@@ -148,7 +140,7 @@ def _retrace(args: argparse.Namespace) -> int:
 
 
 def _report(args: argparse.Namespace) -> int:
-    from coscope.report.html import write_html_report
+    from coscope.report.html import write_html_report  # heavy: torch, matplotlib
 
     out = Path(args.out) if args.out else Path(args.store).parent / "report"
     scalarizers = [s.strip() for s in args.counterfactual.split(",") if s.strip()]

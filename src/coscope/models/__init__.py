@@ -1,24 +1,28 @@
-"""Surrogate models. They fit data and predict; they know nothing of acquisition."""
+"""Surrogate models. They fit data and predict; they know nothing of acquisition.
+
+Names are imported on first use, so that a light module of this package (the numpy
+:class:`~coscope.models.icm.IcmKernel`) loads without torch.
+"""
 
 from __future__ import annotations
 
-from coscope.models.dkl import DKLState, embed, fit_dkl, load_latent_model, predict_dkl
-from coscope.models.fitting import fit_model, model_kinds, register_model
-from coscope.models.gp import GPState, fit_gp, load_model, predict
-from coscope.models.patches import patch_features
+from coscope.lazy import lazy_exports
 
-__all__ = [
-    "DKLState",
-    "GPState",
-    "embed",
-    "fit_dkl",
-    "fit_gp",
-    "fit_model",
-    "load_latent_model",
-    "load_model",
-    "model_kinds",
-    "patch_features",
-    "predict",
-    "predict_dkl",
-    "register_model",
-]
+_EXPORTS = {
+    "DKLState": "dkl",
+    "GPState": "gp",
+    "embed": "dkl",
+    "fit_dkl": "dkl",
+    "fit_gp": "gp",
+    "fit_model": "fitting",
+    "load_latent_model": "dkl",
+    "load_model": "gp",
+    "model_kinds": "fitting",
+    "patch_features": "patches",
+    "predict": "gp",
+    "predict_dkl": "dkl",
+    "register_model": "fitting",
+}
+
+__all__ = sorted(_EXPORTS)
+__getattr__ = lazy_exports(__name__, _EXPORTS)

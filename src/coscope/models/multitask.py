@@ -31,6 +31,7 @@ import numpy as np
 import torch
 from botorch.fit import fit_gpytorch_mll
 from botorch.models import MultiTaskGP
+from botorch.models.utils.gpytorch_modules import get_covar_module_with_dim_scaled_prior
 from gpytorch.kernels import IndexKernel
 from gpytorch.mlls import ExactMarginalLogLikelihood
 
@@ -178,8 +179,6 @@ def _build(
 def _boundary_kernel(d: int, k: int, start: tuple | None) -> BoundaryKernel:
     """RBF over ``d + k`` warped inputs (botorch's dimension-scaled lengthscale prior), the
     warp started at ``start`` = (directions ``k x d``, offsets ``(k,)``, jumps) if given."""
-    from botorch.models.utils.gpytorch_modules import get_covar_module_with_dim_scaled_prior
-
     base = get_covar_module_with_dim_scaled_prior(ard_num_dims=d + k).to(DTYPE)
     warp = BoundaryWarp(d, k, DTYPE)
     if start is not None:

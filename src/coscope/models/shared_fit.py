@@ -86,7 +86,7 @@ def fit_shared_gp(
 
 def _where() -> str:
     """The Dask worker running this call, or ``"local"``."""
-    try:
+    try:  # heavy: Dask's worker module, only to name the worker a fit ran on
         from distributed import get_worker
 
         return str(get_worker().address)

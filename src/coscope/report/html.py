@@ -20,6 +20,7 @@ import numpy as np
 from coscope.campaign.steering import REJECTED
 from coscope.replay.counterfactual import Counterfactual, Replayer, replay
 from coscope.replay.output import _figure, plot_curves, write_retrace
+from coscope.replay.retrace import retrace
 from coscope.report.maps import write_maps
 from coscope.storage import TraceStore
 
@@ -131,8 +132,6 @@ def write_html_report(
         if counterfactual:
             sections += _counterfactual_section(store.path, counterfactual, out)
         if with_retrace and rp.decisions:
-            from coscope.replay import retrace
-
             result = retrace(store.path)
             write_retrace(result, out / "retrace")
             sections += [

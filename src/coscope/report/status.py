@@ -14,6 +14,8 @@ from typing import Any
 
 from coscope.campaign.theory_intake import batch_summary, campaign_measured
 from coscope.report.utilisation import utilisation
+from coscope.scalarizers import scalarize
+from coscope.steer_requests import steering_summary
 from coscope.storage import TraceStore
 
 STATUS_VERSION = 1
@@ -117,14 +119,10 @@ def _pending_line(pending: dict[str, list[int]], running: bool) -> str:
 
 
 def _steering(store: TraceStore, campaign: dict[str, Any]) -> dict[str, Any]:
-    from coscope.steer_requests import steering_summary
-
     return steering_summary(store, campaign)
 
 
 def _best(store: TraceStore, campaign: dict[str, Any], measurements: list) -> dict[str, Any] | None:
-    from coscope.scalarizers import scalarize
-
     scalarizer = campaign.get("scalarizer", {})
     modality, name = scalarizer.get("modality"), scalarizer.get("name")
     info = store.modalities.get(modality)

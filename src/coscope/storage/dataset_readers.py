@@ -17,9 +17,11 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Literal
 
+import h5py
 import numpy as np
 
 from coscope.errors import DatasetError
+from coscope.scalarizers import scalarize
 from coscope.storage.dataset_arrays import read_arrays
 from coscope.storage.datasets import Dataset, check_dataset, write_dataset
 from coscope.types import ModalityInfo
@@ -40,7 +42,6 @@ def _text(value: Any, default: str = "") -> str:
 
 
 def _open_h5(path: Path) -> Any:
-    import h5py
 
     if not path.is_file():
         raise DatasetError(f"no file at {path}: check the SOURCE path.")
@@ -91,8 +92,6 @@ def read_beps_h5(path: str | Path, *, name: str | None = None) -> Dataset:
         A dataset with modality ``beps_loop`` (axis ``voltage`` in V, signal ``H x W x L``)
         and structure channels ``remanent`` and ``loop_mean`` (``H x W``).
     """
-    from coscope.scalarizers import scalarize
-
     path = Path(path)
     with _open_h5(path) as f:
         if "Channel_000" not in f:

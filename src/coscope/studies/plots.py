@@ -7,7 +7,11 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import matplotlib
 import numpy as np
+
+matplotlib.use("Agg")  # files only, no display; before pyplot is imported
+import matplotlib.pyplot as plt  # noqa: E402
 
 from coscope.studies.metrics import METRICS
 from coscope.studies.tables import stack
@@ -19,15 +23,6 @@ TITLES = {
     "regret": "regret (true max − truth at best observed)",
     "top1_fraction": "fraction of true top-1 % measured",
 }
-
-
-def _pyplot() -> Any:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
 
 
 def _known(results: Sequence[dict[str, Any]], group_key: str, length: int) -> list[str]:
@@ -59,7 +54,6 @@ def plot_curves(
     results: Sequence[dict[str, Any]], group_key: str, length: int, folder: Path, title: str
 ) -> list[Path]:
     """One PNG per known metric plus ``curves.png`` with all of them; returns the paths."""
-    plt = _pyplot()
     folder.mkdir(parents=True, exist_ok=True)
     steps = np.arange(1, length + 1)
     metrics = _known(results, group_key, length)
@@ -92,7 +86,6 @@ def plot_spread(
     results: Sequence[dict[str, Any]], group_key: str, length: int, path: Path, title: str
 ) -> Path:
     """Every run thin, the mean, and the min–max band, one panel per known metric."""
-    plt = _pyplot()
     path.parent.mkdir(parents=True, exist_ok=True)
     steps = np.arange(1, length + 1)
     pooled = [{**r, "keys": {**r["keys"], "_all": "all"}} for r in results]

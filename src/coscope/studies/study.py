@@ -25,11 +25,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from distributed import as_completed
+
 from coscope.config import CampaignSpec
 from coscope.errors import ConfigError
 from coscope.infra.compose import check_spec_fits_sample, sample_from_spec
+from coscope.infra.dask import dask_client
+from coscope.studies.plots import plot_curves, plot_spread
 from coscope.studies.runs import run_job
 from coscope.studies.tables import summary_markdown, write_curves
+from coscope.studies.tracking import StudyTracker
 
 
 @dataclass(frozen=True)
@@ -106,12 +111,6 @@ def run_study(plan: StudyPlan, echo: Callable[[str], None] = print) -> dict[str,
     Returns:
         ``{"results", "failed", "seconds", "out", "parent_run_id"}``.
     """
-    from distributed import as_completed
-
-    from coscope.infra.dask import dask_client
-    from coscope.studies.plots import plot_curves, plot_spread
-    from coscope.studies.tracking import StudyTracker
-
     out = plan.out
     out.mkdir(parents=True, exist_ok=True)
     (out / "study.json").write_text(

@@ -12,6 +12,9 @@ import time
 from pathlib import Path
 from typing import Any
 
+from mlflow.entities import Metric, Param
+from mlflow.tracking import MlflowClient
+
 from coscope.infra.tracking import _flatten
 
 _BATCH = 900  # MLflow accepts 1000 metrics per log_batch
@@ -27,8 +30,6 @@ class StudyTracker:
     """
 
     def __init__(self, tracking_uri: str, experiment: str, artifact_root: Path) -> None:
-        from mlflow.tracking import MlflowClient
-
         self.client = MlflowClient(tracking_uri=tracking_uri)
         found = self.client.get_experiment_by_name(experiment)
         if found is not None:
@@ -41,8 +42,6 @@ class StudyTracker:
         self.parent_id: str | None = None
 
     def _params(self, run_id: str, params: dict[str, Any]) -> None:
-        from mlflow.entities import Param
-
         flat: dict[str, str] = {}
         _flatten("", params, flat)
         items = [Param(k, v) for k, v in sorted(flat.items())]
@@ -60,8 +59,6 @@ class StudyTracker:
 
     def log_campaign(self, result: dict[str, Any], status: str = "FINISHED") -> str:
         """One child run from a worker's result (``keys``, ``rows``, ``seconds``)."""
-        from mlflow.entities import Metric
-
         keys = result["keys"]
         name = " ".join(f"{k}={v}" for k, v in keys.items())
         run = self.client.create_run(

@@ -26,6 +26,7 @@ which the tracker uploads and registers in the model registry.
 from __future__ import annotations
 
 import json
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -235,8 +236,8 @@ def save_pyfunc(twin: DigitalTwin, folder: str | Path) -> Path:
     cloudpickled) with an explicit signature: input columns ``row``, ``col`` (int64), output
     one column ``v<i>`` (float64) per point of the loop.
     """
-    import tempfile
-
+    # heavy: MLflow, only when the twin is saved (the co-navigation agent builds twins
+    # without it); importing pyfunc_code also declares the model to MLflow (its purpose)
     import mlflow.pyfunc
     from mlflow.models import ModelSignature
     from mlflow.types import ColSpec, Schema

@@ -8,13 +8,13 @@ import mlflow.pyfunc
 import numpy as np
 import pandas as pd
 
+from coscope.twin.artefact import DigitalTwin
+
 
 class TwinModel(mlflow.pyfunc.PythonModel):
     """``predict(frame with row, col) -> frame``: one twin loop per row (columns ``v0..``)."""
 
     def load_context(self, context: Any) -> None:
-        from coscope.twin.artefact import DigitalTwin
-
         self.twin = DigitalTwin.load(context.artifacts["twin"])
 
     def predict(
