@@ -13,6 +13,7 @@ from coscope.config import CampaignSpec
 from coscope.instruments import Sample
 from coscope.instruments.costs import base_cost, travel_cost
 from coscope.scalarizers import scalarize
+from coscope.spaces import Space
 from coscope.storage import TraceStore
 from coscope.types import Location, Measurement, Observation
 
@@ -27,7 +28,9 @@ class CampaignContext:
         store: The experimental trace, open for appending.
         agent: The decision maker (``ingest`` / ``suggest`` / ``report``).
         tracker: MLflow (or null) tracker.
-        truth_map: Ground-truth scalar target over the grid, ``(H, W)``, or ``None``.
+        truth_map: Ground-truth scalar target over the grid, ``(H, W)``, or ``None``; NaN
+            at cells that are not candidates of the space.
+        space: The campaign's candidate space (``docs/spaces.md``; None: every pixel).
         on_measurement: Called with each history row (progress display), or ``None``.
         metrics_every: Compute prediction error against ground truth every this many
             measurements (it costs one prediction over the whole grid).
@@ -41,6 +44,7 @@ class CampaignContext:
     agent: Any
     tracker: Any
     truth_map: np.ndarray | None = None
+    space: Space | None = None
     on_measurement: Callable[[dict[str, float]], None] | None = None
     metrics_every: int = 1
     reward: Callable[[np.ndarray], float] | None = None
@@ -134,8 +138,9 @@ class CampaignContext:
         report = self.agent.report()
         if report is None or report.mean is None:
             return {}
-        error = report.mean - self.truth_map
-        scale = float(np.std(self.truth_map)) or 1.0
+        known = np.isfinite(self.truth_map)  # the candidates of the space
+        error = (report.mean - self.truth_map)[known]
+        scale = float(np.std(self.truth_map[known])) or 1.0
         return {
             "rmse": float(np.sqrt(np.mean(error**2))),
             "nrmse": float(np.sqrt(np.mean(error**2)) / scale),

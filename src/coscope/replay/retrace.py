@@ -137,7 +137,7 @@ def retrace(store_path: str | Path, *, top_k: int = 5) -> RetraceResult:
                 scores = np.asarray(agent.scores(pending), dtype=np.float64)
                 eligible = np.ones(H * W, dtype=bool)
                 eligible[[rp.decisions[j].location.flat(W) for j in range(k)]] = False
-                eligible &= ~agent.blocked
+                eligible &= ~(agent.blocked | agent.outside)  # steering exclusions, off the space
                 eligible[flat] = True
                 scores = np.where(eligible & np.isfinite(scores), scores, np.nan)
                 maps["acquisition"][k] = scores.reshape(H, W)
