@@ -7,7 +7,8 @@ from pathlib import Path
 from typing import Any
 
 from coscope.campaign.context import CampaignContext
-from coscope.report.maps import write_learning_curve, write_maps
+from coscope.report.maps import write_candidate_plot, write_learning_curve, write_maps
+from coscope.spaces import CandidateTable
 
 
 def write_report(ctx: CampaignContext, history: list[dict[str, float]], folder: Path) -> Path:
@@ -26,16 +27,20 @@ def write_report(ctx: CampaignContext, history: list[dict[str, float]], folder: 
     measurements = ctx.store.measurements()
     visited = [m.location for m in measurements]
     spec = ctx.spec
-    write_maps(
-        folder,
-        structure=ctx.sample.structure,
+    title = (
+        f"{spec.name}: {spec.policy.name} on {spec.scalarizer.name}, {len(visited)} measurements"
+    )
+    maps = dict(
         mean=getattr(report, "mean", None),
         std=getattr(report, "std", None),
         truth=ctx.truth_map,
         visited=visited,
-        title=f"{spec.name}: {spec.policy.name} on {spec.scalarizer.name}, "
-        f"{len(visited)} measurements",
+        title=title,
     )
+    if isinstance(ctx.space, CandidateTable):  # no image: prediction against truth
+        write_candidate_plot(folder, size=ctx.space.size, **maps)
+    else:
+        write_maps(folder, structure=ctx.sample.structure, **maps)
     rows = [r for r in history if "rmse" in r]
     if rows:
         write_learning_curve(

@@ -77,6 +77,56 @@ def write_maps(
     return path
 
 
+def write_candidate_plot(
+    folder: Path,
+    *,
+    size: int,
+    mean: np.ndarray | None,
+    std: np.ndarray | None,
+    truth: np.ndarray | None,
+    visited: Sequence[Location],
+    title: str,
+) -> Path:
+    """Write ``maps.png`` for a table of ``N`` candidates (``N x 1`` layout, no image).
+
+    Left: the prediction of every candidate against its ground truth (or against its index
+    when the truth is unknown), measured candidates coloured by order. Right: the
+    predictive std against the prediction. ``size`` is ``N``; arrays are ``N x 1`` (or
+    ``(N,)``), visited locations ``Location(i, 0)``.
+
+    Returns:
+        The PNG's path.
+    """
+    folder.mkdir(parents=True, exist_ok=True)
+    fig, axes = plt.subplots(1, 2, figsize=(9.6, 4.2), constrained_layout=True)
+    order = np.array([loc.row for loc in visited], dtype=np.int64)
+    known = None if truth is None else np.asarray(truth, dtype=np.float64).reshape(-1)
+    y = None if mean is None else np.asarray(mean, dtype=np.float64).reshape(-1)
+    x = known if known is not None else np.arange(size, dtype=np.float64)
+    if y is None:
+        y = known if known is not None else np.full(size, np.nan)
+    ax = axes[0]
+    ax.scatter(x, y, s=8, color="0.7", label="candidates")
+    if order.size:
+        points = ax.scatter(x[order], y[order], c=np.arange(order.size), cmap="plasma", s=16)
+        fig.colorbar(points, ax=ax, fraction=0.046, pad=0.04, label="measurement #")
+    ax.set_xlabel("ground truth" if truth is not None else "candidate index")
+    ax.set_ylabel("prediction (mean)" if mean is not None else "ground truth")
+    ax.grid(alpha=0.3)
+    if std is not None and mean is not None:
+        axes[1].scatter(y, np.asarray(std).reshape(-1), s=8, color="0.4")
+        axes[1].set_xlabel("prediction (mean)")
+        axes[1].set_ylabel("uncertainty (std)")
+        axes[1].grid(alpha=0.3)
+    else:
+        axes[1].set_axis_off()
+    fig.suptitle(title, fontsize=11)
+    path = folder / "maps.png"
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
 def write_learning_curve(
     folder: Path,
     curves: dict[str, tuple[Sequence[float], Sequence[float]]],

@@ -6,7 +6,13 @@
 """
 
 from coscope.spaces.base import LayoutSpace, Space, SpaceError, layout_features
-from coscope.spaces.build import SPACES, mask_from_spec, space_from_description, space_of
+from coscope.spaces.build import (
+    SPACES,
+    mask_from_spec,
+    space_from_description,
+    space_of,
+    space_summary,
+)
 from coscope.spaces.grid import MaskedGrid, PixelGrid
 from coscope.spaces.table import CandidateTable
 from coscope.storage.dataset_tables import MASK_CHANNEL
@@ -24,4 +30,5 @@ __all__ = [
     "mask_from_spec",
     "space_from_description",
     "space_of",
+    "space_summary",
 ]

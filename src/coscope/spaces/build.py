@@ -104,4 +104,11 @@ def space_from_description(desc: Mapping[str, Any]) -> Space:
         ) from None
 
 
-__all__ = ["SPACES", "mask_from_spec", "space_from_description", "space_of"]
+def space_summary(desc: Mapping[str, Any] | None, shape: tuple[int, int]) -> dict[str, Any]:
+    """``{"kind", "candidates", "layout"}`` of a stored description (None: a trace written
+    before spaces, i.e. every pixel of ``shape``)."""
+    space = space_from_description(desc) if desc else PixelGrid(shape)
+    return {"kind": space.kind, "candidates": space.size, "layout": list(space.layout)}
+
+
+__all__ = ["SPACES", "space_summary", "mask_from_spec", "space_from_description", "space_of"]
