@@ -22,6 +22,7 @@ import numpy as np
 from coscope.campaign.adopt import restrict
 from coscope.models import load_latent_model, load_model, patch_features, predict
 from coscope.replay.counterfactual import Counterfactual, Replayer
+from coscope.spaces import CandidateTable, layout_features
 from coscope.storage import TraceStore
 
 
@@ -81,10 +82,14 @@ def _feature_space(rp: Replayer, agent: Any) -> tuple[np.ndarray, str]:
         if emb.shape[1] == 1:
             emb = np.hstack([emb, np.zeros_like(emb)])
         return emb[:, :2], "DKL latent"
-    feats = patch_features(rp.sample.structure, 9)
+    table = isinstance(rp.space, CandidateTable)  # no image: the table's own features
+    feats = layout_features(rp.space) if table else patch_features(rp.sample.structure, 9)
     feats = feats - feats.mean(axis=0)
     _, _, vt = np.linalg.svd(feats, full_matrices=False)
-    return feats @ vt[:2].T, "patch PCA"
+    emb = feats @ vt[:2].T
+    if emb.shape[1] == 1:
+        emb = np.hstack([emb, np.zeros_like(emb)])
+    return emb, "feature PCA" if table else "patch PCA"
 
 
 def retrace(store_path: str | Path, *, top_k: int = 5) -> RetraceResult:
