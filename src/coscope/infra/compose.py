@@ -172,9 +172,11 @@ def agent_from_spec(spec: CampaignSpec, sample: Sample, space: Space | None = No
         from coscope.agents.dkl_agent import DKLAgent
         from coscope.models.patches import PatchGrid
 
-        features: Any = PatchGrid(sample.structure, policy.window)  # rows on demand
-        if sample.features:  # a table: the DKL learns on its feature columns
-            features = layout_features(space)
+        features: Any = (
+            layout_features(space)  # a table: the DKL learns on its feature columns
+            if sample.features
+            else PatchGrid(sample.structure, policy.window)  # patch rows on demand
+        )
         return DKLAgent(
             space,
             features=features,
