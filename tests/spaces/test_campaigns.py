@@ -127,3 +127,44 @@ def test_agents_on_a_table_see_its_normalised_features(table: Path, model: str) 
     X, _ = agent.training_data()
     np.testing.assert_array_equal(X, space.features()[[0, 3, 6]])
     assert X.shape == (3, 7)
+
+
+@pytest.mark.parametrize("policy", ["random", "raster", "ei"])
+def test_every_agent_proposes_exactly_the_candidates(policy: str) -> None:
+    from coscope.agents import make_agent
+    from coscope.spaces import MaskedGrid
+    from coscope.types import Observation
+
+    mask = np.zeros((5, 6), dtype=bool)
+    mask[1:4, 1:3] = True
+    mask[4, 5] = True
+    space = MaskedGrid((5, 6), mask)
+    agent = make_agent(policy, space, seed=0, n_initial=2, fit_iterations=20)
+    chosen = []
+    for step in range(space.size + 1):
+        proposals = agent.suggest(1, step=step, instrument="i", modality="m")
+        if not proposals:
+            break
+        loc = proposals[0].location
+        chosen.append(loc.flat(6))
+        agent.ingest([Observation(step, "m", loc, float(loc.row + loc.col))])
+    assert sorted(chosen) == space.indices.tolist()
+    report = agent.report()
+    assert np.isnan(report.mean[0, 0]) and np.isfinite(report.mean[1, 1])
+
+
+def test_a_table_agent_from_python() -> None:
+    from coscope.agents import make_agent
+    from coscope.spaces import CandidateTable
+    from coscope.types import Observation
+
+    rng = np.random.default_rng(0)
+    X = rng.uniform(size=(40, 6))
+    agent = make_agent("ei", CandidateTable(X, list("abcdef")), seed=0, n_initial=3)
+    for step in range(6):
+        (p,) = agent.suggest(1, step=step, instrument="i", modality="m")
+        assert p.location.col == 0 and 0 <= p.location.row < 40
+        agent.ingest(
+            [Observation(step, "m", p.location, float(-((X[p.location.row] - 0.5) ** 2).sum()))]
+        )
+    assert agent.report().mean.shape == (40, 1)
