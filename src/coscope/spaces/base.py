@@ -55,6 +55,11 @@ class Space(Protocol):
         ...
 
     @property
+    def size(self) -> int:
+        """Number of candidates ``n``."""
+        ...
+
+    @property
     def units(self) -> str:
         """Units of :meth:`coordinates` (``"um"`` for grids, ``"index"`` for a table)."""
         ...
