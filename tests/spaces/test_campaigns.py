@@ -168,3 +168,41 @@ def test_a_table_agent_from_python() -> None:
             [Observation(step, "m", p.location, float(-((X[p.location.row] - 0.5) ** 2).sum()))]
         )
     assert agent.report().mean.shape == (40, 1)
+
+
+BEPS = Path("/work/shared/datasets/dtmicroscope-afm/BEPS_PTO_50x50.h5")
+
+
+def _example(tmp_path: Path, name: str, data: Path) -> dict[str, Any]:
+    from coscope.config import load_spec
+
+    spec = load_spec(ROOT / "examples" / name).to_json_dict()
+    spec["sample"]["params"]["path"] = str(data)
+    spec.update(
+        budget={"max_measurements": 8},
+        time_scale=0.0,
+        store=str(tmp_path / "trace.zarr"),
+        run_dir=str(tmp_path / "run"),
+    )
+    spec["policy"]["fit_iterations"] = 30
+    return spec
+
+
+def test_process_table_example_runs(tmp_path: Path) -> None:
+    """examples/process_table.yaml on a small table made by examples/process_table.py."""
+    module = _process_table()
+    csv = module.write_csv(tmp_path / "t.csv", rows=50, seed=1)
+    data = tmp_path / "t.zarr"
+    import_dataset(csv, data, features=",".join(module.FEATURES), targets=",".join(module.TARGETS))
+    out = run_job({"spec": _example(tmp_path, "process_table.yaml", data), "keys": {}})
+    assert out["status"] == "finished" and len(out["points"]) == 8
+
+
+@pytest.mark.skipif(not BEPS.is_file(), reason="shared datasets folder is absent")
+def test_beps_masked_example_runs(tmp_path: Path) -> None:
+    """examples/beps_masked.yaml (DKL on the interior) on the real BEPS data, 8 measurements."""
+    data = tmp_path / "beps_pto.zarr"
+    import_dataset(BEPS, data)
+    out = run_job({"spec": _example(tmp_path, "beps_masked.yaml", data), "keys": {}})
+    assert out["status"] == "finished" and len(out["points"]) == 8
+    assert all(7 <= r <= 42 and 7 <= c <= 42 for r, c in out["points"])  # 15 x 15 fits
