@@ -206,3 +206,16 @@ def test_beps_masked_example_runs(tmp_path: Path) -> None:
     out = run_job({"spec": _example(tmp_path, "beps_masked.yaml", data), "keys": {}})
     assert out["status"] == "finished" and len(out["points"]) == 8
     assert all(7 <= r <= 42 and 7 <= c <= 42 for r, c in out["points"])  # 15 x 15 fits
+
+
+def test_a_seed_point_intervention_off_the_mask_is_refused(tmp_path: Path) -> None:
+    from coscope.campaign.adopt import facts_of
+    from coscope.campaign.steering import InterventionError, Settings, validate
+
+    spec = parse_spec(_spec(tmp_path, sample={"params": {"size": 12}, "mask": {"interior": 5}}))
+    facts = facts_of(spec, (12, 12), {})
+    settings = Settings.from_spec(spec)
+    assert validate("seed_points", {"points": [[5, 5]]}, settings, facts) == {"points": [[5, 5]]}
+    with pytest.raises(InterventionError) as exc:
+        validate("seed_points", {"points": [[0, 0]]}, settings, facts)
+    assert "sample.mask" in str(exc.value) and str(exc.value).endswith(".")

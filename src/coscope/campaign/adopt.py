@@ -19,6 +19,7 @@ from coscope.campaign.steering import CampaignFacts, Settings, effective_spec
 from coscope.campaign.voting import similarity_map, similarity_reward, vote_target
 from coscope.config import CampaignSpec
 from coscope.instruments import Sample
+from coscope.spaces import mask_from_spec
 from coscope.types import Location
 
 
@@ -106,6 +107,8 @@ def facts_of(spec: CampaignSpec, grid_shape: tuple[int, int], measured: dict[int
     for inst in spec.instruments:
         for m in inst.modalities:
             modalities.setdefault(m, []).append(inst.name)
+    mask = spec.sample.mask
+    allowed = mask_from_spec(mask.model_dump(), tuple(grid_shape)) if mask is not None else None
     return CampaignFacts(
-        tuple(grid_shape), {k: tuple(v) for k, v in modalities.items()}, dict(measured)
+        tuple(grid_shape), {k: tuple(v) for k, v in modalities.items()}, dict(measured), allowed
     )
