@@ -40,7 +40,8 @@ def write_report(ctx: CampaignContext, history: list[dict[str, float]], folder: 
     if isinstance(ctx.space, CandidateTable):  # no image: prediction against truth
         write_candidate_plot(folder, size=ctx.space.size, **maps)
     else:
-        write_maps(folder, structure=ctx.sample.structure, **maps)
+        outside = None if ctx.space is None else ~ctx.space.allowed.reshape(ctx.sample.shape)
+        write_maps(folder, structure=ctx.sample.structure, outside=outside, **maps)
     rows = [r for r in history if "rmse" in r]
     if rows:
         write_learning_curve(

@@ -35,6 +35,7 @@ def write_maps(
     truth: np.ndarray | None,
     visited: Sequence[Location],
     title: str,
+    outside: np.ndarray | None = None,
 ) -> Path:
     """Write ``maps.png``: structure with the path, truth (if known), prediction, uncertainty.
 
@@ -46,6 +47,8 @@ def write_maps(
         truth: Ground-truth target ``(H, W)`` or ``None`` when unknown.
         visited: Measured locations in the order measured.
         title: Figure title.
+        outside: ``(H, W)`` bool, pixels that are not candidates (off a mask): shaded on
+            the structure image. None: every pixel is a candidate.
 
     Returns:
         The PNG's path.
@@ -56,6 +59,9 @@ def write_maps(
     axes = list(np.atleast_1d(axes))
     ax = axes.pop(0)
     _image(ax, structure, "structure + visited (order)", cmap="gray")
+    if outside is not None and outside.any():
+        shade = np.ma.masked_where(~outside, np.ones(outside.shape))
+        ax.imshow(shade, cmap="Blues", vmin=0, vmax=1.5, alpha=0.45, interpolation="nearest")
     if visited:
         rows = np.array([loc.row for loc in visited])
         cols = np.array([loc.col for loc in visited])
