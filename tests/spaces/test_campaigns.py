@@ -219,3 +219,29 @@ def test_a_seed_point_intervention_off_the_mask_is_refused(tmp_path: Path) -> No
     with pytest.raises(InterventionError) as exc:
         validate("seed_points", {"points": [[0, 0]]}, settings, facts)
     assert "sample.mask" in str(exc.value) and str(exc.value).endswith(".")
+
+
+def test_maps_are_drawn_for_every_space(tmp_path: Path) -> None:
+    from coscope.report.maps import write_space_maps
+    from coscope.spaces import CandidateTable, MaskedGrid, PixelGrid
+    from coscope.types import Location
+
+    rng = np.random.default_rng(0)
+    mask = np.zeros((6, 6), dtype=bool)
+    mask[1:5, 1:5] = True
+    table = CandidateTable(rng.uniform(size=(20, 3)), ["a", "b", "c"])
+    for k, (space, shape) in enumerate(
+        ((PixelGrid((6, 6)), (6, 6)), (MaskedGrid((6, 6), mask), (6, 6)), (table, (20, 1)))
+    ):
+        grid = rng.normal(size=shape)
+        path = write_space_maps(
+            tmp_path / str(k),
+            space,
+            structure=grid,
+            mean=grid,
+            std=np.abs(grid),
+            truth=None if k == 2 else grid,
+            visited=[Location(1, 1 if k < 2 else 0)],
+            title="t",
+        )
+        assert path.stat().st_size > 1000

@@ -7,8 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from coscope.campaign.context import CampaignContext
-from coscope.report.maps import write_candidate_plot, write_learning_curve, write_maps
-from coscope.spaces import CandidateTable
+from coscope.report.maps import write_learning_curve, write_space_maps
 
 
 def write_report(ctx: CampaignContext, history: list[dict[str, float]], folder: Path) -> Path:
@@ -30,18 +29,17 @@ def write_report(ctx: CampaignContext, history: list[dict[str, float]], folder: 
     title = (
         f"{spec.name}: {spec.policy.name} on {spec.scalarizer.name}, {len(visited)} measurements"
     )
-    maps = dict(
-        mean=getattr(report, "mean", None),
-        std=getattr(report, "std", None),
+    mean, std = getattr(report, "mean", None), getattr(report, "std", None)
+    write_space_maps(
+        folder,
+        ctx.space,
+        structure=ctx.sample.structure,
+        mean=mean,
+        std=std,
         truth=ctx.truth_map,
         visited=visited,
         title=title,
     )
-    if isinstance(ctx.space, CandidateTable):  # no image: prediction against truth
-        write_candidate_plot(folder, size=ctx.space.size, **maps)
-    else:
-        outside = None if ctx.space is None else ~ctx.space.allowed.reshape(ctx.sample.shape)
-        write_maps(folder, structure=ctx.sample.structure, outside=outside, **maps)
     rows = [r for r in history if "rmse" in r]
     if rows:
         write_learning_curve(

@@ -15,6 +15,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
+from coscope.spaces import CandidateTable, Space  # noqa: E402
 from coscope.types import Location  # noqa: E402
 
 
@@ -131,6 +132,36 @@ def write_candidate_plot(
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return path
+
+
+def write_space_maps(
+    folder: Path,
+    space: Space | None,
+    *,
+    structure: np.ndarray,
+    mean: np.ndarray | None,
+    std: np.ndarray | None,
+    truth: np.ndarray | None,
+    visited: Sequence[Location],
+    title: str,
+) -> Path:
+    """``maps.png`` for the campaign's space: :func:`write_candidate_plot` for a table,
+    :func:`write_maps` (cells off a mask shaded) for a grid; ``space=None``: every pixel."""
+    if isinstance(space, CandidateTable):  # no image: prediction against truth
+        return write_candidate_plot(
+            folder, size=space.size, mean=mean, std=std, truth=truth, visited=visited, title=title
+        )
+    outside = None if space is None else ~space.allowed.reshape(structure.shape)
+    return write_maps(
+        folder,
+        structure=structure,
+        mean=mean,
+        std=std,
+        truth=truth,
+        visited=visited,
+        title=title,
+        outside=outside,
+    )
 
 
 def write_learning_curve(
