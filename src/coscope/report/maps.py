@@ -27,6 +27,13 @@ def _image(ax, data: np.ndarray, title: str, cmap: str = "viridis") -> None:
     ax.figure.colorbar(im, ax=ax, fraction=0.046, pad=0.04)
 
 
+def _save(fig, title: str, path: Path) -> Path:
+    fig.suptitle(title, fontsize=11)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
 def write_maps(
     folder: Path,
     *,
@@ -77,11 +84,7 @@ def write_maps(
         axes.pop(0).set_axis_off()
     if std is not None:
         _image(axes.pop(0), std, "uncertainty (std)", cmap="magma")
-    fig.suptitle(title, fontsize=11)
-    path = folder / "maps.png"
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return _save(fig, title, folder / "maps.png")
 
 
 def write_candidate_plot(
@@ -127,11 +130,7 @@ def write_candidate_plot(
         axes[1].grid(alpha=0.3)
     else:
         axes[1].set_axis_off()
-    fig.suptitle(title, fontsize=11)
-    path = folder / "maps.png"
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return _save(fig, title, folder / "maps.png")
 
 
 def write_space_maps(
