@@ -141,13 +141,17 @@ def _dataset_parser(sub: Any) -> None:
     """``coscope dataset import|info`` (ground-truth datasets, docs/datasets.md)."""
     dataset = sub.add_parser("dataset", help="import or describe a ground-truth dataset")
     dsub = dataset.add_subparsers(dest="dataset_command", required=True)
-    imp = dsub.add_parser("import", help="convert a BEPS/PFM HDF5 file or NumPy arrays")
-    imp.add_argument("source", help=".h5 file, .npz (image, spectra, axis), .npy or folder")
+    imp = dsub.add_parser(
+        "import", help="convert a BEPS/PFM HDF5 file, NumPy arrays, a CSV table or a mask"
+    )
+    imp.add_argument(
+        "source", help=".h5 file, .npz (image, spectra, axis), .npy, folder, .csv or mask image"
+    )
     imp.add_argument("--out", required=True, help="dataset folder to create (…/name.zarr)")
     imp.add_argument(
         "--format",
         default="auto",
-        choices=("auto", "beps-h5", "pfm-h5", "arrays"),
+        choices=("auto", "beps-h5", "pfm-h5", "arrays", "table", "mask"),
         help="reader (default auto: by extension and content)",
     )
     imp.add_argument("--name", help="dataset name (default: the source's file name)")
@@ -156,6 +160,8 @@ def _dataset_parser(sub: Any) -> None:
         default="",
         help="comma-separated structure channels to turn into one-point modalities",
     )
+    imp.add_argument("--features", default="", help="table: comma-separated feature columns")
+    imp.add_argument("--targets", default="", help="table: comma-separated target columns")
     imp.add_argument("--modality", default="spectrum", help="arrays: modality name")
     imp.add_argument("--axis-name", default="index", help="arrays: name of the spectral axis")
     imp.add_argument("--axis-units", default="", help="arrays: units of the spectral axis")
@@ -188,6 +194,8 @@ def _dataset_command(args: argparse.Namespace) -> int:
         fmt=args.format,
         name=args.name,
         signal_channels=channels,
+        features=args.features,
+        targets=args.targets,
         **options,
     )
     print(describe_dataset(load_dataset(args.out), args.out))

@@ -25,7 +25,15 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_serializer,
+    model_validator,
+)
 
 from coscope.catalog import INSTRUMENT_KINDS, SAMPLE_KINDS, check_policy, policy_names
 from coscope.errors import ConfigError
@@ -75,11 +83,45 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+class MaskSpec(_Strict):
+    """Which pixels of a grid sample are candidates: exactly one of the four forms.
+
+    ``file``: a ``.npy``/``.png`` image or a mask dataset (``coscope dataset import --format
+    mask``), nonzero = candidate; ``pixels``: ``(row, col)`` pairs; ``rect``: ``[r0, c0, r1,
+    c1]``, ends exclusive; ``interior``: a patch width ``k``, the pixels whose ``k x k``
+    patch fits the image. See ``docs/spaces.md``.
+    """
+
+    file: str | None = None
+    pixels: list[tuple[int, int]] | None = Field(None, min_length=1)
+    rect: tuple[int, int, int, int] | None = None
+    interior: int | None = Field(None, ge=1)
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> MaskSpec:
+        given = sorted(self.model_dump(exclude_none=True))
+        if len(given) != 1:
+            raise ValueError(
+                f"give exactly one of file, pixels, rect, interior (got {given or 'none'})"
+            )
+        return self
+
+
 class SampleSpec(_Strict):
-    """Which sample to explore: a registered sample kind and its parameters."""
+    """Which sample to explore: a registered sample kind, its parameters, a candidate mask."""
 
     kind: str = "synthetic_film"
     params: dict[str, Any] = Field(default_factory=lambda: {"size": 50})
+    mask: MaskSpec | None = Field(
+        None, description="candidate pixels of a grid sample (default: every pixel)"
+    )
+
+    @model_serializer(mode="wrap")
+    def _drop_unset_mask(self, handler: Any) -> dict[str, Any]:
+        data = handler(self)  # without a mask, the stored spec is the one of before spaces
+        if isinstance(data, dict) and data.get("mask") is None:
+            data.pop("mask", None)
+        return data
 
     @field_validator("kind")
     @classmethod

@@ -279,6 +279,13 @@ def maximum(signal: np.ndarray, axis: np.ndarray) -> float:
     return float(np.max(despike(signal)))
 
 
+@register_scalarizer("value_at")
+def value_at(signal: np.ndarray, axis: np.ndarray, at: float = 0.0) -> float:
+    """The raw signal at the axis point nearest ``at`` (first on ties): one column of a
+    table's targets (axis ``0..T-1``, ``docs/spaces.md``) or one point of a spectrum."""
+    return float(signal[int(np.argmin(np.abs(axis - at)))])
+
+
 def despike_narrow(signal: np.ndarray, rel: float = 0.6, max_iter: int = 10) -> np.ndarray:
     """Replace single-sample outliers (cosmic rays, fit spikes) and keep peaks and edges; ``(L,)``.
 

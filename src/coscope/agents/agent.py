@@ -20,6 +20,7 @@ from coscope.agents.baselines import RandomAgent, RasterAgent
 from coscope.agents.selection import select
 from coscope.errors import ConfigError
 from coscope.models import predict
+from coscope.spaces import Space
 from coscope.types import Location, Proposal
 
 
@@ -27,7 +28,7 @@ class GPAgent(GridAgent):
     """Exact-GP agent with a registered acquisition policy.
 
     Args:
-        grid_shape: ``(H, W)``.
+        grid_shape: The :class:`~coscope.spaces.Space`, or ``(H, W)`` for a pixel grid.
         policy: Registered acquisition policy name (``"ei"``, ``"ucb"``, ``"maxvar"`` …).
         policy_params: The policy's options, e.g. ``{"beta": 4.0}``.
         **kwargs: See :class:`~coscope.agents.base.GridAgent` (``seed``, ``n_initial``,
@@ -39,7 +40,7 @@ class GPAgent(GridAgent):
 
     def __init__(
         self,
-        grid_shape: tuple[int, int],
+        grid_shape: tuple[int, int] | Space,
         *,
         policy: str = "ei",
         policy_params: Mapping[str, Any] | None = None,
@@ -168,12 +169,13 @@ def agent_policy_names() -> tuple[str, ...]:
     return tuple(sorted(set(policy_names()) | set(_BASELINES)))
 
 
-def make_agent(policy: str, grid_shape: tuple[int, int], **kwargs: Any) -> GridAgent:
+def make_agent(policy: str, grid_shape: tuple[int, int] | Space, **kwargs: Any) -> GridAgent:
     """The agent for ``policy``: a baseline (``"random"``, ``"raster"``) or a :class:`GPAgent`.
 
     Args:
         policy: Baseline name or registered acquisition policy.
-        grid_shape: ``(H, W)``.
+        grid_shape: The :class:`~coscope.spaces.Space` (pixel grid, masked grid, table), or
+            ``(H, W)`` for a pixel grid.
         **kwargs: Constructor options (``seed``, ``n_initial``, ``seed_points``,
             ``refit_every``, ``fit_iterations``, ``batch_size``, ``policy_params``).
 

@@ -21,18 +21,23 @@ import torch
 from coscope.agents.protocols import AgentReport, Ask, ScalarTarget
 from coscope.errors import ConfigError, ModelError
 from coscope.models import GPState, fit_gp, load_model, predict
+from coscope.spaces import PixelGrid, Space, layout_features
 from coscope.types import FitRecord, Location, Measurement, Observation, Proposal
 
 
 class GridAgent:
-    """Base of the agents over an ``H x W`` grid; subclasses implement ``suggest``.
+    """Base of the agents over a finite space; subclasses implement ``suggest``.
+
+    Everything is indexed by the space's layout (``H x W``, flat row-major): a pixel grid
+    (``(H, W)`` given as a tuple means :class:`~coscope.spaces.PixelGrid`), a masked grid
+    (cells off the mask are never proposed, NaN in the maps) or a table (``N x 1``).
 
     An :class:`~coscope.agents.protocols.Agent` once built with its ``scalar_target``: it is
     told measurements (those of the target modality become observations) and asked for one
     proposal at a time (:meth:`propose`, via :meth:`suggest`).
 
     Args:
-        grid_shape: ``(H, W)``.
+        grid_shape: The :class:`~coscope.spaces.Space`, or ``(H, W)`` for a pixel grid.
         seed: Campaign seed; all randomness derives from it and the step.
         n_initial: Observations plus pending points before the policy takes over.
         seed_points: Locations proposed first, in order.
@@ -53,7 +58,7 @@ class GridAgent:
 
     def __init__(
         self,
-        grid_shape: tuple[int, int],
+        grid_shape: tuple[int, int] | Space,
         *,
         seed: int = 0,
         n_initial: int = 5,
@@ -63,14 +68,19 @@ class GridAgent:
         batch_size: int = 4096,
         scalar_target: ScalarTarget | None = None,
     ) -> None:
-        H, W = (int(v) for v in grid_shape)
-        if H < 1 or W < 1:
-            raise ConfigError(f"grid_shape must be two positive ints (H, W); got {grid_shape!r}.")
+        if isinstance(grid_shape, tuple | list):
+            if len(grid_shape) != 2 or min(int(v) for v in grid_shape) < 1:
+                raise ConfigError(
+                    f"grid_shape must be two positive ints (H, W); got {grid_shape!r}."
+                )
+            grid_shape = PixelGrid((int(grid_shape[0]), int(grid_shape[1])))
+        space: Space = grid_shape
+        H, W = space.layout
         if refit_every < 1:
             raise ConfigError(f"refit_every must be >= 1; got {refit_every!r}.")
         for loc in seed_points:
-            if not (0 <= loc.row < H and 0 <= loc.col < W):
-                raise ConfigError(f"Seed point {loc} lies outside the {H} x {W} grid; fix it.")
+            space.check(loc, "seed point")
+        self.space = space
         self.grid_shape = (H, W)
         self.seed = int(seed)
         self.n_initial = int(n_initial)
@@ -79,9 +89,11 @@ class GridAgent:
         self.refit_every = int(refit_every)
         self.fit_iterations = int(fit_iterations)
         self.batch_size = int(batch_size)
-        rows, cols = np.divmod(np.arange(H * W), W)
-        self.candidates = np.stack([(rows + 0.5) / H, (cols + 0.5) / W], axis=1)
-        """Normalised coordinates of every pixel, ``(H*W) x 2``, row-major."""
+        self.candidates = layout_features(space)
+        """Model inputs of every layout cell, ``(H*W) x d``, row-major: the space's features
+        (normalised pixel coordinates for a grid; zeros at cells off a mask, never used)."""
+        self.outside = ~space.allowed
+        """``(H*W,)`` cells that are not candidates of the space: never proposed."""
         self._obs: dict[int, Observation] = {}
         self._state: GPState | None = None
         self._model = None
@@ -162,10 +174,11 @@ class GridAgent:
                     f"Observation of step {ob.step} at {ob.location} has non-finite value "
                     f"{value}; fix the scalarizer or drop that measurement before ingesting."
                 )
-            if not (0 <= ob.location.row < H and 0 <= ob.location.col < W):
+            if not self.space.contains(ob.location):
                 raise ModelError(
                     f"Observation of step {ob.step} at {ob.location} lies outside the "
-                    f"{H} x {W} grid; check the instrument's sample shape."
+                    f"{H} x {W} {self.space.kind.replace('_', ' ')}; check the instrument's "
+                    "sample and the spec's sample.mask."
                 )
             old = self._obs.get(ob.step)
             if old is not None and old != ob:
@@ -189,8 +202,8 @@ class GridAgent:
         return loc.flat(self.grid_shape[1])
 
     def _excluded(self, pending: Sequence[Location]) -> np.ndarray:
-        """``(H*W,)`` mask of measured, pending or blocked (excluded by steering) pixels."""
-        mask = self.blocked.copy()
+        """``(H*W,)`` mask of measured, pending, blocked (by steering) or outside cells."""
+        mask = self.blocked | self.outside
         for ob in self._obs.values():
             mask[self._flat(ob.location)] = True
         for loc in pending:
@@ -206,9 +219,10 @@ class GridAgent:
         return self.observations[: self._n_fit()]
 
     def training_data(self) -> tuple[np.ndarray, np.ndarray]:
-        """What the next fit should train on: ``X`` (``n x 2``) and ``y`` (``(n,)``)."""
+        """What the next fit should train on: ``X`` (``n x d``) and ``y`` (``(n,)``)."""
         obs = self._fit_subset()
-        X = self.candidates[[self._flat(o.location) for o in obs]].reshape(-1, 2)
+        X = self.candidates[[self._flat(o.location) for o in obs]]
+        X = X.reshape(-1, self.candidates.shape[1])
         y = np.array([o.value for o in obs], dtype=np.float64)
         return X, y
 
@@ -260,6 +274,10 @@ class GridAgent:
         if self._ensure_model(self.n_observations):
             mean, std = predict(self._model, self.candidates, batch_size=self.batch_size)
             mean, std = mean.reshape(H, W), std.reshape(H, W)
+            if self.outside.any():
+                mean, std = mean.copy(), std.copy()
+                mean.flat[self.outside] = np.nan
+                std.flat[self.outside] = np.nan
         else:
             mean = std = np.full((H, W), np.nan)
         obs = self.observations

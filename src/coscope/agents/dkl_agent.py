@@ -47,6 +47,7 @@ from coscope.errors import ConfigError, ModelError
 from coscope.models import DKLState, embed, fit_model, load_latent_model, predict
 from coscope.models.latent_gp import LatentGP
 from coscope.models.patches import PatchGrid
+from coscope.spaces import Space
 from coscope.types import FitRecord, Location, Proposal
 
 THOMPSON = "thompson"
@@ -57,8 +58,9 @@ class DKLAgent(GPAgent):
     """Deep-kernel agent over an ``H x W`` grid with per-pixel structure features.
 
     Args:
-        grid_shape: ``(H, W)``.
-        features: Per-pixel features, ``(H*W) x p``, row-major (``Location.flat(W)``), or
+        grid_shape: The :class:`~coscope.spaces.Space`, or ``(H, W)`` for a pixel grid.
+        features: Per-cell features of the space's layout, ``(H*W) x p``, row-major
+            (``Location.flat(W)``; for a table its normalised feature columns), or
             a :class:`~coscope.models.patches.PatchGrid` of the ``H x W`` structure image
             (rows built on demand: bounded memory for large grids).
         policy: ``"thompson"`` or a registered acquisition policy (``"ei"``, ``"ucb"`` …).
@@ -83,7 +85,7 @@ class DKLAgent(GPAgent):
 
     def __init__(
         self,
-        grid_shape: tuple[int, int],
+        grid_shape: tuple[int, int] | Space,
         *,
         features: np.ndarray | PatchGrid,
         policy: str = "ei",

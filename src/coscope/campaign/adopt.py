@@ -20,6 +20,7 @@ from coscope.campaign.steering import CampaignFacts, Settings, effective_spec
 from coscope.campaign.voting import similarity_map, similarity_reward, vote_target
 from coscope.config import CampaignSpec
 from coscope.instruments import Sample
+from coscope.spaces import mask_from_spec
 from coscope.types import Location
 
 
@@ -110,6 +111,9 @@ def facts_of(
         for m in inst.modalities:
             modalities.setdefault(m, []).append(inst.name)
     height, width = grid_shape
+    shape = (int(height), int(width))
+    mask = spec.sample.mask
+    allowed = mask_from_spec(mask.model_dump(), shape) if mask is not None else None
     return CampaignFacts(
-        (int(height), int(width)), {k: tuple(v) for k, v in modalities.items()}, dict(measured)
+        shape, {k: tuple(v) for k, v in modalities.items()}, dict(measured), allowed
     )

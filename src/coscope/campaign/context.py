@@ -15,6 +15,7 @@ from coscope.instruments import Instrument, PriceQuery, Pricing, Sample
 from coscope.instruments.base import STAGE_FROM
 from coscope.instruments.costs import base_cost
 from coscope.instruments.registry import build_base, instrument_pricing
+from coscope.spaces import Space
 from coscope.storage import TraceStore
 from coscope.types import Location, Measurement, Observation
 
@@ -40,7 +41,9 @@ class CampaignContext:
         agent: The decision maker (:class:`~coscope.agents.protocols.Agent`).
         tracker: MLflow (or null) tracker.
         abilities: The agent's optional abilities, resolved when it is set (never probed).
-        truth_map: Ground-truth scalar target over the grid, ``(H, W)``, or ``None``.
+        truth_map: Ground-truth scalar target over the grid, ``(H, W)``, or ``None``; NaN
+            at cells that are not candidates of the space.
+        space: The campaign's candidate space (``docs/spaces.md``; None: every pixel).
         on_measurement: Called with each history row (progress display), or ``None``.
         metrics_every: Compute prediction error against ground truth every this many
             measurements (it costs one prediction over the whole grid).
@@ -54,6 +57,7 @@ class CampaignContext:
     agent: Agent
     tracker: Tracker
     truth_map: np.ndarray | None = None
+    space: Space | None = None
     on_measurement: Callable[[dict[str, float]], None] | None = None
     metrics_every: int = 1
     reward: Callable[[np.ndarray], float] | None = None
@@ -189,8 +193,9 @@ class CampaignContext:
         if self.truth_map is None or (self._n_metrics - 1) % self.metrics_every:
             return {}
         report = self.agent.report()
-        error = report.mean - self.truth_map
-        scale = float(np.std(self.truth_map)) or 1.0
+        known = np.isfinite(self.truth_map)  # the candidates of the space
+        error = (report.mean - self.truth_map)[known]
+        scale = float(np.std(self.truth_map[known])) or 1.0
         return {
             "rmse": float(np.sqrt(np.mean(error**2))),
             "nrmse": float(np.sqrt(np.mean(error**2)) / scale),

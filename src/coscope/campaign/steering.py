@@ -35,6 +35,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+import numpy as np
 from pydantic import ValidationError
 
 from coscope.catalog import chooses_modality
@@ -113,11 +114,14 @@ class CampaignFacts:
         grid_shape: ``(H, W)`` of the sample.
         modalities: Modality -> instruments that measure it.
         measured: Step -> modality of every measured step.
+        allowed: ``H x W`` bool candidate mask of the campaign's space (``sample.mask``),
+            or None when every pixel is a candidate.
     """
 
     grid_shape: tuple[int, int]
     modalities: dict[str, tuple[str, ...]]
     measured: dict[int, str] = field(default_factory=dict)
+    allowed: np.ndarray | None = field(default=None, compare=False, repr=False)
 
 
 Validator = Callable[[dict[str, Any], Settings, CampaignFacts], dict[str, Any]]
@@ -296,6 +300,12 @@ def _validate_seed_points(payload: dict, s: Settings, facts: CampaignFacts) -> d
     points = _pixels(payload, "points", facts, "seed point")
     if set(payload) - {"points"} or not points:
         raise InterventionError("give seed points as points [[r, c], ...] (at least one).")
+    for r, c in points:
+        if facts.allowed is not None and not facts.allowed[r, c]:
+            raise InterventionError(
+                f"seed point ({r}, {c}) is not a candidate of the campaign's space: it lies "
+                "outside the spec's sample.mask; choose a masked-in pixel."
+            )
     return {"points": points}
 
 

@@ -25,6 +25,7 @@ from coscope.errors import ConfigError, StoreError
 from coscope.infra.tracking import MlflowTracker, NullTracker
 from coscope.instruments import Instrument, Sample, build_instrument, build_sample
 from coscope.scalarizers import scalarize
+from coscope.spaces import PixelGrid, Space, layout_features, space_of
 from coscope.storage import TraceStore
 from coscope.types import Intervention, Location
 
@@ -48,6 +49,20 @@ def sample_from_spec(spec: SampleSpec | dict[str, Any], seed: int) -> Sample:
         return build_sample(sample_spec.kind, dict(sample_spec.params), seed)
     except ConfigError as exc:
         raise ConfigError(f"invalid campaign spec: 'sample.params': {exc}") from None
+
+
+def space_from_spec(spec: SampleSpec | dict[str, Any], sample: Sample) -> Space:
+    """The campaign's candidate space: the sample's table, its masked pixels, or every pixel.
+
+    Built once per process from the spec and the sample (deterministic), so the campaign,
+    replay, retrace, status and studies all see the same space (``docs/spaces.md``).
+    """
+    sample_spec = spec if isinstance(spec, SampleSpec) else SampleSpec.model_validate(spec)
+    mask = sample_spec.mask.model_dump() if sample_spec.mask is not None else None
+    try:
+        return space_of(sample.shape, sample.pixel_size_um, mask=mask, table=sample.features)
+    except ConfigError as exc:
+        raise ConfigError(f"invalid campaign spec: 'sample.mask': {exc}") from None
 
 
 def _instrument(inst: InstrumentSpec, sample: Sample, time_scale: float) -> Instrument:
@@ -85,8 +100,11 @@ def instrument_references(spec: CampaignSpec) -> dict[str, tuple[dict, dict]]:
     return {inst["name"]: (data["sample"], inst) for inst in data["instruments"]}
 
 
-def check_spec_fits_sample(spec: CampaignSpec, sample: Sample) -> None:
-    """ConfigError when the spec asks for modalities or seed points the sample lacks."""
+def check_spec_fits_sample(spec: CampaignSpec, sample: Sample, space: Space | None = None) -> None:
+    """ConfigError when the spec asks for modalities or seed points the sample lacks.
+
+    Seed points must be candidates of ``space`` (default: the spec's space of ``sample``).
+    """
     for inst in spec.instruments:
         for modality in inst.modalities:
             if modality not in sample.modalities:
@@ -94,6 +112,7 @@ def check_spec_fits_sample(spec: CampaignSpec, sample: Sample) -> None:
                     f"instruments '{inst.name}' modality '{modality}' is not offered by sample "
                     f"'{spec.sample.kind}'; use one of {', '.join(sorted(sample.modalities))}."
                 )
+    space = space if space is not None else space_from_spec(spec.sample, sample)
     height, width = sample.shape
     for row, col in spec.seed_points:
         if not (0 <= row < height and 0 <= col < width):
@@ -102,10 +121,15 @@ def check_spec_fits_sample(spec: CampaignSpec, sample: Sample) -> None:
                 f"0..{height - 1} "
                 f"and columns in 0..{width - 1}."
             )
+        space.check(Location(row, col), "seed_points entry")
 
 
-def truth_map(spec: CampaignSpec, sample: Sample) -> np.ndarray | None:
-    """Ground-truth scalar target over the grid ``(H, W)``, or ``None`` when unknown."""
+def truth_map(spec: CampaignSpec, sample: Sample, space: Space | None = None) -> np.ndarray | None:
+    """Ground-truth scalar target over the grid ``(H, W)``, or ``None`` when unknown.
+
+    NaN at cells that are not candidates of ``space`` (default: the spec's space; off a
+    mask): the metrics and maps judge a campaign over its candidates only.
+    """
     modality = spec.scalarizer.modality
     signals = sample.truth.get(modality) if sample.truth else None
     if signals is None:
@@ -115,17 +139,31 @@ def truth_map(spec: CampaignSpec, sample: Sample) -> np.ndarray | None:
     flat = signals.reshape(height * width, -1)
     name, params = spec.scalarizer.name, spec.scalarizer.params
     values = np.array([scalarize(name, s, axis, params) for s in flat], dtype=np.float64)
+    space = space if space is not None else space_from_spec(spec.sample, sample)
+    values[~space.allowed] = np.nan
     return values.reshape(height, width)
 
 
 def agent_from_spec(
-    spec: CampaignSpec, sample: Sample, *, reward: Callable[[np.ndarray], float] | None = None
+    spec: CampaignSpec,
+    sample: Sample,
+    space: Space | None = None,
+    *,
+    reward: Callable[[np.ndarray], float] | None = None,
 ) -> Agent:
-    """The agent the spec's policy names; a grid agent learns :func:`scalar_target` (the
-    spec's scalarizer, or ``reward`` instead: vote similarity)."""
+    """The agent the spec's policy names, over ``space`` (default: the spec's space); a grid
+    agent learns :func:`scalar_target` (the spec's scalarizer, or ``reward`` instead: vote
+    similarity)."""
     policy = spec.policy
     from coscope.agents.chooser_spec import chooser_from_spec
 
+    space = space if space is not None else space_from_spec(spec.sample, sample)
+    pixel_only = policy.name in CHOOSER_POLICIES or policy.name == "conavigate"
+    if pixel_only and space.kind != PixelGrid.kind:
+        raise ConfigError(
+            f"policy '{policy.name}' explores every pixel of a grid, not a {space.kind} space: "
+            "drop sample.mask or use a single-modality policy (ei, ucb, maxvar …)."
+        )
     if policy.name in CHOOSER_POLICIES:
         return chooser_from_spec(spec, sample)
     common: dict[str, Any] = {
@@ -145,9 +183,13 @@ def agent_from_spec(
         from coscope.agents.dkl_agent import DKLAgent
         from coscope.models.patches import PatchGrid
 
-        features = PatchGrid(sample.structure, policy.window)  # rows on demand
+        features: Any = (
+            layout_features(space)  # a table: the DKL learns on its feature columns
+            if sample.features
+            else PatchGrid(sample.structure, policy.window)  # patch rows on demand
+        )
         return DKLAgent(
-            sample.shape,
+            space,
             features=features,
             policy=policy.name,
             latent_dim=policy.latent_dim,
@@ -156,7 +198,7 @@ def agent_from_spec(
             warm_iterations=policy.warm_iterations,
             **common,
         )
-    return make_agent(policy.name, sample.shape, **common)
+    return make_agent(policy.name, space, **common)
 
 
 def _differences(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
@@ -201,12 +243,14 @@ def create_or_open_store(spec: CampaignSpec, sample: Sample) -> tuple[TraceStore
             )
         return store, True
     path.parent.mkdir(parents=True, exist_ok=True)
+    space = space_from_spec(spec.sample, sample)  # before creating: a bad mask writes nothing
     store = TraceStore.create(
         path,
         campaign=spec.to_json_dict(),
         modalities=dict(sample.modalities),
         sample_shape=sample.shape,
     )
+    store.set_attr("space", space.describe())
     return store, False
 
 
@@ -250,13 +294,15 @@ def open_context(
             ) from None
         store.set_attr("mlflow_run_id", run_id)
     n_pixels = sample.shape[0] * sample.shape[1]
+    space = space_from_spec(spec.sample, sample)
     ctx = CampaignContext(
         spec=spec,
         sample=sample,
         store=store,
-        agent=agent_from_spec(spec, sample),
+        agent=agent_from_spec(spec, sample, space),
         tracker=tracker,
-        truth_map=truth_map(spec, sample),
+        truth_map=truth_map(spec, sample, space),
+        space=space,
         metrics_every=metrics_every or (1 if n_pixels <= 10_000 else 10),
     )
     return ctx, sample

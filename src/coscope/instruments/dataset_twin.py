@@ -50,7 +50,9 @@ def dataset_sample(
         name: Sample name (default: the dataset's name).
 
     Returns:
-        ``Sample(structure=H x W, modalities=the dataset's, truth={modality: H x W x L})``.
+        ``Sample(structure=H x W, modalities=the dataset's, truth={modality: H x W x L})``;
+        for a table dataset (``docs/spaces.md``) also ``features`` = its feature columns,
+        ``N x 1`` each, so the campaign's space is the table.
         Loaded once per (path, modification time) per process; arrays are read-only.
 
     Raises:
@@ -69,12 +71,14 @@ def dataset_sample(
             f"structure={structure!r} is not a structure channel of dataset {ds.name!r}: use "
             f"one of {list(ds.structure)}."
         )
+    table = ds.space.get("features", []) if ds.space.get("kind") == "table" else []
     return Sample(
         name=name or ds.name,
         structure=ds.structure[channel],
         pixel_size_um=ds.pixel_size_um,
         modalities=dict(ds.modalities),
         truth=dict(ds.signals),
+        features={column: ds.structure[column] for column in table},
     )
 
 

@@ -32,6 +32,10 @@ class Sample:
         modalities: Signal description per modality name.
         truth: Noise-free ground-truth signals per modality, each ``H x W x L`` float64
             (``L`` = that modality's axis length). May be empty (real instrument).
+        features: Named feature columns of a *table* sample (``docs/spaces.md``), each
+            ``H x W`` float64 (a table of ``N`` candidates is ``N x 1``); empty for a grid.
+            When given, the campaign's space is a :class:`~coscope.spaces.CandidateTable`
+            over them.
     """
 
     name: str
@@ -39,6 +43,7 @@ class Sample:
     pixel_size_um: float = 1.0
     modalities: dict[str, ModalityInfo] = field(default_factory=dict)
     truth: dict[str, np.ndarray] = field(default_factory=dict, repr=False)
+    features: dict[str, np.ndarray] = field(default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:
         if self.structure.ndim != 2 or self.structure.dtype != np.float64:
@@ -57,6 +62,13 @@ class Sample:
                 raise ConfigError(
                     f"sample {self.name!r}: ground truth for {mod!r} has shape {arr.shape}, "
                     f"expected {want} (grid x signal length)."
+                )
+
+        for name, column in self.features.items():
+            if np.shape(column) != self.shape:
+                raise ConfigError(
+                    f"sample {self.name!r}: feature {name!r} has shape {np.shape(column)}, "
+                    f"expected {self.shape} (one value per candidate)."
                 )
 
     @property

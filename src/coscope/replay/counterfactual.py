@@ -127,10 +127,11 @@ class Replayer:
 
     def __init__(self, store: TraceStore) -> None:
         from coscope.config import parse_spec
-        from coscope.infra.compose import effective_campaign, sample_from_spec
+        from coscope.infra.compose import effective_campaign, sample_from_spec, space_from_spec
 
         self.spec = parse_spec(effective_campaign(store))
         self.sample = sample_from_spec(self.spec.sample, self.spec.seed)
+        self.space = space_from_spec(self.spec.sample, self.sample)
         self.interventions = store.interventions()
         self.decisions = store.decisions()
         self.measurements = store.measurements()

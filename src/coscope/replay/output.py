@@ -65,6 +65,25 @@ def write_replay(result: Any, out: Path) -> None:
     plot_curves([result], out / "curves.png")
 
 
+def _panel(ax: Any, result: Any, values: np.ndarray, row: dict, path: list) -> None:
+    """One map of ``steps.png``: the grid as an image, or a table (``N x 1`` layout) as its
+    candidates scattered in :attr:`result.embedding`, coloured by ``values``."""
+    if result.grid_shape[1] > 1:
+        ax.imshow(values, origin="upper", cmap="viridis")
+        ax.plot([c for _, c in path], [r for r, _ in path], "w.", ms=2)
+        for r, c in row["runners_up"]:
+            ax.plot(c, r, "o", mfc="none", mec="orange", ms=5)
+        ax.plot(row["col"], row["row"], "r*", ms=9)
+        return
+    emb = result.embedding
+    ax.scatter(emb[:, 0], emb[:, 1], c=values.reshape(-1), cmap="viridis", s=6)
+    seen = emb[[r for r, _ in path]]
+    ax.plot(seen[:, 0], seen[:, 1], "k.", ms=2)
+    for r, _ in row["runners_up"]:
+        ax.plot(emb[r, 0], emb[r, 1], "o", mfc="none", mec="orange", ms=5)
+    ax.plot(emb[row["row"], 0], emb[row["row"], 1], "r*", ms=9)
+
+
 def write_retrace(result: Any, out: Path, panels: int = 6) -> None:
     """``retrace.csv``, ``retrace.npz`` (maps), ``steps.png`` (panels), ``trajectory.png``."""
     out.mkdir(parents=True, exist_ok=True)
@@ -86,12 +105,7 @@ def write_retrace(result: Any, out: Path, panels: int = 6) -> None:
                 (("acquisition", result.acquisition), ("mean", result.mean), ("std", result.std))
             ):
                 ax = fig.add_subplot(3, len(steps), i * len(steps) + j + 1)
-                ax.imshow(maps[k], origin="upper", cmap="viridis")
-                path = result.path[: k + 1]
-                ax.plot([c for _, c in path], [r for r, _ in path], "w.", ms=2)
-                for r, c in row["runners_up"]:
-                    ax.plot(c, r, "o", mfc="none", mec="orange", ms=5)
-                ax.plot(row["col"], row["row"], "r*", ms=9)
+                _panel(ax, result, maps[k], row, result.path[: k + 1])
                 ax.set_xticks([])
                 ax.set_yticks([])
                 if i == 0:
@@ -105,7 +119,7 @@ def write_retrace(result: Any, out: Path, panels: int = 6) -> None:
     plt, fig = _figure(6.0, 5.0)
     ax = fig.add_subplot(1, 1, 1)
     emb = result.embedding
-    ax.scatter(emb[:, 0], emb[:, 1], s=3, c="0.8", label="every pixel")
+    ax.scatter(emb[:, 0], emb[:, 1], s=3, c="0.8", label="every candidate")
     traj = emb[[r * result.grid_shape[1] + c for r, c in result.path]]
     ax.plot(traj[:, 0], traj[:, 1], "-", c="0.4", lw=0.6)
     sc = ax.scatter(traj[:, 0], traj[:, 1], c=np.arange(len(traj)), cmap="plasma", s=14)

@@ -25,6 +25,7 @@ from coscope.campaign.adopt import restrict
 from coscope.errors import ConfigError
 from coscope.models import DKLState, GPState, load_latent_model, load_model, patch_features, predict
 from coscope.replay.counterfactual import Counterfactual, Replayer
+from coscope.spaces import CandidateTable, layout_features
 from coscope.storage import TraceStore
 
 
@@ -89,10 +90,14 @@ def _feature_space(rp: Replayer, abilities: AgentAbilities) -> tuple[np.ndarray,
         if emb.shape[1] == 1:
             emb = np.hstack([emb, np.zeros_like(emb)])
         return emb[:, :2], "DKL latent"
-    feats = patch_features(rp.sample.structure, 9)
+    table = isinstance(rp.space, CandidateTable)  # no image: the table's own features
+    feats = layout_features(rp.space) if table else patch_features(rp.sample.structure, 9)
     feats = feats - feats.mean(axis=0)
     _, _, vt = np.linalg.svd(feats, full_matrices=False)
-    return feats @ vt[:2].T, "patch PCA"
+    emb = feats @ vt[:2].T
+    if emb.shape[1] == 1:
+        emb = np.hstack([emb, np.zeros_like(emb)])
+    return emb, "feature PCA" if table else "patch PCA"
 
 
 def retrace(store_path: str | Path, *, top_k: int = 5) -> RetraceResult:
@@ -151,7 +156,7 @@ def retrace(store_path: str | Path, *, top_k: int = 5) -> RetraceResult:
                 scores = np.asarray(scorer.scores(pending), dtype=np.float64)
                 eligible = np.ones(H * W, dtype=bool)
                 eligible[[rp.decisions[j].location.flat(W) for j in range(k)]] = False
-                eligible &= ~agent.blocked
+                eligible &= ~(agent.blocked | agent.outside)  # steering exclusions, off the space
                 eligible[flat] = True
                 scores = np.where(eligible & np.isfinite(scores), scores, np.nan)
                 maps["acquisition"][k] = scores.reshape(H, W)

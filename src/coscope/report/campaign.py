@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from coscope.campaign.context import CampaignContext
-from coscope.report.maps import write_learning_curve, write_maps
+from coscope.report.maps import write_learning_curve, write_space_maps
 
 
 def write_report(ctx: CampaignContext, history: list[dict[str, float]], folder: Path) -> Path:
@@ -26,15 +26,19 @@ def write_report(ctx: CampaignContext, history: list[dict[str, float]], folder: 
     measurements = ctx.store.measurements()
     visited = [m.location for m in measurements]
     spec = ctx.spec
-    write_maps(
+    title = (
+        f"{spec.name}: {spec.policy.name} on {spec.scalarizer.name}, {len(visited)} measurements"
+    )
+    mean, std = getattr(report, "mean", None), getattr(report, "std", None)
+    write_space_maps(
         folder,
+        ctx.space,
         structure=ctx.sample.structure,
-        mean=report.mean,
-        std=report.std,
+        mean=mean,
+        std=std,
         truth=ctx.truth_map,
         visited=visited,
-        title=f"{spec.name}: {spec.policy.name} on {spec.scalarizer.name}, "
-        f"{len(visited)} measurements",
+        title=title,
     )
     rows = [r for r in history if "rmse" in r]
     if rows:

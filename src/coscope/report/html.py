@@ -21,7 +21,7 @@ from coscope.campaign.steering import REJECTED
 from coscope.replay.counterfactual import Counterfactual, Replayer, replay
 from coscope.replay.output import _figure, plot_curves, write_retrace
 from coscope.replay.retrace import retrace
-from coscope.report.maps import write_maps
+from coscope.report.maps import write_space_maps
 from coscope.storage import TraceStore
 
 _CSS = """
@@ -103,8 +103,9 @@ def write_html_report(
         agent = rp.steered.agent
         report = agent.report()
         spec = rp.steered.spec
-        write_maps(
+        write_space_maps(
             out,
+            rp.space,
             structure=rp.sample.structure,
             mean=report.mean,
             std=report.std,

@@ -15,6 +15,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
+from coscope.spaces import CandidateTable, Space  # noqa: E402
 from coscope.types import Location  # noqa: E402
 
 
@@ -26,6 +27,13 @@ def _image(ax, data: np.ndarray, title: str, cmap: str = "viridis") -> None:
     ax.figure.colorbar(im, ax=ax, fraction=0.046, pad=0.04)
 
 
+def _save(fig, title: str, path: Path) -> Path:
+    fig.suptitle(title, fontsize=11)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
 def write_maps(
     folder: Path,
     *,
@@ -35,6 +43,7 @@ def write_maps(
     truth: np.ndarray | None,
     visited: Sequence[Location],
     title: str,
+    outside: np.ndarray | None = None,
 ) -> Path:
     """Write ``maps.png``: structure with the path, truth (if known), prediction, uncertainty.
 
@@ -46,6 +55,8 @@ def write_maps(
         truth: Ground-truth target ``(H, W)`` or ``None`` when unknown.
         visited: Measured locations in the order measured.
         title: Figure title.
+        outside: ``(H, W)`` bool, pixels that are not candidates (off a mask): shaded on
+            the structure image. None: every pixel is a candidate.
 
     Returns:
         The PNG's path.
@@ -56,6 +67,9 @@ def write_maps(
     axes = list(np.atleast_1d(axes))
     ax = axes.pop(0)
     _image(ax, structure, "structure + visited (order)", cmap="gray")
+    if outside is not None and outside.any():
+        shade = np.ma.masked_where(~outside, np.ones(outside.shape))
+        ax.imshow(shade, cmap="Blues", vmin=0, vmax=1.5, alpha=0.45, interpolation="nearest")
     if visited:
         rows = np.array([loc.row for loc in visited])
         cols = np.array([loc.col for loc in visited])
@@ -70,11 +84,83 @@ def write_maps(
         axes.pop(0).set_axis_off()
     if std is not None:
         _image(axes.pop(0), std, "uncertainty (std)", cmap="magma")
-    fig.suptitle(title, fontsize=11)
-    path = folder / "maps.png"
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return _save(fig, title, folder / "maps.png")
+
+
+def write_candidate_plot(
+    folder: Path,
+    *,
+    size: int,
+    mean: np.ndarray | None,
+    std: np.ndarray | None,
+    truth: np.ndarray | None,
+    visited: Sequence[Location],
+    title: str,
+) -> Path:
+    """Write ``maps.png`` for a table of ``N`` candidates (``N x 1`` layout, no image).
+
+    Left: the prediction of every candidate against its ground truth (or against its index
+    when the truth is unknown), measured candidates coloured by order. Right: the
+    predictive std against the prediction. ``size`` is ``N``; arrays are ``N x 1`` (or
+    ``(N,)``), visited locations ``Location(i, 0)``.
+
+    Returns:
+        The PNG's path.
+    """
+    folder.mkdir(parents=True, exist_ok=True)
+    fig, axes = plt.subplots(1, 2, figsize=(9.6, 4.2), constrained_layout=True)
+    order = np.array([loc.row for loc in visited], dtype=np.int64)
+    known = None if truth is None else np.asarray(truth, dtype=np.float64).reshape(-1)
+    y = None if mean is None else np.asarray(mean, dtype=np.float64).reshape(-1)
+    x = known if known is not None else np.arange(size, dtype=np.float64)
+    if y is None:
+        y = known if known is not None else np.full(size, np.nan)
+    ax = axes[0]
+    ax.scatter(x, y, s=8, color="0.7", label="candidates")
+    if order.size:
+        points = ax.scatter(x[order], y[order], c=np.arange(order.size), cmap="plasma", s=16)
+        fig.colorbar(points, ax=ax, fraction=0.046, pad=0.04, label="measurement #")
+    ax.set_xlabel("ground truth" if truth is not None else "candidate index")
+    ax.set_ylabel("prediction (mean)" if mean is not None else "ground truth")
+    ax.grid(alpha=0.3)
+    if std is not None and mean is not None:
+        axes[1].scatter(y, np.asarray(std).reshape(-1), s=8, color="0.4")
+        axes[1].set_xlabel("prediction (mean)")
+        axes[1].set_ylabel("uncertainty (std)")
+        axes[1].grid(alpha=0.3)
+    else:
+        axes[1].set_axis_off()
+    return _save(fig, title, folder / "maps.png")
+
+
+def write_space_maps(
+    folder: Path,
+    space: Space | None,
+    *,
+    structure: np.ndarray,
+    mean: np.ndarray | None,
+    std: np.ndarray | None,
+    truth: np.ndarray | None,
+    visited: Sequence[Location],
+    title: str,
+) -> Path:
+    """``maps.png`` for the campaign's space: :func:`write_candidate_plot` for a table,
+    :func:`write_maps` (cells off a mask shaded) for a grid; ``space=None``: every pixel."""
+    if isinstance(space, CandidateTable):  # no image: prediction against truth
+        return write_candidate_plot(
+            folder, size=space.size, mean=mean, std=std, truth=truth, visited=visited, title=title
+        )
+    outside = None if space is None else ~space.allowed.reshape(structure.shape)
+    return write_maps(
+        folder,
+        structure=structure,
+        mean=mean,
+        std=std,
+        truth=truth,
+        visited=visited,
+        title=title,
+        outside=outside,
+    )
 
 
 def write_learning_curve(

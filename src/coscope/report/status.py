@@ -15,6 +15,7 @@ from typing import Any
 from coscope.campaign.theory_intake import batch_summary, campaign_measured
 from coscope.report.utilisation import utilisation
 from coscope.scalarizers import scalarize
+from coscope.spaces import space_summary
 from coscope.steer_requests import steering_summary
 from coscope.storage import TraceStore
 
@@ -58,6 +59,7 @@ def campaign_status(path: str | Path) -> dict[str, Any]:
         "status_version": STATUS_VERSION,
         "store": str(Path(path)),
         "campaign": campaign.get("name"),
+        "space": space_summary(store.get_attr("space", None), store.sample_shape),
         "status": status,
         "finished": status == "finished",
         "finished_reason": store.get_attr("finished_reason", None),
@@ -136,6 +138,14 @@ def _best(store: TraceStore, campaign: dict[str, Any], measurements: list) -> di
     return best
 
 
+def _space_line(space: dict[str, Any] | None) -> list[str]:
+    if not space:
+        return []
+    h, w = space["layout"]
+    where = f"{h} x {w} layout" if space["kind"] != "table" else "rows of the table"
+    return [f"space      {space['kind']}: {space['candidates']} candidates ({where})"]
+
+
 def format_status(status: dict[str, Any]) -> str:
     """Human-readable lines of a status dict."""
     budget = status["budget"]
@@ -151,6 +161,7 @@ def format_status(status: dict[str, Any]) -> str:
         f"status     {status['status']}"
         + (f" — {status['finished_reason']}" if status["finished_reason"] else ""),
         f"budget     {', '.join(limits) or 'none'}",
+        *_space_line(status.get("space")),
         "measured   "
         + (
             ", ".join(f"{k}: {v}" for k, v in status["measurements"]["by_modality"].items())

@@ -23,11 +23,12 @@ import numpy as np
 from coscope.errors import DatasetError
 from coscope.scalarizers import scalarize
 from coscope.storage.dataset_arrays import read_arrays
+from coscope.storage.dataset_tables import read_mask, read_table_csv
 from coscope.storage.datasets import Dataset, check_dataset, write_dataset
 from coscope.types import ModalityInfo
 
 Format = Literal["auto", "beps-h5", "pfm-h5", "arrays"]
-FORMATS: tuple[str, ...] = ("auto", "beps-h5", "pfm-h5", "arrays")
+FORMATS: tuple[str, ...] = ("auto", "beps-h5", "pfm-h5", "arrays", "table", "mask")
 
 _TO_UM = {"m": 1e6, "mm": 1e3, "um": 1.0, "µm": 1.0, "nm": 1e-3}
 _H5_SUFFIXES = {".h5", ".hdf5", ".hdf"}
@@ -237,6 +238,8 @@ def detect_format(source: str | Path) -> str:
     source = Path(source)
     if source.is_dir() or source.suffix in (".npz", ".npy"):
         return "arrays"
+    if source.suffix.lower() == ".csv":
+        return "table"
     if source.suffix.lower() not in _H5_SUFFIXES:
         raise DatasetError(
             f"cannot tell the format of {source} from its extension: use .h5/.hdf5, .npz, .npy "
@@ -254,14 +257,31 @@ def detect_format(source: str | Path) -> str:
 
 
 def read_source(
-    source: str | Path, fmt: str = "auto", *, name: str | None = None, **array_options: Any
+    source: str | Path,
+    fmt: str = "auto",
+    *,
+    name: str | None = None,
+    features: str | Sequence[str] = (),
+    targets: str | Sequence[str] = (),
+    **array_options: Any,
 ) -> Dataset:
-    """Read ``source`` with the reader of ``fmt`` (``"auto"``: :func:`detect_format`)."""
+    """Read ``source`` with the reader of ``fmt`` (``"auto"``: :func:`detect_format`).
+
+    ``features`` and ``targets`` are the columns of a ``table`` (CSV) source, and only those.
+    """
     if fmt not in FORMATS:
         raise DatasetError(f"format {fmt!r} is unknown: use one of {', '.join(FORMATS)}.")
     if not Path(source).exists():
         raise DatasetError(f"no file or folder at {source}: check the SOURCE path.")
     kind = detect_format(source) if fmt == "auto" else fmt
+    if (features or targets) and kind != "table":
+        raise DatasetError(
+            f"--features and --targets apply to --format table only, not to {kind!r}: drop them."
+        )
+    if kind == "table":
+        return read_table_csv(source, features=features, targets=targets, name=name)
+    if kind == "mask":
+        return read_mask(source, name=name)
     if kind == "beps-h5":
         return read_beps_h5(source, name=name)
     if kind == "pfm-h5":
@@ -276,15 +296,21 @@ def import_dataset(
     fmt: str = "auto",
     name: str | None = None,
     signal_channels: Sequence[str] = (),
+    features: str | Sequence[str] = (),
+    targets: str | Sequence[str] = (),
     **array_options: Any,
 ) -> Dataset:
     """Read ``source``, promote ``signal_channels`` to modalities and write it to ``out``.
+
+    A ``table`` source takes its ``features`` and ``targets`` columns (see
+    :mod:`coscope.storage.dataset_tables`).
 
     Nothing is written unless the whole dataset is valid; an existing ``out`` is refused.
     """
     if Path(out).exists():
         raise DatasetError(f"{out} already exists: choose another --out path or delete it first.")
-    ds = promote_channels(read_source(source, fmt, name=name, **array_options), signal_channels)
+    ds = read_source(source, fmt, name=name, features=features, targets=targets, **array_options)
+    ds = promote_channels(ds, signal_channels)
     write_dataset(ds, out)
     return ds
 

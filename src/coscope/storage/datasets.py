@@ -42,6 +42,10 @@ class Dataset:
         signals: Recorded signals per modality, each ``H x W x L`` float64.
         pixel_size_um: Pixel pitch, micrometres.
         units: Units of each structure channel (optional, by channel name).
+        space: What the grid is, as plain data (root attribute ``space``): ``{}`` for a
+            pixel grid, ``{"kind": "table", "features": [...], "targets": [...]}`` for a
+            table of candidates (``N x 1``, see ``docs/spaces.md``), ``{"kind": "mask"}`` for
+            a candidate mask (one structure channel ``mask``).
     """
 
     name: str
@@ -51,6 +55,7 @@ class Dataset:
     signals: dict[str, np.ndarray] = field(default_factory=dict, repr=False)
     pixel_size_um: float = 1.0
     units: dict[str, str] = field(default_factory=dict)
+    space: dict[str, Any] = field(default_factory=dict)
 
     @property
     def shape(self) -> tuple[int, int]:
@@ -133,11 +138,31 @@ def check_dataset(ds: Dataset) -> None:
                 f"structure grid x the {axis.size}-point axis): make grid and axis agree."
             )
         _check_finite(signal, f"signal of modality {name!r}")
+    _check_space(ds, shape)
     if not (isinstance(ds.pixel_size_um, int | float) and np.isfinite(ds.pixel_size_um)) or (
         ds.pixel_size_um <= 0
     ):
         raise DatasetError(
             f"pixel_size_um={ds.pixel_size_um!r} is invalid: give a positive pitch in µm."
+        )
+
+
+def _check_space(ds: Dataset, shape: tuple[int, ...]) -> None:
+    """DatasetError unless ``ds.space`` is empty, a mask, or a table matching the arrays."""
+    kind = ds.space.get("kind") if ds.space else None
+    if kind is None:
+        return
+    if kind == "mask":
+        if list(ds.structure) != ["mask"]:
+            raise DatasetError("a mask dataset holds exactly one structure channel, 'mask'.")
+        return
+    if kind != "table":
+        raise DatasetError(f"space kind {kind!r} is unknown: use 'table' or 'mask' (or none).")
+    features = list(ds.space.get("features", []))
+    if shape[1] != 1 or not features or not set(features) <= set(ds.structure):
+        raise DatasetError(
+            f"a table dataset is N x 1 with its features {features} among the structure "
+            f"channels {list(ds.structure)}; got shape {shape}: import the CSV again."
         )
 
 
@@ -158,6 +183,7 @@ def _root_attributes(ds: Dataset) -> dict[str, Any]:
             }
             for info in ds.modalities.values()
         ],
+        **({"space": dict(ds.space)} if ds.space else {}),
     }
 
 
@@ -283,6 +309,7 @@ def load_dataset(path: str | Path) -> Dataset:
             signals=signals,
             pixel_size_um=float(attrs["pixel_size_um"]),
             units=units,
+            space=dict(attrs.get("space", {})),
         )
     except Exception as exc:  # any unreadable piece means the same thing to a user
         raise DatasetError(
@@ -310,6 +337,14 @@ def describe_dataset(ds: Dataset, path: str | Path | None = None) -> str:
     lines = [
         f"dataset {ds.name!r}" + (f" at {path}" if path else ""),
         f"  source       {ds.source}",
+        *(
+            [
+                f"  table        {h} candidates; features {', '.join(ds.space['features'])}; "
+                f"targets {', '.join(ds.space.get('targets', []))}"
+            ]
+            if ds.space.get("kind") == "table"
+            else []
+        ),
         f"  grid         {h} x {w} pixels, {ds.pixel_size_um:.4g} µm/pixel "
         f"({h * ds.pixel_size_um:.4g} x {w * ds.pixel_size_um:.4g} µm)",
         "  structure",

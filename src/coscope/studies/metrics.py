@@ -1,6 +1,9 @@
 """Per-step quality metrics of a campaign: the one place studies compute them.
 
 Every function is pure numpy over the grid (``H x W`` maps, flat row-major pixel indices).
+A NaN in the truth map marks a cell that is not a candidate of the campaign's space (off a
+mask, :func:`coscope.infra.compose.truth_map`): every metric is taken over the candidates
+only, so "top 1 %" means the top 1 % of the candidates.
 :class:`StepMetrics` accumulates what was measured so far and turns the agent's report
 after each measurement into one row of a learning curve.
 
@@ -31,32 +34,38 @@ LOWER_IS_BETTER = {"rmse": True, "nlpd": True, "regret": True}
 
 
 def top_set(truth: np.ndarray, fraction: float = 0.01) -> set[int]:
-    """Flat indices of the ``max(1, round(fraction * size))`` highest pixels of ``truth``."""
+    """Flat indices of the ``max(1, round(fraction * n))`` highest of the ``n`` finite cells."""
     flat = np.asarray(truth, dtype=np.float64).reshape(-1)
-    k = max(1, round(fraction * flat.size))
-    order = np.argsort(-flat, kind="stable")
+    known = np.flatnonzero(np.isfinite(flat))
+    k = max(1, round(fraction * known.size))
+    order = known[np.argsort(-flat[known], kind="stable")]
     return set(order[:k].tolist())
 
 
 def rmse(mean: np.ndarray, truth: np.ndarray) -> float:
-    """Root mean squared error of ``mean`` against ``truth`` (same shape)."""
-    error = np.asarray(mean, dtype=np.float64) - np.asarray(truth, dtype=np.float64)
+    """Root mean squared error of ``mean`` against ``truth`` (same shape; finite truth only)."""
+    truth = np.asarray(truth, dtype=np.float64)
+    known = np.isfinite(truth)
+    error = np.asarray(mean, dtype=np.float64)[known] - truth[known]
     return float(np.sqrt(np.mean(error**2)))
 
 
 def gaussian_nlpd(
     mean: np.ndarray, std: np.ndarray, truth: np.ndarray, std_floor: float = 1e-6
 ) -> float:
-    """Mean over pixels of ``-log N(truth | mean, std^2)`` (nats), ``std`` floored."""
-    var = np.maximum(np.asarray(std, dtype=np.float64), std_floor) ** 2
-    error = np.asarray(truth, dtype=np.float64) - np.asarray(mean, dtype=np.float64)
+    """Mean over pixels of ``-log N(truth | mean, std^2)`` (nats), ``std`` floored; finite
+    truth only."""
+    truth = np.asarray(truth, dtype=np.float64)
+    known = np.isfinite(truth)
+    var = np.maximum(np.asarray(std, dtype=np.float64)[known], std_floor) ** 2
+    error = truth[known] - np.asarray(mean, dtype=np.float64)[known]
     return float(np.mean(0.5 * np.log(2 * math.pi * var) + 0.5 * error**2 / var))
 
 
 def regret(truth: np.ndarray, best_observed_flat: int) -> float:
     """True max minus the truth at flat pixel ``best_observed_flat``."""
     flat = np.asarray(truth, dtype=np.float64).reshape(-1)
-    return float(flat.max() - flat[best_observed_flat])
+    return float(np.nanmax(flat) - flat[best_observed_flat])
 
 
 def top_fraction(top: set[int], measured_flat: Iterable[int]) -> float:
@@ -96,8 +105,9 @@ class StepMetrics:
         if self._best_flat >= 0:
             out["regret"] = regret(self.truth, self._best_flat)
         out["top1_fraction"] = top_fraction(self.top, self.measured)
-        if mean is not None and np.all(np.isfinite(mean)):
+        known = np.isfinite(self.truth)
+        if mean is not None and np.all(np.isfinite(np.asarray(mean)[known])):
             out["rmse"] = rmse(mean, self.truth)
-            if std is not None and np.all(np.isfinite(std)):
+            if std is not None and np.all(np.isfinite(np.asarray(std)[known])):
                 out["nlpd"] = gaussian_nlpd(mean, std, self.truth, self.std_floor)
         return out

@@ -31,6 +31,7 @@ from coscope.infra.compose import (
     open_context,
     sample_from_spec,
 )
+from coscope.spaces import PixelGrid, Space
 from coscope.studies.metrics import StepMetrics
 from coscope.types import Location
 
@@ -38,11 +39,11 @@ ROW_HEAD = ("step", "n_measurements", "cost_spent")
 
 
 def injection_points(
-    shape: tuple[int, int], measured: set[int], n: int, seed: list[int]
+    space: Space, measured: set[int], n: int, seed: list[int]
 ) -> list[tuple[int, int]]:
-    """``n`` distinct pixels ``(row, col)`` not in ``measured`` (flat), drawn from ``seed``."""
-    H, W = shape
-    free = np.setdiff1d(np.arange(H * W), np.fromiter(measured, dtype=np.int64))
+    """``n`` distinct candidates ``(row, col)`` not in ``measured`` (flat), drawn from ``seed``."""
+    W = space.layout[1]
+    free = np.setdiff1d(space.indices, np.fromiter(measured, dtype=np.int64))
     picks = np.random.default_rng(seed).choice(free, size=min(n, free.size), replace=False)
     return [(int(i) // W, int(i) % W) for i in picks]
 
@@ -66,6 +67,7 @@ def run_job(job: dict[str, Any]) -> dict[str, Any]:
     check_spec_fits_sample(spec, sample)
     create_or_open_store(spec, sample)[0].close()
     ctx, _ = open_context(spec.resolved_store(), track=False)
+    space = ctx.space if ctx.space is not None else PixelGrid(sample.shape)
     metrics = StepMetrics(ctx.truth_map)
     ctx.truth_map = None  # the loop's own RMSE would predict the grid a second time per step
     width = sample.shape[1]
@@ -89,7 +91,7 @@ def run_job(job: dict[str, Any]) -> dict[str, Any]:
             }
         )
         if inject and int(row["n_measurements"]) == int(inject["at"]):
-            points = injection_points(sample.shape, metrics.measured, inject["n"], inject["seed"])
+            points = injection_points(space, metrics.measured, inject["n"], inject["seed"])
             injected.extend(points)
             # Applied to the live agent (seed points are proposed before anything else) and
             # posted to the inbox, so the loop records it in the trace as an intervention.

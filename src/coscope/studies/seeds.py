@@ -25,15 +25,17 @@ import numpy as np
 
 from coscope.config import CampaignSpec
 from coscope.errors import ConfigError
-from coscope.infra.compose import sample_from_spec
+from coscope.infra.compose import sample_from_spec, space_from_spec
+from coscope.spaces import Space
 from coscope.studies.benchmark import _validate, policy_spec
 from coscope.studies.study import StudyPlan, base_job_spec, check_out, grid_pixels
 
 
-def initial_design(shape: tuple[int, int], k: int, seed: int, seed_set: int) -> list[list[int]]:
-    """``k`` distinct pixels ``[row, col]`` of seed set ``seed_set``."""
-    H, W = shape
-    picks = np.random.default_rng([seed, 2718281, seed_set]).choice(H * W, size=k, replace=False)
+def initial_design(space: Space, k: int, seed: int, seed_set: int) -> list[list[int]]:
+    """``k`` distinct candidates ``[row, col]`` of ``space`` for seed set ``seed_set``."""
+    W = space.layout[1]
+    rng = np.random.default_rng([seed, 2718281, seed_set])
+    picks = rng.choice(space.indices, size=k, replace=False)
     return [[int(i) // W, int(i) % W] for i in picks]
 
 
@@ -78,13 +80,13 @@ def plan_seeds(
     n_pixels = grid_pixels(spec)
     if k > n_pixels:
         raise ConfigError(f"--initial {k} exceeds the {n_pixels} pixels of the sample.")
-    shape = sample_from_spec(spec.sample, spec.seed).shape
+    space = space_from_spec(spec.sample, sample_from_spec(spec.sample, spec.seed))
     entry = policy or (
         f"dkl:{spec.policy.name}" if spec.policy.model == "dkl" else spec.policy.name
     )
     jobs = []
     for s in range(seed_sets):
-        points = initial_design(shape, k, spec.seed, s)
+        points = initial_design(space, k, spec.seed, s)
         pol = {**policy_spec(spec, entry), "n_initial": k}
         data = base_job_spec(spec, out / "runs" / f"set-{s}", seed_points=points, policy=pol)
         _validate(data, entry)

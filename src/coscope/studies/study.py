@@ -29,7 +29,7 @@ from distributed import as_completed
 
 from coscope.config import CampaignSpec
 from coscope.errors import ConfigError
-from coscope.infra.compose import check_spec_fits_sample, sample_from_spec
+from coscope.infra.compose import check_spec_fits_sample, sample_from_spec, space_from_spec
 from coscope.infra.dask import dask_client
 from coscope.studies.plots import plot_curves, plot_spread
 from coscope.studies.runs import run_job
@@ -75,10 +75,12 @@ def check_out(out: Path) -> None:
 
 
 def grid_pixels(spec: CampaignSpec) -> int:
-    """Pixels of the spec's sample; ConfigError when the spec does not fit the sample."""
+    """Candidates of the spec's space (every pixel of a grid sample, the masked-in pixels,
+    the rows of a table); ConfigError when the spec does not fit the sample."""
     sample = sample_from_spec(spec.sample, spec.seed)
-    check_spec_fits_sample(spec, sample)
-    return sample.shape[0] * sample.shape[1]
+    space = space_from_spec(spec.sample, sample)
+    check_spec_fits_sample(spec, sample, space)
+    return space.size
 
 
 def base_job_spec(spec: CampaignSpec, run_dir: Path, **changes: Any) -> dict[str, Any]:
