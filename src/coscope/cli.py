@@ -2,6 +2,10 @@
 
 Errors a user can fix (a bad spec, a missing or foreign store) print one sentence and exit
 with status 2 — never a traceback. Ctrl-C leaves the trace consistent and says how to resume.
+
+Parsing and spec validation are light (argparse, pydantic); each handler imports what only
+its command needs — zarr to read a store, Prefect/Dask/MLflow/torch to run or replay — so
+``--help``, ``status`` and ``intervene`` start without torch (tests/test_light_imports.py).
 """
 
 from __future__ import annotations
@@ -305,7 +309,7 @@ def _command(args: argparse.Namespace) -> int:
     if args.command == "check":
         return cli_check.command(args)
     if args.command == "status":
-        from coscope.report.status import campaign_status, format_status  # zarr, as above
+        from coscope.report.status import campaign_status, format_status  # zarr: reads a store
 
         status = campaign_status(args.store)
         print(json.dumps(status, indent=2) if args.json else format_status(status))

@@ -61,7 +61,9 @@ def serve_command(args: argparse.Namespace) -> int:
     from prefect import serve  # heavy, as above
 
     with dask_client(spec.dask_address, spec.dask_workers) as client:
-        address = client.scheduler.address  # type: ignore[attr-defined]
+        scheduler = client.scheduler
+        assert scheduler is not None  # a connected client holds its scheduler's rpc
+        address = str(scheduler.address)
         campaign = campaign_deployment(spec, store_path, address)
         print(
             f"serving campaign/{spec.name} and theory-batch/{spec.name}-theory on {url} "

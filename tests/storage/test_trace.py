@@ -298,3 +298,11 @@ def test_version_1_trace_reads_and_upgrades_in_place(tmp_path: Path) -> None:
     assert json.loads((path / "zarr.json").read_text())["attributes"]["schema_version"] == 2
     assert [p.step for p in upgraded.decisions()] == [0, 1, 2, 3]
     assert upgraded.decisions()[1] == proposal(1)  # (step 0 has a NaN score)
+
+
+def test_effective_campaign_applies_the_overrides_of_later_runs(store: TraceStore) -> None:
+    created = store.campaign
+    assert store.effective_campaign() == created
+    store.set_attr("overrides", {"budget": {"max_measurements": 99}})
+    assert store.effective_campaign() == {**created, "budget": {"max_measurements": 99}}
+    assert store.campaign == created  # the description given at creation is kept

@@ -5,12 +5,16 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import TYPE_CHECKING
 
 from coscope.errors import ConfigError
 
+if TYPE_CHECKING:
+    from distributed import Client
+
 
 @contextmanager
-def dask_client(address: str | None, n_workers: int = 2) -> Iterator[object]:
+def dask_client(address: str | None, n_workers: int = 2) -> Iterator[Client]:
     """Yield a ``distributed.Client``; start and stop a LocalCluster when no address is given.
 
     The LocalCluster runs ``n_workers`` worker processes with one thread each; their nannies

@@ -21,9 +21,11 @@ from typing import Any
 
 import numpy as np
 
+from coscope.agents.base import GridAgent
 from coscope.campaign import CampaignLoop, LocalExecutor
 from coscope.campaign.inbox import Inbox
 from coscope.config import parse_spec
+from coscope.errors import ConfigError
 from coscope.infra.compose import (
     check_spec_fits_sample,
     create_or_open_store,
@@ -67,6 +69,12 @@ def run_job(job: dict[str, Any]) -> dict[str, Any]:
     check_spec_fits_sample(spec, sample)
     create_or_open_store(spec, sample)[0].close()
     ctx, _ = open_context(spec.resolved_store(), track=False)
+    agent = ctx.agent
+    if not isinstance(agent, GridAgent):  # the study reads its observations and seed points
+        raise ConfigError(
+            f"policy '{spec.policy.name}' cannot run in a study: benchmark and seed studies "
+            "take single-target policies (ei, ucb, maxvar, thompson, random, raster)."
+        )
     space = ctx.space if ctx.space is not None else PixelGrid(sample.shape)
     metrics = StepMetrics(ctx.truth_map)
     ctx.truth_map = None  # the loop's own RMSE would predict the grid a second time per step
@@ -77,11 +85,11 @@ def run_job(job: dict[str, Any]) -> dict[str, Any]:
     injected: list[tuple[int, int]] = []
 
     def on_measurement(row: dict[str, float]) -> None:
-        for ob in ctx.agent.observations:
+        for ob in agent.observations:
             if ob.step not in seen:
                 seen.add(ob.step)
                 metrics.add(ob.location.flat(width), ob.value)
-        report = ctx.agent.report()
+        report = agent.report()
         rows.append(
             {
                 "step": int(row["step"]),
@@ -95,7 +103,7 @@ def run_job(job: dict[str, Any]) -> dict[str, Any]:
             injected.extend(points)
             # Applied to the live agent (seed points are proposed before anything else) and
             # posted to the inbox, so the loop records it in the trace as an intervention.
-            ctx.agent.seed_points = (*ctx.agent.seed_points, *(Location(r, c) for r, c in points))
+            agent.seed_points = (*agent.seed_points, *(Location(r, c) for r, c in points))
             Inbox(ctx.store.path).post(
                 "seed_points",
                 {"points": [list(p) for p in points]},
