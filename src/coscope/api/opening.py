@@ -2,6 +2,7 @@
 
 Nothing here runs at import; :func:`use_threads` is called by
 :meth:`coscope.api.Campaign.create` / :meth:`~coscope.api.Campaign.open` and :func:`run`.
+Ask/tell needs no engine: Prefect's environment is set only by :func:`run`.
 """
 
 from __future__ import annotations
@@ -38,22 +39,33 @@ def as_spec(
     )
 
 
-def use_threads(threads: int | None, run_dir: Path) -> int:
-    """Set this process up as the command line does: torch and BLAS threads, offline engines.
+def use_threads(threads: int | None) -> int:
+    """Set this process up for a campaign: torch/BLAS threads, MLflow offline switches.
 
     Args:
-        threads: Torch/BLAS threads; ``None`` reads ``COSCOPE_TORCH_THREADS`` (default 1:
-            on a shared machine one thread per process is ~10x faster than torch's default).
-        run_dir: The campaign's run folder (Prefect's home, for :func:`run`).
+        threads: Torch/BLAS threads, 1..64; ``None`` reads ``COSCOPE_TORCH_THREADS`` (default
+            1: on a shared machine one thread per process is ~10x faster than torch's default).
 
     Returns:
         The thread count set.
+
+    Raises:
+        ConfigError: ``threads`` (or ``COSCOPE_TORCH_THREADS``) is out of range.
     """
-    from coscope.infra.environment import prepare_environment
+    from pydantic import ValidationError
+
+    from coscope.infra.environment import set_threads, tracking_environment
     from coscope.infra.settings import Settings
 
-    settings = Settings() if threads is None else Settings(torch_threads=threads)
-    prepare_environment(settings, run_dir)
+    try:
+        settings = Settings() if threads is None else Settings(torch_threads=threads)
+    except ValidationError:
+        raise ConfigError(
+            f"torch threads {threads if threads is not None else '(COSCOPE_TORCH_THREADS)'} "
+            "must be a whole number from 1 to 64."
+        ) from None
+    tracking_environment()
+    set_threads(settings.torch_threads)
     try:  # optional (scipy/sklearn's dependency): caps a BLAS that numpy has already loaded
         from threadpoolctl import threadpool_limits
     except ImportError:
@@ -82,9 +94,11 @@ def run(
         The campaign summary (status, reason, measurements, cost_spent, best_so_far, rmse,
         report, store, mlflow_run_id), as ``coscope run`` prints it.
     """
-    campaign = as_spec(spec, store=store, run_dir=run_dir)
+    from coscope.infra.environment import prepare_environment
     from coscope.infra.runner import run_campaign
     from coscope.infra.settings import Settings
 
-    count = use_threads(threads, campaign.resolved_run_dir())
-    return run_campaign(campaign, Settings(torch_threads=count))
+    campaign = as_spec(spec, store=store, run_dir=run_dir)
+    settings = Settings(torch_threads=use_threads(threads))
+    prepare_environment(settings, campaign.resolved_run_dir())  # Prefect's home, as the CLI
+    return run_campaign(campaign, settings)

@@ -97,7 +97,7 @@ class Campaign:
         from coscope.infra.runner import prepare_store
 
         campaign = as_spec(spec, store=store, run_dir=run_dir)
-        use_threads(threads, campaign.resolved_run_dir())
+        use_threads(threads)
         path, _ = prepare_store(campaign)  # validated against its sample before writing
         return cls(path, track=track, executor=executor)
 
@@ -121,9 +121,7 @@ class Campaign:
                 f"no experimental trace at '{path}': give the store path of a campaign, or "
                 "create one with Campaign.create(spec)."
             )
-        from coscope.infra.compose import spec_of_store
-
-        use_threads(threads, spec_of_store(path).resolved_run_dir())
+        use_threads(threads)
         return cls(path, track=track, executor=executor)
 
     def _restore(self) -> None:
@@ -189,12 +187,17 @@ class Campaign:
         ctx, loop = self._ctx, self._loop
         active = ctx.active_instruments()
         names = [known_instrument(ctx.spec, active, instrument)] if instrument else active
-        out, reasons = [], []
+        out: list[Proposal] = []
+        reasons: list[str] = []
         for name in names:
             queue = [s.proposal for s in loop.inflight.get(name, [])]
             again = [p for p in queue if p.step not in self._handed][:n]
             if instrument is None and queue and not again:
-                continue  # busy: measuring what it was asked
+                reasons.append(
+                    f"'{name}' is busy with step {queue[0].step}: tell its result first, or "
+                    f"ask('{name}', n) to queue more."
+                )
+                continue
             out += again
             for _ in range(n - len(again)):
                 proposal, why = self._decide(name)
@@ -203,7 +206,7 @@ class Campaign:
                     break
                 out.append(proposal)
         self._handed.update(p.step for p in out)
-        self.reason = reasons[0] if reasons else ""
+        self.reason = " ".join(reasons)
         return Proposals(out, self.reason)
 
     def _decide(self, instrument: str) -> tuple[Proposal | None, str]:
