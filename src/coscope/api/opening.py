@@ -67,7 +67,7 @@ def use_threads(threads: int | None) -> int:
     tracking_environment()
     set_threads(settings.torch_threads)
     try:  # optional (scipy/sklearn's dependency): caps a BLAS that numpy has already loaded
-        from threadpoolctl import threadpool_limits
+        from threadpoolctl import threadpool_limits  # type: ignore[import-untyped]
     except ImportError:
         pass
     else:
