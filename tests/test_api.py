@@ -80,7 +80,7 @@ def _loop_trace(spec: CampaignSpec) -> TraceStore:
     return TraceStore.open(spec.resolved_store(), "r")
 
 
-def test_trace_equals_the_loop_run(tmp_path: Path) -> None:
+def test_trace_equals_the_loop_run(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     """Same spec and seed, the user's function returning the simulated instrument's signals,
     closed with a proposal pending and re-opened half-way: the loop's trace."""
     expected = _loop_trace(_spec(tmp_path / "loop"))
@@ -111,6 +111,11 @@ def test_trace_equals_the_loop_run(tmp_path: Path) -> None:
         assert (a.step, a.location, a.cost) == (b.step, b.location, b.cost)
         np.testing.assert_array_equal(a.signal, b.signal)
     assert [f.n_train for f in got.fits()] == [f.n_train for f in expected.fits()]
+    from coscope.cli import main
+
+    assert main(["status", str(spec.resolved_store())]) == 0
+    assert main(["replay", str(spec.resolved_store())]) == 0
+    assert "100% agree" in capsys.readouterr().out
 
 
 def test_resume_hands_back_pending_proposals(tmp_path: Path) -> None:
@@ -139,6 +144,9 @@ def test_resume_hands_back_pending_proposals(tmp_path: Path) -> None:
     campaign.close()
     stored = TraceStore.open(spec.resolved_store(), "r").measurements()
     assert [(m.step, m.cost, m.t_end) for m in stored] == [(0, 1.5, stored[0].t_end), (1, 2.0, 5.0)]
+    resumed = _loop_trace(spec)  # what `coscope resume` runs: step 2 measured by the spec's afm
+    assert [m.step for m in resumed.measurements()] == list(range(12))
+    assert resumed.decisions()[2].location == third.location
 
 
 def test_budget_end(tmp_path: Path) -> None:
@@ -232,8 +240,22 @@ def test_import_is_light_and_threads_set_at_open(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
-def test_run_is_coscope_run(tmp_path: Path) -> None:
-    summary = coscope.run(_spec(tmp_path, budget={"max_measurements": 6}).to_json_dict())
+def test_run_is_coscope_run(tmp_path: Path, prefect_server: str) -> None:
+    """``coscope.run(YAML path)`` in a process of its own (it sets up Prefect's environment)."""
+    import json
+    import os
+
+    import yaml
+
+    path = tmp_path / "spec.yaml"
+    path.write_text(yaml.safe_dump(_spec(tmp_path, budget={"max_measurements": 6}).to_json_dict()))
+    code = f"import json, coscope; print(json.dumps(coscope.run({str(path)!r})))"
+    env = {**os.environ, "PREFECT_API_URL": prefect_server}
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=600
+    )
+    assert out.returncode == 0, out.stderr[-2000:]
+    summary = json.loads(out.stdout.strip().splitlines()[-1])
     assert summary["status"] == "finished" and summary["measurements"] == 6
     with coscope.Campaign.open(summary["store"], track=False) as campaign:
         assert campaign.ask() == [] and "budget is used up" in campaign.reason
