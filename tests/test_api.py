@@ -179,6 +179,7 @@ def test_bad_input_is_one_sentence_and_writes_nothing(tmp_path: Path) -> None:
         counts = TraceStore.open(spec.resolved_store(), "r").counts()
         cases = [
             (ProposalError, "never asked", lambda: campaign.tell(99, good)),
+            (ProposalError, "not str", lambda: campaign.tell("1", good)),
             (ProposalError, "already told", lambda: campaign.tell(proposal, good)),
             (InstrumentError, "shape (3,)", lambda: campaign.tell(pending, good[:3])),
             (InstrumentError, "NaN", lambda: campaign.tell(pending, np.full_like(good, np.nan))),

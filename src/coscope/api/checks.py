@@ -6,6 +6,7 @@ and what to do; nothing is written to the trace before these checks pass.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 
 import numpy as np
@@ -38,6 +39,17 @@ def known_instrument(spec: CampaignSpec, active: Sequence[str], name: str) -> st
             f"ask one of {', '.join(active)}."
         )
     return name
+
+
+def step_of(told: object) -> int:
+    """The step a ``tell`` names: a Proposal's or Measurement's, or a whole number."""
+    if isinstance(told, Proposal | Measurement):
+        return told.step
+    if isinstance(told, int | np.integer) and not isinstance(told, bool):
+        return int(told)
+    raise ProposalError(
+        f"tell takes a Proposal, its step or a Measurement, not {type(told).__name__}."
+    )
 
 
 def pending_step(step: int, pending: dict[int, Proposal], measured: set[int]) -> Proposal:
@@ -87,6 +99,37 @@ def matches(measurement: Measurement, decision: Proposal) -> None:
                 f"the measurement told for step {decision.step} has {what} {told!r}, but step "
                 f"{decision.step} asked for {asked!r}: tell what was asked."
             )
+
+
+def told_measurement(
+    decision: Proposal,
+    told: Proposal | int | Measurement,
+    signal: object,
+    info: ModalityInfo,
+    cost: float | None,
+    t_start: float | None,
+    t_end: float | None,
+) -> Measurement:
+    """The checked measurement of ``decision`` from what was told (see ``Campaign.tell``).
+
+    Raises:
+        ProposalError: A told :class:`~coscope.types.Measurement` does not match its decision.
+        InstrumentError: The signal is not a finite ``(L,)`` array of the modality.
+    """
+    if isinstance(told, Measurement):
+        matches(told, decision)
+        as_signal(decision.step, told.signal, info)
+        return told
+    return Measurement(
+        step=decision.step,
+        instrument=decision.instrument,
+        modality=decision.modality,
+        location=decision.location,
+        signal=as_signal(decision.step, signal, info),
+        cost=float(decision.expected_cost if cost is None else cost),
+        t_start=float(decision.t_decided if t_start is None else t_start),
+        t_end=float(time.time() if t_end is None else t_end),
+    )
 
 
 def why_short(

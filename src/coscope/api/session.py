@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import logging
 import math
-import time
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -24,10 +23,10 @@ from typing import Any
 from coscope.agents.protocols import AgentReport
 from coscope.api.checks import (
     Proposals,
-    as_signal,
     known_instrument,
-    matches,
     pending_step,
+    step_of,
+    told_measurement,
     why_short,
 )
 from coscope.api.opening import SpecLike, as_spec, use_threads
@@ -270,28 +269,11 @@ class Campaign:
         """
         self._check_open()
         ctx, loop = self._ctx, self._loop
-        step = proposal.step if isinstance(proposal, Proposal | Measurement) else int(proposal)
+        step = step_of(proposal)
         pending = {p.step: p for p in loop._pending()}
         decision = pending_step(step, pending, ctx.store.measured_steps())
         info = ctx.store.modalities[decision.modality]
-        if isinstance(proposal, Measurement):
-            matches(proposal, decision)
-            measurement = proposal
-            as_signal(step, measurement.signal, info)
-        else:
-            now = time.time()
-            measurement = Measurement(
-                step=step,
-                instrument=decision.instrument,
-                modality=decision.modality,
-                location=decision.location,
-                signal=as_signal(step, signal, info),
-                cost=float(decision.expected_cost if cost is None else cost),
-                t_start=float(decision.t_decided if t_start is None else t_start),
-                t_end=float(now if t_end is None else t_end),
-            )
-            if cost is None:
-                measurement = loop.steering.priced(measurement, decision)
+        measurement = told_measurement(decision, proposal, signal, info, cost, t_start, t_end)
         loop.recorder.measurement(measurement)  # durable before the agent learns of it
         queue = loop.inflight[decision.instrument]
         queue[:] = [s for s in queue if s.proposal.step != step]
