@@ -164,9 +164,24 @@ def test_budget_end(tmp_path: Path) -> None:
     assert status["status"] == "finished" and status["measurements"]["total"] == 5
 
     spec = _spec(tmp_path / "cost", budget={"max_cost": 10.0, "max_measurements": None})
-    with coscope.Campaign.create(spec, track=False) as campaign:
-        asked = campaign.ask("afm", n=9)
-        assert len(asked) == 6 and "cost budget has no room" in asked.reason  # 6 x 1.5 = 9
+    campaign = coscope.Campaign.create(spec, track=False)
+    asked = campaign.ask("afm", n=9)
+    assert len(asked) == 6 and "cost budget has no room" in asked.reason  # 6 x 1.5 = 9
+    for proposal in asked:
+        campaign.tell(proposal, _truth(campaign, proposal))
+    summary = campaign.finish()  # as a finished `coscope run`: report, status
+    assert summary["status"] == "finished" and summary["cost_spent"] == 9.0
+    assert "cost budget" in summary["reason"] and Path(summary["report"]).is_dir()
+
+
+def test_error_in_the_callers_code_leaves_an_interrupted_campaign(tmp_path: Path) -> None:
+    spec = _spec(tmp_path)
+    with pytest.raises(RuntimeError), coscope.Campaign.create(spec, track=False) as campaign:
+        (proposal,) = campaign.ask()
+        raise RuntimeError("the stage jammed")
+    assert campaign.status()["status"] == "interrupted"
+    with coscope.Campaign.open(spec.resolved_store(), track=False) as campaign:
+        assert [p.step for p in campaign.ask()] == [proposal.step]
 
 
 def test_bad_input_is_one_sentence_and_writes_nothing(tmp_path: Path) -> None:
