@@ -26,6 +26,10 @@ class DatasetError(CoscopeError):
     """A dataset to import or load is malformed."""
 
 
+class ProposalError(CoscopeError):
+    """A result was told for a step that was never asked, told twice, or does not match it."""
+
+
 class BudgetExhausted(CoscopeError):
     """The campaign has no budget left for another measurement."""
 

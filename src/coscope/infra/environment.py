@@ -16,12 +16,31 @@ _OFFLINE = {
     # Prefect: no telemetry, no outside lookups (STACK.md: checked with strace).
     "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
     "DO_NOT_TRACK": "1",
-    # MLflow: the value "1" does not count for MLflow.
-    "MLFLOW_DISABLE_TELEMETRY": "true",
     # No heartbeat thread: it adds ~1 s to every flow teardown.
     "PREFECT_FLOWS_HEARTBEAT_FREQUENCY": "",
     "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "90",
 }
+
+
+def set_threads(threads: int) -> None:
+    """Torch/BLAS threads of this process and, through the environment, of its children."""
+    for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+        os.environ.setdefault(var, str(threads))
+    import torch
+
+    torch.set_num_threads(threads)
+
+
+def tracking_environment() -> None:
+    """MLflow without telemetry, progress bars or minutes of retries (set if not set)."""
+    os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")  # "1" does not count for MLflow
+    os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
+    # No artifact progress bars (registering the digital twin printed one over the display).
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    # A tracking server that is down should fail in seconds, not after minutes of retries.
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "1")
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "10")
+    logging.getLogger("urllib3").setLevel(logging.ERROR)  # its retry warnings precede our error
 
 
 def prepare_environment(settings: Settings, run_dir: Path | None) -> None:
@@ -32,9 +51,6 @@ def prepare_environment(settings: Settings, run_dir: Path | None) -> None:
         run_dir: The campaign's run folder; Prefect's ephemeral database goes to
             ``<run_dir>/prefect`` unless ``settings.prefect_home`` or ``PREFECT_HOME`` is set.
     """
-    threads = str(settings.torch_threads)
-    for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
-        os.environ.setdefault(var, threads)
     for key, value in _OFFLINE.items():
         if value == "":
             os.environ.pop(key, None)
@@ -50,13 +66,5 @@ def prepare_environment(settings: Settings, run_dir: Path | None) -> None:
         )
         home.mkdir(parents=True, exist_ok=True)
         os.environ["PREFECT_HOME"] = str(home.resolve())
-    os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
-    # No artifact progress bars (registering the digital twin printed one over the display).
-    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
-    # A tracking server that is down should fail in seconds, not after minutes of retries.
-    os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "1")
-    os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "10")
-    logging.getLogger("urllib3").setLevel(logging.ERROR)  # its retry warnings precede our error
-    import torch
-
-    torch.set_num_threads(settings.torch_threads)
+    tracking_environment()
+    set_threads(settings.torch_threads)
