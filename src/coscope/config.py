@@ -134,8 +134,32 @@ class PolicySpec(_Strict):
         description="gp: exact GP on coordinates; dkl: deep kernel learning on patches; "
         "multitask: one GP over every modality (policies gain_per_cost, max_uncertainty)",
     )
-    window: int = Field(9, ge=3, le=63, description="dkl: structure patch side, odd, pixels")
+    window: int = Field(
+        9, ge=1, le=63, description="dkl: structure patch side, pixels (odd or even, e.g. 16)"
+    )
+    patch_scaling: Literal["standard", "quantile"] = Field(
+        "quantile",
+        description="dkl: scaling of the structure image before patches are cut: standard "
+        "(z-score) or quantile (ranks; robust to spikes and heavy tails)",
+    )
     latent_dim: int = Field(2, ge=1, le=8, description="dkl: latent dimensions of the MLP")
+    extractor: Literal["mlp", "cnn"] = Field(
+        "mlp", description="dkl: feature extractor, an MLP or a small CNN on the patch"
+    )
+    hidden: list[int] = Field(
+        default_factory=lambda: [64, 64],
+        min_length=1,
+        max_length=6,
+        description="dkl: hidden layer widths of the MLP (the CNN's dense head uses the last)",
+    )
+    activation: Literal["relu", "tanh"] = Field("relu", description="dkl: hidden activation")
+    restarts: int = Field(
+        1, ge=1, le=16, description="dkl: cold fits with different seeds; the best is kept"
+    )
+    select: Literal["mll", "loo"] = Field(
+        "mll",
+        description="dkl: how restarts are compared: marginal likelihood or leave-one-out",
+    )
     n_initial: int = Field(5, ge=1)
     refit_every: int = Field(1, ge=1)
     fit_iterations: int = Field(100, ge=1, le=10_000)
@@ -151,24 +175,32 @@ class PolicySpec(_Strict):
         from coscope.agents import agent_policy_names
         from coscope.agents.multitask_agent import CHOOSER_POLICIES
 
-        names = (*agent_policy_names(), "thompson", "conavigate", *CHOOSER_POLICIES)
+        names = (*agent_policy_names(), "thompson", "map", "balance", "conavigate")
+        names = (*names, *CHOOSER_POLICIES)
         return _one_of(value, names, "policy")
 
     @model_validator(mode="after")
     def _known_params(self) -> PolicySpec:
         from coscope.agents import policy_names, validate_policy
 
-        if self.window % 2 == 0:
-            raise ValueError(
-                f"window must be odd (a patch centred on its pixel), got {self.window}"
-            )
+        if min(self.hidden) < 1:
+            raise ValueError(f"hidden widths must be >= 1, got {self.hidden}")
         if self.warm_start and self.model != "dkl":
             raise ValueError("warm_start applies to model: dkl only; remove it or set model: dkl")
         from coscope.agents.chooser_spec import check_chooser_policy
 
         if check_chooser_policy(self.name, self.model, self.params):
             return self
-        if self.name == "thompson":
+        from coscope.agents.dkl_policy_spec import DKL_POLICIES, check_dkl_policy
+
+        if self.name in DKL_POLICIES:
+            if self.model != "dkl":
+                raise ValueError(f"policy '{self.name}' needs model: dkl; use ei or ucb with gp")
+            try:
+                check_dkl_policy(self.name, self.params)
+            except ConfigError as exc:
+                raise ValueError(str(exc).rstrip(".")) from None
+        elif self.name == "thompson":
             if self.model != "dkl":
                 raise ValueError(
                     "policy 'thompson' needs model: dkl; use ei, ucb or maxvar with gp"

@@ -8,6 +8,7 @@ import pytest
 from coscope.agents import AgentReport, DKLAgent, GridAgent, thompson_indices
 from coscope.errors import ConfigError, ModelError
 from coscope.models import DKLState, fit_gp, fit_model, load_latent_model, patch_features
+from coscope.models.dkl_config import DKLConfig
 from coscope.types import Location, Observation, Proposal
 
 H = W = 20
@@ -50,7 +51,7 @@ def _run(agent, steps, start=0):
 def test_is_a_grid_agent_with_dkl_kind():
     agent = _agent()
     assert isinstance(agent, GridAgent) and agent.model_kind == "dkl"
-    assert agent.fit_options() == {"latent_dim": 2}
+    assert agent.fit_options() == {"config": DKLConfig()}
     assert agent.candidates.shape == (H * W, 2)  # coordinates until the first fit
 
 

@@ -42,9 +42,11 @@ import torch
 from coscope.agents.acquisition import evaluate
 from coscope.agents.agent import GPAgent
 from coscope.agents.dkl_scoring import EXACT_MAX, lattice_scores
+from coscope.agents.map_objective import DKL_POLICIES, check_dkl_policy, map_or_find, map_scores
 from coscope.agents.thompson import thompson_scores
 from coscope.errors import ConfigError, ModelError
 from coscope.models import DKLState, embed, fit_model, load_latent_model, predict
+from coscope.models.dkl_config import DKLConfig
 from coscope.models.latent_gp import LatentGP
 from coscope.models.patches import PatchGrid
 from coscope.types import FitRecord, Location, Proposal
@@ -61,9 +63,13 @@ class DKLAgent(GPAgent):
         features: Per-pixel features, ``(H*W) x p``, row-major (``Location.flat(W)``), or
             a :class:`~coscope.models.patches.PatchGrid` of the ``H x W`` structure image
             (rows built on demand: bounded memory for large grids).
-        policy: ``"thompson"`` or a registered acquisition policy (``"ei"``, ``"ucb"`` …).
-        policy_params: The policy's options (``"thompson"`` takes none).
-        latent_dim: Dimension of the DKL latent embedding.
+        policy: ``"thompson"``, ``"map"``, ``"balance"`` (:mod:`coscope.agents.map_objective`)
+            or a registered acquisition policy (``"ei"``, ``"ucb"`` …).
+        policy_params: The policy's options (``"thompson"`` and ``"map"`` take none;
+            ``"balance"`` takes ``map_share`` and ``beta``).
+        latent_dim: Dimension of the DKL latent embedding (overrides ``config.latent_dim``).
+        config: Network, GP and training choices of every fit (default
+            :class:`~coscope.models.dkl_config.DKLConfig`).
         warm_start: Warm-start fits from the latest cold anchor (module docstring).
         cold_every: Anchor period: a cold fit whenever the fitted size is a multiple of it.
         warm_iterations: Adam steps of a warm fit (``fit_iterations`` is the cold count).
@@ -88,7 +94,8 @@ class DKLAgent(GPAgent):
         features: np.ndarray | PatchGrid,
         policy: str = "ei",
         policy_params: Mapping[str, Any] | None = None,
-        latent_dim: int = 2,
+        latent_dim: int | None = None,
+        config: DKLConfig | None = None,
         warm_start: bool = False,
         cold_every: int = 10,
         warm_iterations: int = 20,
@@ -96,14 +103,18 @@ class DKLAgent(GPAgent):
     ) -> None:
         if policy == THOMPSON and policy_params:
             raise ConfigError(f"Policy 'thompson' takes no options; remove {dict(policy_params)}.")
-        # GPAgent validates registered policies; thompson is handled here, in scores().
+        own = policy == THOMPSON or policy in DKL_POLICIES
+        if policy in DKL_POLICIES:
+            check_dkl_policy(policy, policy_params)
+        # GPAgent validates registered policies; thompson, map and balance are handled here.
         super().__init__(
             grid_shape,
-            policy="maxvar" if policy == THOMPSON else policy,
-            policy_params=policy_params,
+            policy="maxvar" if own else policy,
+            policy_params=None if own else policy_params,
             **kwargs,
         )
         self.policy_name = policy
+        self.policy_params = dict(policy_params or {})
         H, W = self.grid_shape
         if isinstance(features, PatchGrid):
             if features.image_shape != (H, W):
@@ -122,15 +133,19 @@ class DKLAgent(GPAgent):
                 )
             if not np.isfinite(F).all():
                 raise ConfigError("features contain NaN or inf; fix the structure image first.")
-        if int(latent_dim) < 1:
-            raise ConfigError(f"latent_dim must be >= 1; got {latent_dim!r}.")
+        cfg = config or DKLConfig()
+        if latent_dim is not None:
+            if int(latent_dim) < 1:
+                raise ConfigError(f"latent_dim must be >= 1; got {latent_dim!r}.")
+            cfg = DKLConfig(**{**cfg.__dict__, "latent_dim": int(latent_dim)})
         if int(cold_every) < 1 or int(warm_iterations) < 1:
             raise ConfigError(
                 f"cold_every and warm_iterations must be >= 1; got {cold_every!r} and "
                 f"{warm_iterations!r}."
             )
         self.features = F
-        self.latent_dim = int(latent_dim)
+        self.config = cfg
+        self.latent_dim = cfg.latent_dim
         self.warm_start = bool(warm_start)
         self.cold_every = int(cold_every)
         self.warm_iterations = int(warm_iterations)
@@ -166,7 +181,7 @@ class DKLAgent(GPAgent):
         With warm starts, between anchors: ``init`` (the anchor state, fitted here first if
         this agent has not seen it, e.g. after a resume) and ``warm_iterations``.
         """
-        options: dict[str, Any] = {"latent_dim": self.latent_dim}
+        options: dict[str, Any] = {"config": self.config}
         a = self._anchor_size()
         if self.warm_start and 0 < a < self._n_fit():
             options["init"] = self._anchor_state(a)
@@ -185,7 +200,7 @@ class DKLAgent(GPAgent):
             y = np.array([o.value for o in obs], dtype=np.float64)
             seed = np.random.SeedSequence([self.seed, _SEED_SALT, a]).generate_state(1)[0]
             self._anchor = fit_model(
-                self.model_kind, F, y, int(seed), self.fit_iterations, latent_dim=self.latent_dim
+                self.model_kind, F, y, int(seed), self.fit_iterations, config=self.config
             )
             self._anchor_steps = steps
         return self._anchor
@@ -261,6 +276,8 @@ class DKLAgent(GPAgent):
         posterior mean), ``-inf`` at measured and believed pixels and at pixels left out of
         the draw (more than 5,000 eligible, see :mod:`coscope.agents.thompson`).
         """
+        if self.policy_name in DKL_POLICIES:
+            return self._map_or_find_scores(believed)
         if self.policy_name != THOMPSON:
             return super().scores(believed)
         if self._model is None:
@@ -279,6 +296,24 @@ class DKLAgent(GPAgent):
             model.eval()
         rng = self._draw_rng or np.random.default_rng([self.seed, self.n_observations, 7])
         return thompson_scores(model, self.candidates, excluded, rng)
+
+    def _map_or_find_scores(self, believed: Sequence[int]) -> np.ndarray:
+        """``"map"``: variance reduction; ``"balance"``: map or UCB by the pick's index."""
+        if self._model is None or self._state is None:
+            raise ConfigError("No model is loaded; call fit() or load_fit() first.")
+        k = self.n_observations + len(believed)  # points known or in flight: the pick index
+        if map_or_find(self.policy_name, self.policy_params, k) == "find":
+            beta = float(self.policy_params.get("beta", 4.0))
+            return self.policy_scores("ucb", {"beta": beta}, believed)
+        model = self._model
+        if len(believed):
+            zb = self.candidates[list(believed)]
+            mean, _ = predict(model, zb)
+            model = model.condition_on_observations(
+                torch.as_tensor(zb, dtype=torch.float64),
+                torch.as_tensor(mean, dtype=torch.float64).unsqueeze(-1),
+            )
+        return map_scores(model, self.candidates, batch_size=self.batch_size)
 
     def suggest(
         self,

@@ -135,14 +135,25 @@ def agent_from_spec(spec: CampaignSpec, sample: Sample) -> Any:
         return conavigation_agent(spec, sample)
     if policy.model == "dkl":
         from coscope.agents.dkl_agent import DKLAgent
+        from coscope.models.dkl_config import DKLConfig
         from coscope.models.patches import PatchGrid
 
-        features = PatchGrid(sample.structure, policy.window)  # rows on demand
+        # rows on demand
+        features = PatchGrid(sample.structure, policy.window, policy.patch_scaling)
+        config = DKLConfig(
+            latent_dim=policy.latent_dim,
+            extractor=policy.extractor,
+            hidden=tuple(policy.hidden),
+            activation=policy.activation,
+            channels=1 if sample.structure.ndim == 2 else int(sample.structure.shape[0]),
+            restarts=policy.restarts,
+            select=policy.select,
+        )
         return DKLAgent(
             sample.shape,
             features=features,
             policy=policy.name,
-            latent_dim=policy.latent_dim,
+            config=config,
             warm_start=policy.warm_start,
             cold_every=policy.cold_every,
             warm_iterations=policy.warm_iterations,
