@@ -6,14 +6,15 @@ Cases (``--cases``; default: all):
       inside the image).
     * ``pfm:<file>``: every PFM image file of ``/work/shared/datasets/dtmicroscope-afm``;
       cheap structure = ``HeightRetrace`` (topography), costly target = ``AmplitudeRetrace``
-      (PFM amplitude). Both block-averaged 8 x 8 (256 x 256 -> 32 x 32 = 1,024 candidates;
-      PZT_thick0009 256 x 128 -> 32 x 16), window 7.
+      (PFM amplitude). Both block-averaged 10 x 10 (256 x 256 -> 25 x 25 = 625 candidates;
+      PZT_thick0009 256 x 128 -> 25 x 12), window 7.
     * ``synth:walls``: domain walls of a random field; property = tanh(4 x local wall density
-      over 5 x 5) (the law of ``tests/models/test_dkl.py``), 32 x 32, window 7.
+      over 5 x 5) (the law of ``tests/models/test_dkl.py``), 25 x 25, window 7.
     * ``synth:bump``: smooth random structure field s; property = exp(-(s - 0.8)^2 / 0.1) of
-      the 3 x 3 local mean (a narrow band of structure values is "interesting"), 32 x 32.
+      the 3 x 3 local mean (a narrow band of structure values is "interesting"), 25 x 25.
 
-Methods, same initial points (10 random) per seed set: ``dkl`` (coscope's DKL agent with
+Methods, same initial points per seed set (10 random on grids of >= 1,000 candidates, 5
+below): ``dkl`` (coscope's DKL agent with
 its defaults and the ``balance`` policy), ``dkl-ucb`` (defaults, UCB, beta 4), ``reference``
 (the plain gpytorch loop of :mod:`dkl_reference`, on the image min-max scaled), ``gp``
 (exact GP on coordinates, EI), ``random`` (its map: a coordinate GP on what it measured).
@@ -46,7 +47,11 @@ from dkl_reference import beps_case, reference_campaign, unit  # noqa: E402
 DATA = "/work/shared/datasets/dtmicroscope-afm"
 FRACTIONS = (0.01, 0.02, 0.05, 0.10)
 METHODS = ("dkl", "dkl-ucb", "reference", "gp", "random")
-N_INITIAL = 10
+
+
+def n_initial(m: int) -> int:
+    """Random initial points on a grid of ``m`` candidates."""
+    return 10 if m >= 1000 else 5
 
 
 def _blocks(img: np.ndarray, k: int) -> np.ndarray:
@@ -58,12 +63,12 @@ def _pfm(path: str) -> dict:
     from coscope.storage.dataset_readers import read_pfm_h5
 
     ds = read_pfm_h5(path)
-    structure = _blocks(ds.structure["HeightRetrace"], 8)
-    truth = _blocks(ds.structure["AmplitudeRetrace"], 8)
+    structure = _blocks(ds.structure["HeightRetrace"], 10)
+    truth = _blocks(ds.structure["AmplitudeRetrace"], 10)
     return {"structure": structure, "truth": truth, "window": 7}
 
 
-def _synth(kind: str, seed: int = 0, size: int = 32) -> dict:
+def _synth(kind: str, seed: int = 0, size: int = 25) -> dict:
     from scipy.ndimage import gaussian_filter, uniform_filter
 
     rng = np.random.default_rng([18, seed, len(kind)])
@@ -91,14 +96,14 @@ def load_case(name: str) -> dict:
 
     if name == "beps":
         F_ref, truth, structure = beps_case(16)
-        full = patch_features(structure, 16, scaling="quantile")
+        full = patch_features(structure, 16)
         idx = np.arange(2500).reshape(50, 50)[8:43, 8:43].ravel()
         return {"F_ref": F_ref, "F": full[idx], "truth": truth, "grid": truth.shape}
     case = _pfm(f"{DATA}/{name[4:]}") if name.startswith("pfm:") else _synth(name[6:])
     w, structure = case["window"], case["structure"]
     return {
         "F_ref": patch_features(unit(structure), w),
-        "F": patch_features(structure, w, scaling="quantile"),
+        "F": patch_features(structure, w),
         "truth": case["truth"],
         "grid": case["truth"].shape,
     }
@@ -143,7 +148,8 @@ def run(method: str, case: dict, seed: int, marks: list[int]) -> dict:
 
     flat = case["truth"].ravel()
     top = set(np.argsort(-flat)[: max(1, int(np.ceil(0.01 * flat.size)))].tolist())
-    initial = np.random.default_rng([18, seed]).choice(flat.size, N_INITIAL, replace=False)
+    n0 = n_initial(flat.size)
+    initial = np.random.default_rng([18, seed]).choice(flat.size, n0, replace=False)
 
     def score(mean, sd, measured):
         err = float(np.sqrt(np.mean((np.ravel(mean) - flat) ** 2)) / flat.std())
@@ -161,7 +167,7 @@ def run(method: str, case: dict, seed: int, marks: list[int]) -> dict:
     for k in range(budget):
         t = time.perf_counter()
         (p,) = agent.suggest(1, step=k, instrument="i", modality="m")
-        if k >= N_INITIAL:
+        if k >= n0:
             times.append(time.perf_counter() - t)
         i = p.location.flat(W)
         agent.ingest([Observation(k, "m", p.location, float(flat[i]))])
@@ -188,7 +194,7 @@ def main() -> None:
     for name in cases:
         case = load_case(name)
         m = case["truth"].size
-        marks = sorted({max(N_INITIAL, round(f * m)) for f in FRACTIONS})
+        marks = sorted({max(n_initial(m), round(f * m)) for f in FRACTIONS})
         results[name] = {"m": m, "marks": marks, "runs": {}}
         for seed in range(args.seeds):
             for method in methods:
@@ -252,7 +258,7 @@ def publish(results, methods, args, elapsed, loads) -> None:
         f"{_report.machine_description()}\n"
         f"Load average at start {tuple(round(x, 2) for x in loads[0])}, at end "
         f"{tuple(round(x, 2) for x in loads[1])}; one process, one torch thread; "
-        f"{args.seeds} seed sets (10 random initial points each, the same for every method); "
+        f"{args.seeds} seed sets (random initial points, the same for every method); "
         f"the run took {elapsed / 60:.0f} min. Means over seed sets. Cases and methods: the "
         "script's docstring.\n\n" + "\n".join(parts) + "\n**Targets**\n\n" + "\n".join(verdicts)
     )

@@ -138,7 +138,7 @@ class PolicySpec(_Strict):
         9, ge=1, le=63, description="dkl: structure patch side, pixels (odd or even, e.g. 16)"
     )
     patch_scaling: Literal["standard", "quantile"] = Field(
-        "quantile",
+        "standard",
         description="dkl: scaling of the structure image before patches are cut: standard "
         "(z-score) or quantile (ranks; robust to spikes and heavy tails)",
     )

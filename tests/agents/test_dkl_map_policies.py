@@ -97,7 +97,7 @@ def test_policy_options_are_checked_in_agent_and_spec():
             }
         }
     )
-    assert spec.policy.window == 16 and spec.policy.patch_scaling == "quantile"
+    assert spec.policy.window == 16 and spec.policy.patch_scaling == "standard"
     with pytest.raises(ConfigError, match="needs model: dkl"):
         parse_spec({"policy": {"name": "balance"}})
     with pytest.raises(ConfigError, match="extractor"):

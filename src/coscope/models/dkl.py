@@ -1,17 +1,18 @@
 """Deep kernel learning (DKL) on structure features: an MLP embedding into an exact GP.
 
 Design:
-    * Model: MLP ``p -> 64 -> 64 -> latent_dim`` (tanh hidden layers, linear output) feeding
-      an exact GP with a constant mean and a ``ScaleKernel(RBF)`` with one lengthscale per
-      latent dimension, Gaussian noise bounded below by 1e-4. Everything is float64 (like
-      :mod:`coscope.models.gp`); at ``n <= 300`` the cost is the ``n x p`` MLP pass, not the
-      precision. tanh over ReLU: the RBF kernel on a tanh network gives a smooth map from
-      patches to the latent plane (ReLU makes it piecewise linear with kinks the GP sees as
-      structure), the field's reference DKL (gpax) uses tanh, and on the synthetic
-      wall-density case of ``tests/models/test_dkl.py`` tanh had the lower held-out error.
-    * Training: the MLP weights and the GP hyperparameters jointly, by Adam on the exact
-      marginal log likelihood, from inputs standardised with the training features' mean
-      and std and ``y`` standardised (mean, unbiased std — the same constants as botorch's
+    * Model: a feature extractor (:mod:`coscope.models.dkl_nets`: by default the MLP
+      ``p -> 64 -> 64 -> latent_dim`` with ReLU hidden layers, or a small CNN on patches)
+      feeding an exact GP with a constant mean and a ``ScaleKernel(RBF)`` with one
+      lengthscale per latent dimension, Gaussian noise bounded below by ``noise_floor``.
+      Every choice is a field of :class:`~coscope.models.dkl_config.DKLConfig`, carried by
+      the fitted state. Everything is float64 (like :mod:`coscope.models.gp`); at
+      ``n <= 300`` the cost is the ``n x p`` network pass, not the precision. The defaults
+      and the evidence behind them: ``docs/dkl.md``.
+    * Training: the network weights (``lr``) and the GP hyperparameters (``lr_gp``) jointly,
+      by Adam on the exact marginal log likelihood, the noise starting at ``noise_init``,
+      from inputs standardised (``inputs``: one mean/std over all columns by default) and
+      ``y`` standardised (mean, unbiased std — the same constants as botorch's
       ``Standardize``). Every fit is a cold rebuild by default: chaining warm starts from
       the previous step drifted to a constant predictor on real microscopy data (STACK.md,
       "DKL warm-start trap"). ``init`` asks for a warm start of ``warm_iterations`` Adam
@@ -21,7 +22,11 @@ Design:
       is redone cold with ``iterations`` steps; ``DKLState.warm`` says which it was. The
       agent (:mod:`coscope.agents.dkl_agent`) warm-starts only from a *cold anchor* fit on
       a prefix of the data, never from another warm fit, so drift cannot accumulate.
-    * Determinism: the only randomness is the MLP initialisation, drawn inside
+    * Restarts (``restarts=k``): ``k`` cold fits from seeds derived from ``seed`` (the first
+      is ``seed`` itself); kept: the best final marginal likelihood (``select="mll"``) or
+      leave-one-out log predictive density (``"loo"``, :func:`~coscope.models.dkl_train.
+      loo_score`). Warm starts never restart.
+    * Determinism: the only randomness is the network initialisation, drawn inside
       ``torch.random.fork_rng`` after ``torch.manual_seed(seed)``; the same data, seed and
       ``init`` give a bit-identical state (one torch thread, as every coscope process runs),
       and the caller's global generator is untouched.
