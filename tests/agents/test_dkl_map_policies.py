@@ -102,3 +102,21 @@ def test_policy_options_are_checked_in_agent_and_spec():
         parse_spec({"policy": {"name": "balance"}})
     with pytest.raises(ConfigError, match="extractor"):
         parse_spec({"policy": {"name": "ei", "model": "dkl", "extractor": "rnn"}})
+
+
+def test_between_refits_the_model_is_conditioned_on_every_observation():
+    from coscope.models import predict
+
+    agent = DKLAgent((H, W), features=FEATURES, n_initial=4, refit_every=5, fit_iterations=10)
+    props = _run(agent, 7)  # fitted on the first 5; 2 more observed since
+    agent.report()
+    assert agent.last_fit.n_train == 5 and agent.n_observations == 7
+    Z = agent.candidates[[p.location.flat(W) for p in props[5:]]]
+    _, sd_fit = predict(agent._fitted, Z)
+    _, sd_now = predict(agent._model, Z)
+    assert (sd_now < 0.9 * sd_fit).all()  # known now, without a refit
+    rebuilt = DKLAgent((H, W), features=FEATURES, n_initial=4, refit_every=5, fit_iterations=10)
+    rebuilt.ingest(agent.observations)
+    a = agent.suggest(1, step=7, instrument="a", modality="m")
+    b = rebuilt.suggest(1, step=7, instrument="a", modality="m")
+    assert a[0].location == b[0].location

@@ -26,9 +26,16 @@ its anchor or collapsed). Warm fits never chain, so drift cannot accumulate (the
 the anchor is the cold fit of the first ``cold_every * (n // cold_every)`` observations in
 step order, which an agent rebuilt from the trace refits once and caches.
 
+Between refits (``refit_every > 1``) the loaded latent GP is conditioned exactly on the
+observations the fit has not seen (same embedding and hyperparameters), so every decision
+and every reported map uses all the data; the network is refitted on schedule. This is the
+warm path of a decision: no training, ``O(n^2)`` conditioning plus scoring.
+
 Policies: every registered acquisition policy, plus ``"thompson"`` (one joint posterior
 draw, :mod:`coscope.agents.thompson`; deviates from ``np.random.default_rng([seed, step,
-7])``).
+7])``), ``"map"`` (integrated variance reduction) and ``"balance"`` (a ``map_share`` of
+the picks for the map, the rest UCB), :mod:`coscope.agents.map_objective`. The network and
+training choices come from a :class:`~coscope.models.dkl_config.DKLConfig`.
 """
 
 from __future__ import annotations
@@ -84,6 +91,8 @@ class DKLAgent(GPAgent):
     """Registered model kind (:func:`coscope.models.fit_model`) this agent's fits use."""
     _latent: np.ndarray | None = None
     _gp = None  # the latent SingleTaskGP (Thompson's joint draws); _model is its LatentGP
+    _fitted: LatentGP | None = None  # the fit's own LatentGP, before catching up
+    _caught_up = 0  # observations _model is conditioned on
     exact_max = EXACT_MAX
     """Candidates above which scores come from the latent lattice (2-D latent only)."""
 
@@ -232,7 +241,8 @@ class DKLAgent(GPAgent):
             self._anchor, self._anchor_steps = state, self._fit_steps  # a cold anchor
         self._state = state
         self._gp = load_latent_model(state)
-        self._model = LatentGP.from_model(self._gp)
+        self._model = self._fitted = LatentGP.from_model(self._gp)
+        self._caught_up = state.n_train
         big = self.features.shape[0] > self.exact_max
         self._latent = embed(state, self.features, dtype=torch.float32 if big else torch.float64)
         self.model_version = int(version)
@@ -254,6 +264,26 @@ class DKLAgent(GPAgent):
             **self.fit_options(),
         )
         return self.load_fit(state, self.model_version + 1, step)
+
+    def _ensure_model(self, step: int) -> bool:
+        """Fit if due, then condition the loaded latent GP on the observations the fit has
+        not seen (``refit_every > 1``): exact with the fit's embedding and hyperparameters,
+        ``O(n^2)`` per catch-up, so every decision and map uses all the data."""
+        if not super()._ensure_model(step):
+            return False
+        if self._fit_steps is None or self._fitted is None:
+            return True
+        extra = self.observations[len(self._fit_steps) :]
+        if len(self._fit_steps) + len(extra) != self._caught_up:
+            model = self._fitted
+            if extra:
+                idx = [self._flat(o.location) for o in extra]
+                y = torch.tensor([[o.value] for o in extra], dtype=torch.float64)
+                model = model.condition_on_observations(
+                    torch.as_tensor(self._latent[idx], dtype=torch.float64), y
+                )
+            self._model, self._caught_up = model, len(self._fit_steps) + len(extra)
+        return True
 
     # ------------------------------------------------------------ deciding
     def _evaluate(self, acqf: Any) -> np.ndarray:
