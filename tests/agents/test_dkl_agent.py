@@ -248,7 +248,7 @@ def test_lattice_scores_interpolate_and_are_exact_at_the_top():
     assert int(np.argmax(approx)) == int(np.argmax(exact))
 
 
-@pytest.mark.parametrize("policy", ["ei", "ucb"])
+@pytest.mark.parametrize("policy", ["ei", "ucb", "map"])
 def test_lattice_path_picks_what_exact_scoring_picks(policy):
     exact = _agent(policy=policy, seed=11, n_initial=6)
     lattice = _agent(policy=policy, seed=11, n_initial=6)

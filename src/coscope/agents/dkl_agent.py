@@ -49,7 +49,13 @@ import torch
 from coscope.agents.acquisition import evaluate
 from coscope.agents.agent import GPAgent
 from coscope.agents.dkl_scoring import EXACT_MAX, lattice_scores
-from coscope.agents.map_objective import DKL_POLICIES, check_dkl_policy, map_or_find, map_scores
+from coscope.agents.map_objective import (
+    DKL_POLICIES,
+    check_dkl_policy,
+    map_or_find,
+    map_scores,
+    reference_points,
+)
 from coscope.agents.thompson import thompson_scores
 from coscope.errors import ConfigError, ModelError
 from coscope.models import DKLState, embed, fit_model, load_latent_model, predict
@@ -343,7 +349,11 @@ class DKLAgent(GPAgent):
                 torch.as_tensor(zb, dtype=torch.float64),
                 torch.as_tensor(mean, dtype=torch.float64).unsqueeze(-1),
             )
-        return map_scores(model, self.candidates, batch_size=self.batch_size)
+        Z = self.candidates
+        R = reference_points(Z)
+        if Z.shape[0] <= self.exact_max or Z.shape[1] != 2:
+            return map_scores(model, Z, reference=R, batch_size=self.batch_size)
+        return lattice_scores(lambda pts: map_scores(model, pts, reference=R), Z)
 
     def suggest(
         self,

@@ -33,7 +33,14 @@ import torch
 from coscope.agents.dkl_policy_spec import DKL_POLICIES, check_dkl_policy
 from coscope.models.latent_gp import LatentGP
 
-__all__ = ["DKL_POLICIES", "REFERENCE", "check_dkl_policy", "map_or_find", "map_scores"]
+__all__ = [
+    "DKL_POLICIES",
+    "REFERENCE",
+    "check_dkl_policy",
+    "map_or_find",
+    "map_scores",
+    "reference_points",
+]
 
 REFERENCE = 512
 """Largest number of reference points the variance reduction integrates over."""
@@ -47,17 +54,30 @@ def map_or_find(policy: str, params: Mapping[str, Any], k: int) -> str:
     return "map" if math.floor((k + 1) * share) > math.floor(k * share) else "find"
 
 
-def map_scores(model: LatentGP, Z: np.ndarray, *, batch_size: int = 4096) -> np.ndarray:
+def reference_points(Z: np.ndarray) -> np.ndarray:
+    """Up to ``REFERENCE`` of the candidates' latent points, every ``ceil(m / REFERENCE)``-th."""
+    return np.asarray(Z)[:: max(1, math.ceil(len(Z) / REFERENCE))]
+
+
+def map_scores(
+    model: LatentGP,
+    Z: np.ndarray,
+    *,
+    reference: np.ndarray | None = None,
+    batch_size: int = 4096,
+) -> np.ndarray:
     """Integrated variance reduction of every candidate, ``(m,)`` (higher is better).
 
     Args:
         model: The latent GP (possibly conditioned on believed points).
         Z: Candidate latent points, ``m x d``.
-        batch_size: Candidates per batch (memory ``O(batch_size * (n + |R|))``).
+        reference: Points the variance is integrated over, ``r x d`` (default
+            :func:`reference_points` of ``Z``).
+        batch_size: Candidates per batch (memory ``O(batch_size * (n + r))``).
     """
     Z = torch.as_tensor(np.asarray(Z, dtype=np.float64))
     m = Z.shape[0]
-    R = Z[:: max(1, math.ceil(m / REFERENCE))]
+    R = torch.as_tensor(reference_points(Z.numpy()) if reference is None else reference)
     VR = model._kernel(R, model.Z) @ model.L_inv_T  # |R| x n: whitened cross-covariance
     out = []
     with torch.no_grad():
