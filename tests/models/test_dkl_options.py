@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from coscope.errors import ConfigError, ModelError
-from coscope.models import fit_dkl, patch_features, predict_dkl
+from coscope.models import embed, fit_dkl, load_latent_model, patch_features, predict_dkl
 from coscope.models.dkl_config import DKLConfig
 from coscope.models.dkl_train import loo_score  # noqa: F401  (public helper)
 
@@ -89,3 +89,22 @@ def test_quantile_scaling_ignores_monotone_distortions_and_spikes():
     assert patch_features(spiky, 3)[rest, 4].std() < 0.1 < a[rest, 4].std()
     with pytest.raises(ConfigError, match="scaling"):
         patch_features(IMAGE, 3, scaling="log")
+
+
+def test_targets_in_tiny_units_are_standardised_and_predicted_in_their_units():
+    scale = 1e-10  # e.g. a PFM amplitude in metres
+    state = fit_dkl(F5[TRAIN], scale * Y[TRAIN], seed=0, iterations=30)
+    ref = fit_dkl(F5[TRAIN], Y[TRAIN], seed=0, iterations=30)
+    assert state.y_std == pytest.approx(scale * ref.y_std)
+    mean, std = predict_dkl(state, F5)
+    mean_ref, std_ref = predict_dkl(ref, F5)
+    np.testing.assert_allclose(mean, scale * mean_ref, rtol=1e-6, atol=1e-6 * scale)
+    assert np.isfinite(std).all()  # (gpytorch floors a posterior variance at 1e-10 y units)
+    import torch
+
+    from coscope.models.latent_gp import LatentGP
+
+    Z = torch.as_tensor(embed(state, F5))
+    _, var = LatentGP.from_model(load_latent_model(state)).moments(Z)
+    _, var_ref = LatentGP.from_model(load_latent_model(ref)).moments(Z)
+    np.testing.assert_allclose(var.numpy(), scale**2 * var_ref.numpy(), rtol=1e-6)

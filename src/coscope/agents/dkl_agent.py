@@ -40,6 +40,7 @@ training choices come from a :class:`~coscope.models.dkl_config.DKLConfig`.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -152,7 +153,7 @@ class DKLAgent(GPAgent):
         if latent_dim is not None:
             if int(latent_dim) < 1:
                 raise ConfigError(f"latent_dim must be >= 1; got {latent_dim!r}.")
-            cfg = DKLConfig(**{**cfg.__dict__, "latent_dim": int(latent_dim)})
+            cfg = dataclasses.replace(cfg, latent_dim=int(latent_dim))
         if int(cold_every) < 1 or int(warm_iterations) < 1:
             raise ConfigError(
                 f"cold_every and warm_iterations must be >= 1; got {cold_every!r} and "

@@ -140,9 +140,18 @@ class DKLState(FitRecordMixin):
 
 
 def _standardise_y(y: np.ndarray) -> tuple[float, float]:
+    """Mean and unbiased std of ``y``; std 1 when ``y`` is constant to rounding. The test is
+    relative (``std <= 1e-10 |mean|``), so targets in tiny units (metres, ~1e-10) are still
+    standardised: an absolute threshold of 1e-8 left them raw, under a noise floor larger
+    than their variance (PFM amplitudes mapped at nRMSE ~1e5)."""
     mean = float(y.mean())
-    std = float(y.std(ddof=1)) if y.size > 1 else 1.0
-    return mean, (std if std >= 1e-8 else 1.0)
+    std = float(y.std(ddof=1)) if y.size > 1 else 0.0
+    return mean, (std if std > 1e-10 * abs(mean) and std > 0 else 1.0)
+
+
+def _min_stdv(y_std: float) -> float:
+    """botorch ``Standardize``'s threshold that reproduces :func:`_standardise_y`'s choice."""
+    return 0.5 * y_std if y_std != 1.0 else 1e300  # 1.0: keep botorch's scale at 1 too
 
 
 def _standardise_x(F: np.ndarray, how: str) -> tuple[np.ndarray, np.ndarray]:
@@ -151,9 +160,9 @@ def _standardise_x(F: np.ndarray, how: str) -> tuple[np.ndarray, np.ndarray]:
         return np.zeros(p), np.ones(p)
     if how == "global":
         std = float(F.std())
-        return np.full(p, float(F.mean())), np.full(p, std if std > 1e-12 else 1.0)
+        return np.full(p, float(F.mean())), np.full(p, std if std > 0 else 1.0)
     x_std = F.std(axis=0)
-    return F.mean(axis=0), np.where(x_std > 1e-12, x_std, 1.0)
+    return F.mean(axis=0), np.where(x_std > 0, x_std, 1.0)
 
 
 def _restart_seed(seed: int, r: int) -> int:
@@ -335,7 +344,7 @@ def load_latent_model(state: DKLState) -> SingleTaskGP:
             likelihood=likelihood,
             covar_module=kernel,
             mean_module=mean,
-            outcome_transform=Standardize(m=1),
+            outcome_transform=Standardize(m=1, min_stdv=_min_stdv(state.y_std)),
         )
     gp_params = {
         k: torch.as_tensor(v)
