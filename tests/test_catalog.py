@@ -66,8 +66,11 @@ def test_every_registered_policy_is_in_the_catalog_with_its_options(registered: 
         *registered["baselines"],
         *registered["choosers"],
         "thompson",
+        "map",
+        "balance",
         "conavigate",
     }
+    assert catalog.policy_names("dkl") == ("balance", "map")
 
 
 def test_a_registry_declares_its_names() -> None:

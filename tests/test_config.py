@@ -84,7 +84,7 @@ def test_overrides_replace_fields(tmp_path: Path) -> None:
     ("policy", "fragment"),
     [
         ({"name": "thompson"}, "needs model: dkl"),
-        ({"name": "ei", "model": "dkl", "window": 8}, "window must be odd"),
+        ({"name": "ei", "model": "dkl", "window": 0}, "'policy.window' (got 0)"),  # even is fine
         ({"name": "random", "model": "dkl"}, "has no model"),
         ({"name": "ei", "model": "cnn"}, "'policy.model' (got 'cnn')"),
     ],

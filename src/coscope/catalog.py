@@ -31,7 +31,7 @@ INSTRUMENT_KINDS = Names("instrument kind", ("simulated", "theory_lattice", "the
 
 Model = Literal["gp", "dkl", "multitask"]
 """The surrogate behind a policy (``policy.model``)."""
-Family = Literal["acquisition", "baseline", "thompson", "chooser", "conavigate"]
+Family = Literal["acquisition", "baseline", "thompson", "dkl", "chooser", "conavigate"]
 """How a policy decides: an acquisition function over one target, a model-free baseline,
 Thompson sampling on DKL, choosing among modalities (co-orchestration), co-navigation."""
 
@@ -116,6 +116,16 @@ _BUILTIN = (
     PolicyInfo("random", "baseline", ("gp",)),
     PolicyInfo("raster", "baseline", ("gp",)),
     PolicyInfo("thompson", "thompson", ("dkl",)),
+    PolicyInfo("map", "dkl", ("dkl",)),
+    PolicyInfo(
+        "balance",
+        "dkl",
+        ("dkl",),
+        {
+            "map_share": Param("number", 0, 1, doc="share of picks that serve the map"),
+            "beta": Param("number", 0, doc="UCB beta of the picks that find"),
+        },
+    ),
     PolicyInfo("gain_per_cost", "chooser", ("multitask", "gp"), _CHOOSER),
     PolicyInfo("max_uncertainty", "chooser", ("multitask", "gp"), _CHOOSER),
     PolicyInfo(
@@ -194,7 +204,7 @@ def _wrong_model(info: PolicyInfo, model: str) -> str:
         return f"model: multitask needs policy {' or '.join(CHOOSER_POLICIES)}, not '{info.name}'"
     if info.family == "baseline":
         return f"baseline policy '{info.name}' has no model; remove model: {model}"
-    if info.family == "thompson":
+    if info.family in ("thompson", "dkl"):
         return f"policy '{info.name}' needs model: dkl; use ei, ucb or maxvar with gp"
     return f"policy '{info.name}' works with model {' (or '.join(info.models)}), not '{model}'"
 

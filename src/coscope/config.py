@@ -202,8 +202,32 @@ class PolicySpec(_Strict):
         description="gp: exact GP on coordinates; dkl: deep kernel learning on patches; "
         "multitask: one GP over every modality (policies gain_per_cost, max_uncertainty)",
     )
-    window: int = Field(9, ge=3, le=63, description="dkl: structure patch side, odd, pixels")
+    window: int = Field(
+        9, ge=1, le=63, description="dkl: structure patch side, pixels (odd or even, e.g. 16)"
+    )
+    patch_scaling: Literal["standard", "quantile"] = Field(
+        "standard",
+        description="dkl: scaling of the structure image before patches are cut: standard "
+        "(z-score) or quantile (ranks; robust to spikes and heavy tails)",
+    )
     latent_dim: int = Field(2, ge=1, le=8, description="dkl: latent dimensions of the MLP")
+    extractor: Literal["mlp", "cnn"] = Field(
+        "mlp", description="dkl: feature extractor, an MLP or a small CNN on the patch"
+    )
+    hidden: list[int] = Field(
+        default_factory=lambda: [64, 64],
+        min_length=1,
+        max_length=6,
+        description="dkl: hidden layer widths of the MLP (the CNN's dense head uses the last)",
+    )
+    activation: Literal["relu", "tanh"] = Field("relu", description="dkl: hidden activation")
+    restarts: int = Field(
+        1, ge=1, le=16, description="dkl: cold fits with different seeds; the best is kept"
+    )
+    select: Literal["mll", "loo"] = Field(
+        "mll",
+        description="dkl: how restarts are compared: marginal likelihood or leave-one-out",
+    )
     n_initial: int = Field(5, ge=1)
     refit_every: int = Field(1, ge=1)
     fit_iterations: int = Field(100, ge=1, le=10_000)
@@ -220,10 +244,8 @@ class PolicySpec(_Strict):
 
     @model_validator(mode="after")
     def _known_params(self) -> PolicySpec:
-        if self.window % 2 == 0:
-            raise ValueError(
-                f"window must be odd (a patch centred on its pixel), got {self.window}"
-            )
+        if min(self.hidden) < 1:
+            raise ValueError(f"hidden widths must be >= 1, got {self.hidden}")
         if self.warm_start and self.model != "dkl":
             raise ValueError("warm_start applies to model: dkl only; remove it or set model: dkl")
         check_policy(self.name, self.model, self.params)

@@ -8,6 +8,7 @@ import pytest
 from coscope.agents import AgentReport, DKLAgent, GridAgent, thompson_indices
 from coscope.errors import ConfigError, ModelError
 from coscope.models import DKLState, fit_gp, fit_model, load_latent_model, patch_features
+from coscope.models.dkl_config import DKLConfig
 from coscope.types import Location, Observation, Proposal
 
 H = W = 20
@@ -50,7 +51,7 @@ def _run(agent, steps, start=0):
 def test_is_a_grid_agent_with_dkl_kind():
     agent = _agent()
     assert isinstance(agent, GridAgent) and agent.model_kind == "dkl"
-    assert agent.fit_options() == {"latent_dim": 2}
+    assert agent.fit_options() == {"config": DKLConfig()}
     assert agent.candidates.shape == (H * W, 2)  # coordinates until the first fit
 
 
@@ -246,7 +247,7 @@ def test_lattice_scores_interpolate_and_are_exact_at_the_top():
     assert int(np.argmax(approx)) == int(np.argmax(exact))
 
 
-@pytest.mark.parametrize("policy", ["ei", "ucb"])
+@pytest.mark.parametrize("policy", ["ei", "ucb", "map"])
 def test_lattice_path_picks_what_exact_scoring_picks(policy):
     exact = _agent(policy=policy, seed=11, n_initial=6)
     lattice = _agent(policy=policy, seed=11, n_initial=6)

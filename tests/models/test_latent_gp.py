@@ -81,8 +81,9 @@ def test_patch_grid_rows_are_the_patch_features_bit_for_bit():
     blocks = list(grid.blocks(40))
     assert all(len(rows) <= 40 for _, rows in blocks)  # two image rows (34 pixels) per block
     assert np.array_equal(np.concatenate([rows for _, rows in blocks]), F)
+    assert np.array_equal(PatchGrid(img, 4)[idx], patch_features(img, 4)[idx])  # even: fine
     with pytest.raises(ConfigError):
-        PatchGrid(img, 4)
+        PatchGrid(img, 0)
     with pytest.raises(IndexError):
         grid[np.array([13 * 17])]
 

@@ -60,6 +60,13 @@ class GPAgent(GridAgent):
                 "kriging believer"): the mean is unchanged, the uncertainty around them
                 shrinks, so the next choice does not crowd a point already being measured.
         """
+        return self.policy_scores(self.policy_name, self.policy_params, believed)
+
+    def policy_scores(
+        self, name: str, params: Mapping[str, Any], believed: Sequence[int] = ()
+    ) -> np.ndarray:
+        """Scores of every pixel, ``(H*W,)``, under registered policy ``name`` with options
+        ``params`` (what :meth:`scores` computes for the agent's own policy)."""
         if self._model is None or self._state is None:
             raise ConfigError("No model is loaded; call fit() or load_fit() first.")
         model = self._model
@@ -72,12 +79,7 @@ class GPAgent(GridAgent):
                     torch.as_tensor(mean, dtype=torch.float64).unsqueeze(-1),
                 )
             model.eval()
-        acqf = build_acquisition(
-            self.policy_name,
-            model,
-            best_f=float(self._state.y.max()),
-            params=self.policy_params,
-        )
+        acqf = build_acquisition(name, model, best_f=float(self._state.y.max()), params=params)
         return self._evaluate(acqf)
 
     def _evaluate(self, acqf: Any) -> np.ndarray:

@@ -26,13 +26,21 @@ its anchor or collapsed). Warm fits never chain, so drift cannot accumulate (the
 the anchor is the cold fit of the first ``cold_every * (n // cold_every)`` observations in
 step order, which an agent rebuilt from the trace refits once and caches.
 
+Between refits (``refit_every > 1``) the loaded latent GP is conditioned exactly on the
+observations the fit has not seen (same embedding and hyperparameters), so every decision
+and every reported map uses all the data; the network is refitted on schedule. This is the
+warm path of a decision: no training, ``O(n^2)`` conditioning plus scoring.
+
 Policies: every registered acquisition policy, plus ``"thompson"`` (one joint posterior
 draw, :mod:`coscope.agents.thompson`; deviates from ``np.random.default_rng([seed, step,
-7])``).
+7])``), ``"map"`` (integrated variance reduction) and ``"balance"`` (a ``map_share`` of
+the picks for the map, the rest UCB), :mod:`coscope.agents.map_objective`. The network and
+training choices come from a :class:`~coscope.models.dkl_config.DKLConfig`.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -42,9 +50,17 @@ import torch
 from coscope.agents.acquisition import evaluate
 from coscope.agents.agent import GPAgent
 from coscope.agents.dkl_scoring import EXACT_MAX, lattice_scores
+from coscope.agents.map_objective import (
+    DKL_POLICIES,
+    check_dkl_policy,
+    map_or_find,
+    map_scores,
+    reference_points,
+)
 from coscope.agents.thompson import thompson_scores
 from coscope.errors import ConfigError, ModelError
 from coscope.models import DKLState, embed, fit_model, load_latent_model, predict
+from coscope.models.dkl_config import DKLConfig
 from coscope.models.latent_gp import LatentGP
 from coscope.models.patches import PatchGrid
 from coscope.spaces import Space
@@ -63,9 +79,13 @@ class DKLAgent(GPAgent):
             (``Location.flat(W)``; for a table its normalised feature columns), or
             a :class:`~coscope.models.patches.PatchGrid` of the ``H x W`` structure image
             (rows built on demand: bounded memory for large grids).
-        policy: ``"thompson"`` or a registered acquisition policy (``"ei"``, ``"ucb"`` …).
-        policy_params: The policy's options (``"thompson"`` takes none).
-        latent_dim: Dimension of the DKL latent embedding.
+        policy: ``"thompson"``, ``"map"``, ``"balance"`` (:mod:`coscope.agents.map_objective`)
+            or a registered acquisition policy (``"ei"``, ``"ucb"`` …).
+        policy_params: The policy's options (``"thompson"`` and ``"map"`` take none;
+            ``"balance"`` takes ``map_share`` and ``beta``).
+        latent_dim: Dimension of the DKL latent embedding (overrides ``config.latent_dim``).
+        config: Network, GP and training choices of every fit (default
+            :class:`~coscope.models.dkl_config.DKLConfig`).
         warm_start: Warm-start fits from the latest cold anchor (module docstring).
         cold_every: Anchor period: a cold fit whenever the fitted size is a multiple of it.
         warm_iterations: Adam steps of a warm fit (``fit_iterations`` is the cold count).
@@ -80,6 +100,8 @@ class DKLAgent(GPAgent):
     """Registered model kind (:func:`coscope.models.fit_model`) this agent's fits use."""
     _latent: np.ndarray | None = None
     _gp = None  # the latent SingleTaskGP (Thompson's joint draws); _model is its LatentGP
+    _fitted: LatentGP | None = None  # the fit's own LatentGP, before catching up
+    _caught_up = 0  # observations _model is conditioned on
     exact_max = EXACT_MAX
     """Candidates above which scores come from the latent lattice (2-D latent only)."""
 
@@ -90,7 +112,8 @@ class DKLAgent(GPAgent):
         features: np.ndarray | PatchGrid,
         policy: str = "ei",
         policy_params: Mapping[str, Any] | None = None,
-        latent_dim: int = 2,
+        latent_dim: int | None = None,
+        config: DKLConfig | None = None,
         warm_start: bool = False,
         cold_every: int = 10,
         warm_iterations: int = 20,
@@ -98,14 +121,18 @@ class DKLAgent(GPAgent):
     ) -> None:
         if policy == THOMPSON and policy_params:
             raise ConfigError(f"Policy 'thompson' takes no options; remove {dict(policy_params)}.")
-        # GPAgent validates registered policies; thompson is handled here, in scores().
+        own = policy == THOMPSON or policy in DKL_POLICIES
+        if policy in DKL_POLICIES:
+            check_dkl_policy(policy, policy_params)
+        # GPAgent validates registered policies; thompson, map and balance are handled here.
         super().__init__(
             grid_shape,
-            policy="maxvar" if policy == THOMPSON else policy,
-            policy_params=policy_params,
+            policy="maxvar" if own else policy,
+            policy_params=None if own else policy_params,
             **kwargs,
         )
         self.policy_name = policy
+        self.policy_params = dict(policy_params or {})
         H, W = self.grid_shape
         if isinstance(features, PatchGrid):
             if features.image_shape != (H, W):
@@ -124,15 +151,19 @@ class DKLAgent(GPAgent):
                 )
             if not np.isfinite(F).all():
                 raise ConfigError("features contain NaN or inf; fix the structure image first.")
-        if int(latent_dim) < 1:
-            raise ConfigError(f"latent_dim must be >= 1; got {latent_dim!r}.")
+        cfg = config or DKLConfig()
+        if latent_dim is not None:
+            if int(latent_dim) < 1:
+                raise ConfigError(f"latent_dim must be >= 1; got {latent_dim!r}.")
+            cfg = dataclasses.replace(cfg, latent_dim=int(latent_dim))
         if int(cold_every) < 1 or int(warm_iterations) < 1:
             raise ConfigError(
                 f"cold_every and warm_iterations must be >= 1; got {cold_every!r} and "
                 f"{warm_iterations!r}."
             )
         self.features = F
-        self.latent_dim = int(latent_dim)
+        self.config = cfg
+        self.latent_dim = cfg.latent_dim
         self.warm_start = bool(warm_start)
         self.cold_every = int(cold_every)
         self.warm_iterations = int(warm_iterations)
@@ -163,7 +194,7 @@ class DKLAgent(GPAgent):
         With warm starts, between anchors: ``init`` (the anchor state, fitted here first if
         this agent has not seen it, e.g. after a resume) and ``warm_iterations``.
         """
-        options: dict[str, Any] = {"latent_dim": self.latent_dim}
+        options: dict[str, Any] = {"config": self.config}
         a = self._anchor_size()
         if self.warm_start and 0 < a < self._n_fit():
             options["init"] = self._anchor_state(a)
@@ -182,7 +213,7 @@ class DKLAgent(GPAgent):
             y = np.array([o.value for o in obs], dtype=np.float64)
             seed = np.random.SeedSequence([self.seed, _SEED_SALT, a]).generate_state(1)[0]
             self._anchor = fit_model(
-                self.model_kind, F, y, int(seed), self.fit_iterations, latent_dim=self.latent_dim
+                self.model_kind, F, y, int(seed), self.fit_iterations, config=self.config
             )
             self._anchor_steps = steps
         return self._anchor
@@ -214,7 +245,8 @@ class DKLAgent(GPAgent):
             self._anchor, self._anchor_steps = state, self._fit_steps  # a cold anchor
         self._state = state
         self._gp = load_latent_model(state)
-        self._model = LatentGP.from_model(self._gp)
+        self._model = self._fitted = LatentGP.from_model(self._gp)
+        self._caught_up = state.n_train
         big = self.features.shape[0] > self.exact_max
         self._latent = embed(state, self.features, dtype=torch.float32 if big else torch.float64)
         self.model_version = int(version)
@@ -237,6 +269,26 @@ class DKLAgent(GPAgent):
         )
         return self.load_fit(state, self.model_version + 1, step)
 
+    def _ensure_model(self, step: int) -> bool:
+        """Fit if due, then condition the loaded latent GP on the observations the fit has
+        not seen (``refit_every > 1``): exact with the fit's embedding and hyperparameters,
+        ``O(n^2)`` per catch-up, so every decision and map uses all the data."""
+        if not super()._ensure_model(step):
+            return False
+        if self._fit_steps is None or self._fitted is None:
+            return True
+        extra = self.observations[len(self._fit_steps) :]
+        if len(self._fit_steps) + len(extra) != self._caught_up:
+            model = self._fitted
+            if extra:
+                idx = [self._flat(o.location) for o in extra]
+                y = torch.tensor([[o.value] for o in extra], dtype=torch.float64)
+                model = model.condition_on_observations(
+                    torch.as_tensor(self._latent[idx], dtype=torch.float64), y
+                )
+            self._model, self._caught_up = model, len(self._fit_steps) + len(extra)
+        return True
+
     # ------------------------------------------------------------ deciding
     def _evaluate(self, acqf: Any) -> np.ndarray:
         """Exact scores up to ``EXACT_MAX`` candidates; above, on a 2-D latent, the lattice
@@ -258,6 +310,8 @@ class DKLAgent(GPAgent):
         posterior mean), ``-inf`` at measured and believed pixels and at pixels left out of
         the draw (more than 5,000 eligible, see :mod:`coscope.agents.thompson`).
         """
+        if self.policy_name in DKL_POLICIES:
+            return self._map_or_find_scores(believed)
         if self.policy_name != THOMPSON:
             return super().scores(believed)
         if self._model is None:
@@ -276,6 +330,28 @@ class DKLAgent(GPAgent):
             model.eval()
         rng = self._draw_rng or np.random.default_rng([self.seed, self.n_observations, 7])
         return thompson_scores(model, self.candidates, excluded, rng)
+
+    def _map_or_find_scores(self, believed: Sequence[int]) -> np.ndarray:
+        """``"map"``: variance reduction; ``"balance"``: map or UCB by the pick's index."""
+        if self._model is None or self._state is None:
+            raise ConfigError("No model is loaded; call fit() or load_fit() first.")
+        k = self.n_observations + len(believed)  # points known or in flight: the pick index
+        if map_or_find(self.policy_name, self.policy_params, k) == "find":
+            beta = float(self.policy_params.get("beta", 4.0))
+            return self.policy_scores("ucb", {"beta": beta}, believed)
+        model = self._model
+        if len(believed):
+            zb = self.candidates[list(believed)]
+            mean, _ = predict(model, zb)
+            model = model.condition_on_observations(
+                torch.as_tensor(zb, dtype=torch.float64),
+                torch.as_tensor(mean, dtype=torch.float64).unsqueeze(-1),
+            )
+        Z = self.candidates
+        R = reference_points(Z)
+        if Z.shape[0] <= self.exact_max or Z.shape[1] != 2:
+            return map_scores(model, Z, reference=R, batch_size=self.batch_size)
+        return lattice_scores(lambda pts: map_scores(model, pts, reference=R), Z)
 
     def suggest(
         self,

@@ -181,18 +181,33 @@ def agent_from_spec(
         return conavigation_agent(spec, sample)
     if policy.model == "dkl":
         from coscope.agents.dkl_agent import DKLAgent
+        from coscope.models.dkl_config import DKLConfig
         from coscope.models.patches import PatchGrid
 
+        if sample.features and policy.extractor == "cnn":
+            raise ConfigError(
+                "policy.extractor 'cnn' needs structure patches, but a table's candidates are "
+                "feature vectors: use extractor: mlp."
+            )
         features: Any = (
             layout_features(space)  # a table: the DKL learns on its feature columns
             if sample.features
-            else PatchGrid(sample.structure, policy.window)  # patch rows on demand
+            else PatchGrid(sample.structure, policy.window, policy.patch_scaling)  # on demand
+        )
+        config = DKLConfig(
+            latent_dim=policy.latent_dim,
+            extractor=policy.extractor,
+            hidden=tuple(policy.hidden),
+            activation=policy.activation,
+            channels=1 if sample.structure.ndim == 2 else int(sample.structure.shape[0]),
+            restarts=policy.restarts,
+            select=policy.select,
         )
         return DKLAgent(
             space,
             features=features,
             policy=policy.name,
-            latent_dim=policy.latent_dim,
+            config=config,
             warm_start=policy.warm_start,
             cold_every=policy.cold_every,
             warm_iterations=policy.warm_iterations,

@@ -8,17 +8,26 @@ from __future__ import annotations
 
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
+from scipy.stats import rankdata
 
 from coscope.errors import ConfigError
 
+SCALINGS = ("standard", "quantile")
+"""How :class:`PatchGrid` scales each channel before cutting patches."""
 
-def patch_features(structure: np.ndarray, window: int) -> np.ndarray:
+
+def patch_features(structure: np.ndarray, window: int, scaling: str = "standard") -> np.ndarray:
     """The ``window x window`` patch centred on every pixel, flattened, one row per pixel.
 
     Each channel is first standardised over the whole image (zero mean, unit variance; a
-    constant channel becomes zeros), then padded by ``window // 2`` pixels with reflect
-    padding (``numpy.pad(mode="reflect")``: the edge pixel is not repeated), so edge pixels
-    get full patches. Rows are in row-major pixel order, i.e. row ``Location(r, c).flat(W)``
+    constant channel becomes zeros) — with ``scaling="quantile"`` after replacing every
+    value by its quantile in the channel (``(rank - 0.5) / (H*W)``, ties averaged), which
+    keeps the order of values and ignores their spacing, so spikes and heavy tails no
+    longer squash the rest of the image — then padded by ``window // 2`` pixels before and
+    ``(window - 1) // 2`` after with reflect padding (``numpy.pad(mode="reflect")``: the
+    edge pixel is not repeated), so edge pixels get full patches. An odd window is centred
+    on its pixel; an even one (e.g. 16) has the pixel at ``(window // 2, window // 2)``.
+    Rows are in row-major pixel order, i.e. row ``Location(r, c).flat(W)``
     is the patch of pixel ``(r, c)``; columns are ordered channel, patch row, patch column,
     so the centre of channel ``k`` is column ``k * window**2 + window**2 // 2``.
 
@@ -27,16 +36,17 @@ def patch_features(structure: np.ndarray, window: int) -> np.ndarray:
 
     Args:
         structure: The structure image, ``H x W`` or ``C x H x W``, finite floats.
-        window: Odd patch width, ``1 <= window <= 2 * min(H, W) - 1`` (reflect padding
-            needs ``window // 2 < min(H, W)``).
+        window: Patch width, ``1 <= window <= 2 * min(H, W) - 1`` (reflect padding
+            needs ``window // 2 < min(H, W)``); odd or even.
+        scaling: ``"standard"`` or ``"quantile"`` (see above).
 
     Returns:
         ``(H*W) x (C*window*window)`` float64 (``C = 1`` for a 2-D image).
 
     Raises:
-        ConfigError: Wrong ``ndim``, non-finite values, or an even or too large ``window``.
+        ConfigError: Wrong ``ndim``, non-finite values, or a window < 1 or too large.
     """
-    return PatchGrid(structure, window).block(0, None)
+    return PatchGrid(structure, window, scaling).block(0, None)
 
 
 class PatchGrid:
@@ -48,13 +58,14 @@ class PatchGrid:
 
     Args:
         structure: The structure image, ``H x W`` or ``C x H x W``, finite floats.
-        window: Odd patch width (see :func:`patch_features`).
+        window: Patch width, odd or even (see :func:`patch_features`).
+        scaling: ``"standard"`` or ``"quantile"`` (see :func:`patch_features`).
 
     Raises:
-        ConfigError: As :func:`patch_features`.
+        ConfigError: As :func:`patch_features`, or an unknown ``scaling``.
     """
 
-    def __init__(self, structure: np.ndarray, window: int) -> None:
+    def __init__(self, structure: np.ndarray, window: int, scaling: str = "standard") -> None:
         img = np.asarray(structure, dtype=np.float64)
         if img.ndim == 2:
             img = img[None]
@@ -67,18 +78,24 @@ class PatchGrid:
             raise ConfigError("structure contains NaN or inf; fill or crop those pixels first.")
         C, H, W = img.shape
         window = int(window)
-        if window < 1 or window % 2 == 0:
-            raise ConfigError(f"patch window must be a positive odd int; got {window}. Use e.g. 9.")
+        if window < 1:
+            raise ConfigError(f"patch window must be a positive int; got {window}. Use e.g. 9.")
         half = window // 2
         if half >= min(H, W):
             raise ConfigError(
                 f"patch window {window} is too large for a {H} x {W} image; use at most "
                 f"{2 * min(H, W) - 1}."
             )
+        if scaling not in SCALINGS:
+            raise ConfigError(f"patch scaling must be one of {SCALINGS}; got {scaling!r}.")
+        if scaling == "quantile":
+            ranks = np.stack([rankdata(ch).reshape(H, W) for ch in img])
+            img = (ranks - 0.5) / (H * W)
         mean = img.mean(axis=(1, 2), keepdims=True)
         std = img.std(axis=(1, 2), keepdims=True)
         img = (img - mean) / np.where(std > 0, std, 1.0)
-        self.padded = np.pad(img, ((0, 0), (half, half), (half, half)), mode="reflect")
+        after = (window - 1) // 2
+        self.padded = np.pad(img, ((0, 0), (half, after), (half, after)), mode="reflect")
         self.window = window
         self.image_shape = (H, W)
         self.shape = (H * W, C * window * window)

@@ -4,7 +4,9 @@ A policy entry is ``[model:]name``: ``ei``, ``ucb``, ``maxvar``, ``random``, ``r
 the exact GP (``model: gp``), ``dkl:ei`` or ``dkl:thompson`` on deep kernel learning. The
 spec's ``policy.params`` are kept for the entry that names the spec's own policy and dropped
 for the others (``beta`` means nothing to ``ei``); the rest of ``policy`` (``n_initial``,
-``fit_iterations``, ``window`` …) is kept for all.
+``fit_iterations``, ``window`` …) is kept for all, except that a DKL spec's ``warm_start``
+is switched off for the entries that do not run on the DKL (so ``dkl:ei`` with warm starts
+runs beside ``ei`` and ``random`` in one study).
 
 Seed ``k`` (0 … N-1) runs the campaign with ``seed = spec.seed + k``. The sample is built
 from the campaign seed, so for a synthetic sample (``synthetic_film``) every seed is a new
@@ -44,6 +46,8 @@ def policy_spec(spec: CampaignSpec, entry: str) -> dict[str, Any]:
     if wanted["name"] != spec.policy.name:
         policy["params"] = {}
     policy.update(wanted)
+    if policy["model"] != "dkl":  # DKL-only switches mean nothing to the GP baselines
+        policy["warm_start"] = False
     return policy
 
 

@@ -1,0 +1,21 @@
+"""Planning a benchmark study (no campaign is run)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from coscope.config import parse_spec
+from coscope.studies import plan_benchmark
+
+
+def test_a_warm_started_dkl_spec_is_benchmarked_beside_gp_baselines(tmp_path: Path) -> None:
+    spec = parse_spec(
+        {
+            "sample": {"kind": "synthetic_film", "params": {"size": 16}},
+            "policy": {"name": "ei", "model": "dkl", "window": 16, "warm_start": True},
+            "budget": {"max_measurements": 8},
+        }
+    )
+    plan = plan_benchmark(spec, seeds=1, policies=["dkl:ei", "ei", "random"], out=tmp_path / "s")
+    warm = {j["keys"]["policy"]: j["spec"]["policy"]["warm_start"] for j in plan.jobs}
+    assert warm == {"dkl:ei": True, "ei": False, "random": False}
