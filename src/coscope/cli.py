@@ -343,7 +343,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return _command(args)
     except CoscopeError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {' '.join(str(exc).split())}", file=sys.stderr)  # one line, always
         return EXIT_USER_ERROR
 
 

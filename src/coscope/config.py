@@ -103,13 +103,18 @@ class ScalarizerSpec(_Strict):
     @field_validator("name")
     @classmethod
     def _known_name(cls, value: str) -> str:
-        from coscope.scalarizers import get_scalarizer, scalarizer_names
+        from coscope.scalarizers import STANDARD_LIBRARY, USER_REFERENCE, scalarizer_names
 
-        if ":" in value:  # a user's "package.module:function"
-            try:
-                get_scalarizer(value)
-            except ConfigError as exc:
-                raise ValueError(str(exc).rstrip(".")) from None
+        if ":" in value:  # a user's "package.module:function": imported only when run
+            if not USER_REFERENCE.fullmatch(value):
+                raise ValueError(
+                    "a user scalarizer is named 'package.module:function' (Python identifiers)"
+                )
+            if value.partition(".")[0].partition(":")[0] in STANDARD_LIBRARY:
+                raise ValueError(
+                    "a user scalarizer must come from your own package, not Python's standard "
+                    "library; write f(signal, axis) -> float there, or use a registered one"
+                )
             return value
         return _one_of(value, scalarizer_names(), "scalarizer")
 
@@ -117,6 +122,8 @@ class ScalarizerSpec(_Strict):
     def _known_params(self) -> ScalarizerSpec:
         from coscope.scalarizers import validate_scalarizer
 
+        if ":" in self.name:  # checked when the campaign runs (coscope.campaign.probe)
+            return self
         try:
             validate_scalarizer(self.name, self.params)
         except ConfigError as exc:
@@ -270,12 +277,25 @@ class CampaignSpec(_Strict):
         return json.loads(self.model_dump_json())
 
 
+def _clip(text: str, limit: int = 60) -> str:
+    """``text`` on one line (control characters escaped), at most ``limit`` characters."""
+    text = "".join(c if c.isprintable() else c.encode("unicode_escape").decode() for c in text)
+    return text if len(text) <= limit else text[:limit] + "…"
+
+
+def _shown(value: Any) -> str:
+    """A short, one-line form of a bad input value."""
+    if isinstance(value, int) and not isinstance(value, bool) and abs(value) > 10**30:
+        return "an integer of more than 30 digits"
+    return _clip(repr(value))
+
+
 def _describe(error: ValidationError) -> str:
     """Turn pydantic's error list into one sentence: field, bad value, what is allowed."""
     parts = []
-    for item in error.errors():
-        where = ".".join(str(p) for p in item["loc"]) or "spec"
-        msg = item["msg"].removeprefix("Value error, ")
+    for item in error.errors()[:5]:
+        where = _clip(".".join(str(p) for p in item["loc"]) or "spec")
+        msg = _clip(item["msg"].removeprefix("Value error, "), 300)
         if item["type"] == "extra_forbidden":
             parts.append(f"'{where}' is not a spec field; remove it or check its spelling")
             continue
@@ -283,7 +303,7 @@ def _describe(error: ValidationError) -> str:
             parts.append(f"'{where}' is required")
             continue
         value = item.get("input")
-        shown = "" if isinstance(value, dict | list) or value is None else f" (got {value!r})"
+        shown = "" if isinstance(value, dict | list) or value is None else f" (got {_shown(value)})"
         parts.append(f"'{where}'{shown}: {msg}")
     return "invalid campaign spec: " + "; ".join(parts) + "."
 

@@ -100,12 +100,23 @@ def restrict(agent: Any, settings: Settings) -> None:
     agent.seed_points = tuple(Location(r, c) for r, c in settings.must_measure)
 
 
-def facts_of(spec: CampaignSpec, grid_shape: tuple[int, int], measured: dict[int, str]):
-    """:class:`CampaignFacts` of a campaign (validators' view)."""
+def facts_of(
+    spec: CampaignSpec,
+    grid_shape: tuple[int, int],
+    measured: dict[int, str],
+    axes: Mapping[str, np.ndarray] | None = None,
+    signals: Mapping[str, tuple[np.ndarray, ...]] | None = None,
+) -> CampaignFacts:
+    """:class:`CampaignFacts` of a campaign (validators' view); ``axes`` and ``signals``
+    (modality -> axis ``(L,)``, a few stored signals ``(L,)``) let scalarizers be probed."""
     modalities: dict[str, list[str]] = {}
     for inst in spec.instruments:
         for m in inst.modalities:
             modalities.setdefault(m, []).append(inst.name)
     return CampaignFacts(
-        tuple(grid_shape), {k: tuple(v) for k, v in modalities.items()}, dict(measured)
+        tuple(grid_shape),
+        {k: tuple(v) for k, v in modalities.items()},
+        dict(measured),
+        dict(axes or {}),
+        dict(signals or {}),
     )

@@ -31,7 +31,7 @@ spec's overrides and is a no-op here.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -44,6 +44,12 @@ from coscope.types import Intervention
 
 REJECTED = "rejected"
 """Payload key of a recorded intervention that was refused (its value is the reason)."""
+REFUSAL = "refusal"
+"""Kind of the record that refuses an earlier intervention which no longer applies (payload
+``{refuses: its index in the trace's interventions, kind, rejected: why}``); every reader
+skips the refused one, so a trace never holds an intervention that blocks its campaign."""
+INTERNAL = ("spec", REFUSAL)
+"""Kinds coscope records itself; a user cannot post them."""
 
 
 class InterventionError(ConfigError):
@@ -106,11 +112,16 @@ class CampaignFacts:
         grid_shape: ``(H, W)`` of the sample.
         modalities: Modality -> instruments that measure it.
         measured: Step -> modality of every measured step.
+        axes: Modality -> its signal axis ``(L,)`` (empty: scalarizers are not probed).
+        signals: Modality -> a few of its stored signals, each ``(L,)``, to probe a new
+            scalarizer on (:mod:`coscope.campaign.probe`).
     """
 
     grid_shape: tuple[int, int]
     modalities: dict[str, tuple[str, ...]]
     measured: dict[int, str] = field(default_factory=dict)
+    axes: dict[str, Any] = field(default_factory=dict)
+    signals: dict[str, tuple[Any, ...]] = field(default_factory=dict)
 
 
 Validator = Callable[[dict[str, Any], Settings, CampaignFacts], dict[str, Any]]
@@ -130,14 +141,14 @@ def kind(name: str) -> Callable[[Update], Update]:
 
 def intervention_kinds() -> tuple[str, ...]:
     """Kinds a user may post (``spec`` is internal)."""
-    return tuple(k for k in KINDS.names() if k != "spec")
+    return tuple(k for k in KINDS.names() if k not in INTERNAL)
 
 
 def validate(
     kind_name: str, payload: dict[str, Any], settings: Settings, facts: CampaignFacts
 ) -> dict[str, Any]:
     """The normalised payload, or :class:`InterventionError` (one sentence)."""
-    if kind_name not in KINDS or kind_name == "spec":
+    if kind_name not in KINDS or kind_name in INTERNAL:
         raise InterventionError(
             f"unknown intervention kind {kind_name!r}: use one of "
             f"{', '.join(intervention_kinds())}."
@@ -156,10 +167,25 @@ def apply(settings: Settings, intervention: Intervention) -> Settings:
     return update(settings, intervention.payload)
 
 
-def fold(settings: Settings, interventions: Iterable[Intervention], before: int | None = None):
-    """Apply ``interventions`` in order; only those with ``step <= before`` when given."""
+def refused_indices(interventions: Sequence[Intervention]) -> set[int]:
+    """Indices (in ``interventions``, the trace's full list) refused by a later refusal."""
+    out = set()
     for item in interventions:
-        if before is None or item.step <= before:
+        if item.kind == REFUSAL:
+            try:
+                out.add(int(item.payload["refuses"]))
+            except (KeyError, TypeError, ValueError):
+                continue
+    return out
+
+
+def fold(settings: Settings, interventions: Iterable[Intervention], before: int | None = None):
+    """Apply the trace's ``interventions`` in order, skipping refused ones; only those with
+    ``step <= before`` when given."""
+    items = list(interventions)
+    refused = refused_indices(items)
+    for index, item in enumerate(items):
+        if index not in refused and (before is None or item.step <= before):
             settings = apply(settings, item)
     return settings
 
@@ -255,7 +281,19 @@ def _validate_scalarizer(payload: dict, s: Settings, facts: CampaignFacts) -> di
             f"scalarizer modality {spec.modality!r} is measured by no instrument; use one of "
             f"{', '.join(sorted(facts.modalities))}."
         )
-    return spec.model_dump(mode="json")
+    checked = spec.model_dump(mode="json")
+    from coscope.campaign.probe import probe_scalarizer
+    from coscope.scalarizers import validate_scalarizer
+
+    try:
+        validate_scalarizer(spec.name, spec.params)  # a user's function: imported here
+        if spec.modality in facts.axes:  # tried on the modality's real axis and signals
+            probe_scalarizer(
+                checked, facts.axes[spec.modality], facts.signals.get(spec.modality, ())
+            )
+    except ConfigError as exc:
+        raise InterventionError(str(exc)) from None
+    return checked
 
 
 def _validate_costs(payload: dict, s: Settings, facts: CampaignFacts) -> dict:
@@ -354,6 +392,7 @@ _VALIDATORS: dict[str, Validator] = {
     "stop": _validate_stop,
     "vote": _validate_vote,
     "spec": lambda payload, s, facts: payload,
+    REFUSAL: lambda payload, s, facts: payload,
 }
 
 
@@ -413,4 +452,9 @@ def _vote(s: Settings, p: dict) -> Settings:
 
 @kind("spec")
 def _spec(s: Settings, p: dict) -> Settings:
+    return s
+
+
+@kind(REFUSAL)
+def _refusal(s: Settings, p: dict) -> Settings:
     return s

@@ -98,6 +98,9 @@ def check_spec_fits_sample(spec: CampaignSpec, sample: Sample) -> None:
                 f"0..{height - 1} "
                 f"and columns in 0..{width - 1}."
             )
+    from coscope.campaign.probe import check_before_run
+
+    check_before_run(spec, sample)  # scalarizers tried on the sample, instrument options
 
 
 def truth_map(spec: CampaignSpec, sample: Sample) -> np.ndarray | None:

@@ -66,13 +66,7 @@ def build_instrument(
     """
     factory = INSTRUMENTS.get(kind)
     opts = dict(options or {})
-    try:
-        inspect.signature(factory).bind(name, sample, modalities, **opts)
-    except TypeError as exc:
-        raise ConfigError(
-            f"instrument {name!r} of kind {kind!r} got invalid options {sorted(opts)} ({exc}): "
-            "remove them or use the kind's documented options."
-        ) from None
+    check_options(name, kind, sample, modalities, opts)
     inst: Instrument = factory(name, sample, modalities, **opts)
     inst = WithCost(inst, cost)
     if travel_cost_per_um:
@@ -85,3 +79,22 @@ def build_instrument(
     if has_latency:
         inst = WithLatency(inst, latency_s, time_scale)
     return inst
+
+
+def check_options(
+    name: str,
+    kind: str,
+    sample: Sample,
+    modalities: Sequence[str] | None,
+    options: Mapping[str, Any] | None,
+) -> None:
+    """ConfigError unless the kind's factory takes ``options`` (checked without building it)."""
+    factory = INSTRUMENTS.get(kind)
+    opts = dict(options or {})
+    try:
+        inspect.signature(factory).bind(name, sample, modalities, **opts)
+    except TypeError as exc:
+        raise ConfigError(
+            f"instrument {name!r} of kind {kind!r} got invalid options {sorted(opts)} ({exc}): "
+            "remove them or use the kind's documented options."
+        ) from None
