@@ -235,7 +235,17 @@ def _demo_spec(args: argparse.Namespace) -> Any:
 
 def _execute(spec: Any, quiet: bool) -> int:
     from coscope.infra.environment import prepare_environment
+    from coscope.infra.runner import nothing_to_do
     from coscope.infra.settings import Settings
+
+    done = nothing_to_do(spec)
+    if done is not None:
+        print(
+            f"campaign '{spec.name}' is finished ({done}); nothing to do. Raise its budget "
+            "with `coscope run SPEC` or steer it with `coscope intervene`.",
+            file=sys.stderr,
+        )
+        return 0
 
     settings = Settings()
     prepare_environment(settings, spec.resolved_run_dir())

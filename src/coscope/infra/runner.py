@@ -113,6 +113,27 @@ def prepare_store(spec: CampaignSpec) -> tuple[Path, bool]:
     return store.path, resumed
 
 
+def nothing_to_do(spec: CampaignSpec) -> str | None:
+    """Why running ``spec`` would change nothing, or None: its store holds the same campaign,
+    finished, with no decision pending and no request in its inbox (a resume of it would
+    only rewrite the store's state; it is left byte-for-byte as it is)."""
+    from coscope.campaign.inbox import Inbox
+    from coscope.infra.compose import effective_campaign
+    from coscope.storage import TraceStore
+
+    path = spec.resolved_store()
+    if not (path / "zarr.json").exists():
+        return None
+    store = TraceStore.open(path, mode="r")
+    finished = store.get_attr("status") == "finished"
+    same = {**effective_campaign(store), "store": None} == {**spec.to_json_dict(), "store": None}
+    if not finished or not same:  # a changed budget (or anything else): run it
+        return None
+    if store.pending_decisions() or Inbox(path).pending():
+        return None
+    return str(store.get_attr("finished_reason") or "finished")
+
+
 def run_campaign(
     spec: CampaignSpec, settings: Settings, *, on_poll: Callable[[], None] | None = None
 ) -> dict[str, Any]:
