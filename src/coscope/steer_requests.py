@@ -80,11 +80,7 @@ def post_intervention(
     settings, facts = current_settings(store, inbox)
     normalised = validate(kind, payload, settings, facts)
     path = inbox.post(kind, payload, why=why, who=who)
-    if kind in ("resume", "stop"):
-        from coscope.flows.pause import release_prefect_pause
-
-        release_prefect_pause(store, kind, why)
-    return path, normalised
+    return path, normalised  # a campaign paused in Prefect ends its pause itself
 
 
 def describe(intervention: Intervention) -> str:

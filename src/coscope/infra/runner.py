@@ -152,7 +152,9 @@ def run_campaign(
     with ExitStack() as engines:
         with children_ignore_sigint():
             api_ready = engines.enter_context(prefect_api(spec.resolved_run_dir()))
-            client = engines.enter_context(dask_client(spec.dask_address, spec.dask_workers))
+            client = engines.enter_context(
+                dask_client(spec.dask_address, spec.dask_workers, settings.bind_host)
+            )
         client.run(_warm_worker, settings.torch_threads)
         api_ready()
         address = client.scheduler.address

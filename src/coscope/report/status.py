@@ -123,16 +123,24 @@ def _steering(store: TraceStore, campaign: dict[str, Any]) -> dict[str, Any]:
 
 
 def _best(store: TraceStore, campaign: dict[str, Any], measurements: list) -> dict[str, Any] | None:
-    from coscope.scalarizers import scalarize
+    """The best stored target value; None when the scalarizer is a user's (status never
+    imports code a trace names, :mod:`coscope.trust`) or fails on a stored signal."""
+    from coscope.errors import CoscopeError
+    from coscope.scalarizers import SCALARIZERS, scalarize
 
     scalarizer = campaign.get("scalarizer", {})
     modality, name = scalarizer.get("modality"), scalarizer.get("name")
     info = store.modalities.get(modality)
+    if not isinstance(name, str) or name not in SCALARIZERS:
+        return None
     best = None
     for m in measurements:
         if m.modality != modality or info is None:
             continue
-        value = float(scalarize(name, m.signal, info.axis, scalarizer.get("params")))
+        try:
+            value = float(scalarize(name, m.signal, info.axis, scalarizer.get("params")))
+        except CoscopeError:
+            return None
         if best is None or value > best["value"]:
             best = {"value": value, "location": [m.location.row, m.location.col], "step": m.step}
     return best
