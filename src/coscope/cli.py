@@ -267,6 +267,9 @@ def _execute(spec: Any, quiet: bool) -> int:
             file=sys.stderr,
         )
         return EXIT_INTERRUPTED
+    if summary["status"] == "error":  # inside the flow; the traceback is in the run folder
+        print(f"error: {summary['reason']} (details: {summary['log']})", file=sys.stderr)
+        return EXIT_USER_ERROR if summary.get("user_error") else EXIT_FAILED
     progress.print_summary(summary)
     if summary["status"] == "stopped":
         print(f"continue with `coscope resume {store_path}`", file=sys.stderr)

@@ -160,4 +160,23 @@ def run_campaign(
         address = client.scheduler.address
         flow = campaign_flow.with_options(task_runner=DaskTaskRunner(address=address))
         with polling(1.0, on_poll):
-            return flow(str(store_path), address, settings.measure_via)
+            state = flow(str(store_path), address, settings.measure_via, return_state=True)
+        summary = state.result(raise_on_failure=False)
+        if not isinstance(summary, dict):  # the flow run crashed or was cancelled in Prefect
+            summary = {"status": "error", "reason": f"the flow run ended {state.type.value}"}
+            summary.update(user_error=False, traceback=str(state.message))
+        if summary["status"] == "error":
+            summary["log"] = str(write_error_log(spec.resolved_run_dir(), summary))
+        return summary
+
+
+def write_error_log(run_dir: Path, summary: dict[str, Any]) -> Path:
+    """Append the traceback of an error inside the flow to ``<run_dir>/coscope-error.log``."""
+    import time
+
+    run_dir.mkdir(parents=True, exist_ok=True)
+    path = run_dir / "coscope-error.log"
+    with path.open("a") as log:
+        log.write(f"--- {time.strftime('%Y-%m-%d %H:%M:%S')}: {summary['reason']}\n")
+        log.write(str(summary.get("traceback", "")) + "\n")
+    return path
