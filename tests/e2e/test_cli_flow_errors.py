@@ -66,9 +66,7 @@ def _run(tmp_path: Path, api_url: str | None = None, **fields: str) -> subproces
     [
         ({"policy": "{name: ucb, params: {beta: -1}}"}, "beta must be >= 0"),
         (
-            {
-                "scalarizer": "{name: window_integral, modality: beps_loop, params: {lo: 90, hi: 99}}"
-            },
+            {"scalarizer": "{name: window_integral, params: {lo: 90, hi: 99}}"},
             "holds no point of the signal's axis",
         ),
         ({"scalarizer": "{name: 'h7_user_code:as_array', modality: beps_loop}"}, "an array"),
