@@ -141,6 +141,10 @@ class LiveSteering:
         ctx, changed = self.ctx, False
         for item in requests:
             item = replace(item, step=step)
+            if REJECTED in item.payload:  # refused by the inbox (unsigned): recorded as it is
+                ctx.store.append_intervention(item)
+                _log(ctx.tracker, item)
+                continue
             before = (self.settings, self._key, ctx.spec, ctx.agent, ctx.reward, ctx.truth_map)
             try:
                 if stale and item.kind == "stop":

@@ -5,7 +5,6 @@ Everything else receives its collaborators; nothing opens a client at import.
 
 from __future__ import annotations
 
-import getpass
 import os
 import socket
 import time
@@ -169,9 +168,12 @@ def create_or_open_store(spec: CampaignSpec, sample: Sample) -> tuple[TraceStore
     Raises:
         ConfigError: The store holds a different campaign (names the differing fields).
     """
+    from coscope.campaign.auth import ensure_token, os_user
+
     path = spec.resolved_store()
     if (path / "zarr.json").exists():
         store = TraceStore.open(path, mode="a")
+        ensure_token(path)  # a store from before tokens: its owner gets one now
         old, new = effective_campaign(store), spec.to_json_dict()
         diff = _differences(old, new)
         if diff:
@@ -189,7 +191,7 @@ def create_or_open_store(spec: CampaignSpec, sample: Sample) -> tuple[TraceStore
                     kind="spec",
                     payload=changed,
                     step=store.counts()["decisions"],
-                    who=getpass.getuser(),
+                    who=os_user(),
                     why="campaign re-run with changed settings",
                     t=time.time(),
                 )
@@ -202,7 +204,7 @@ def create_or_open_store(spec: CampaignSpec, sample: Sample) -> tuple[TraceStore
         modalities=dict(sample.modalities),
         sample_shape=sample.shape,
     )
-    return store, False
+    return store, False  # owner-only, with its token (TraceStore.create)
 
 
 def effective_campaign(store: TraceStore) -> dict[str, Any]:
