@@ -53,8 +53,28 @@ class SampleSpec(_Strict):
         return _one_of(value, sample_kinds(), "sample kind")
 
 
+class FaultsSpec(_Strict):
+    """Injected faults of an instrument, for testing (:mod:`coscope.instruments.faults`)."""
+
+    error_rate: float = Field(0.0, ge=0.0, le=1.0, description="transient errors per attempt")
+    hang_rate: float = Field(0.0, ge=0.0, le=1.0, description="attempts that hang hang_s")
+    hang_s: float = Field(1.0, ge=0.0, le=3600.0, description="length of a hang, seconds")
+    nan_rate: float = Field(0.0, ge=0.0, le=1.0, description="signals with a NaN")
+    wrong_length_rate: float = Field(0.0, ge=0.0, le=1.0, description="signals one short")
+    down_from_step: int | None = Field(None, ge=0, description="disconnected from this step")
+    seed: int = Field(0, ge=0)
+
+    @model_validator(mode="after")
+    def _rates(self) -> FaultsSpec:
+        total = self.error_rate + self.hang_rate + self.nan_rate + self.wrong_length_rate
+        if total > 1.0:
+            raise ValueError(f"fault rates sum to {total:g}; they must sum to at most 1")
+        return self
+
+
 class InstrumentSpec(_Strict):
-    """One instrument: its modalities, latency (s), cost per measurement, noise."""
+    """One instrument: its modalities, latency (s), cost per measurement, noise, and how its
+    failures are handled (timeout, retries, injected faults)."""
 
     name: str = "afm"
     kind: str = "simulated"
@@ -72,6 +92,12 @@ class InstrumentSpec(_Strict):
     travel_cost_per_um: float = Field(
         0.0, ge=0.0, description="extra cost per micrometre of stage travel from its last spot"
     )
+    timeout_s: float | None = Field(
+        None, gt=0.0, le=86_400.0, description="wall-clock limit of one measurement attempt"
+    )
+    retries: int = Field(0, ge=0, le=10, description="retries of transient/bad measurements")
+    backoff_s: float = Field(0.5, ge=0.0, le=600.0, description="first retry pause, doubled")
+    faults: FaultsSpec | None = Field(None, description="injected faults (testing)")
 
     @model_validator(mode="after")
     def _per_modality(self) -> InstrumentSpec:

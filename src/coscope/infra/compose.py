@@ -47,6 +47,10 @@ def sample_from_spec(spec: SampleSpec | dict[str, Any], seed: int) -> Sample:
 
 def _instrument(inst: InstrumentSpec, sample: Sample, time_scale: float) -> Instrument:
     """The instrument stack one :class:`InstrumentSpec` describes, on ``sample``."""
+    from coscope.instruments.faults import FaultPlan
+    from coscope.instruments.resilience import RetryPolicy
+
+    guarded = inst.timeout_s is not None or inst.retries > 0
     return build_instrument(
         inst.name,
         sample,
@@ -58,6 +62,8 @@ def _instrument(inst: InstrumentSpec, sample: Sample, time_scale: float) -> Inst
         time_scale=time_scale,
         options=inst.options,
         travel_cost_per_um=inst.travel_cost_per_um,
+        faults=FaultPlan(**inst.faults.model_dump()) if inst.faults else None,
+        retry=RetryPolicy(inst.timeout_s, inst.retries, inst.backoff_s) if guarded else None,
     )
 
 
@@ -174,7 +180,7 @@ def create_or_open_store(spec: CampaignSpec, sample: Sample) -> tuple[TraceStore
     if (path / "zarr.json").exists():
         store = TraceStore.open(path, mode="a")
         ensure_token(path)  # a store from before tokens: its owner gets one now
-        old, new = effective_campaign(store), spec.to_json_dict()
+        old, new = normalised_campaign(effective_campaign(store)), spec.to_json_dict()
         diff = _differences(old, new)
         if diff:
             store.close()
@@ -205,6 +211,15 @@ def create_or_open_store(spec: CampaignSpec, sample: Sample) -> tuple[TraceStore
         sample_shape=sample.shape,
     )
     return store, False  # owner-only, with its token (TraceStore.create)
+
+
+def normalised_campaign(campaign: dict[str, Any]) -> dict[str, Any]:
+    """A stored spec with the defaults of fields added since it was written (as stored if
+    it no longer parses: it then differs and the caller says so)."""
+    try:
+        return parse_spec(campaign).to_json_dict()
+    except ConfigError:
+        return campaign
 
 
 def effective_campaign(store: TraceStore) -> dict[str, Any]:

@@ -118,7 +118,7 @@ def nothing_to_do(spec: CampaignSpec) -> str | None:
     finished, with no decision pending and no request in its inbox (a resume of it would
     only rewrite the store's state; it is left byte-for-byte as it is)."""
     from coscope.campaign.inbox import Inbox
-    from coscope.infra.compose import effective_campaign
+    from coscope.infra.compose import effective_campaign, normalised_campaign
     from coscope.storage import TraceStore
 
     path = spec.resolved_store()
@@ -126,7 +126,8 @@ def nothing_to_do(spec: CampaignSpec) -> str | None:
         return None
     store = TraceStore.open(path, mode="r")
     finished = store.get_attr("status") == "finished"
-    same = {**effective_campaign(store), "store": None} == {**spec.to_json_dict(), "store": None}
+    stored = normalised_campaign(effective_campaign(store))
+    same = {**stored, "store": None} == {**spec.to_json_dict(), "store": None}
     if not finished or not same:  # a changed budget (or anything else): run it
         return None
     if store.pending_decisions() or Inbox(path).pending():

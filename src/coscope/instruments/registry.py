@@ -13,6 +13,8 @@ from typing import Any
 
 from coscope.errors import ConfigError
 from coscope.instruments.base import Instrument
+from coscope.instruments.faults import FaultPlan, WithFaults
+from coscope.instruments.resilience import RetryPolicy, WithResilience
 from coscope.instruments.sample import Sample
 from coscope.instruments.simulated import SimulatedInstrument
 from coscope.instruments.wrappers import CostModel, WithCost, WithLatency, WithNoise
@@ -45,6 +47,8 @@ def build_instrument(
     time_scale: float = 1.0,
     options: Mapping[str, Any] | None = None,
     travel_cost_per_um: float = 0.0,
+    faults: FaultPlan | None = None,
+    retry: RetryPolicy | None = None,
 ) -> Instrument:
     """Build an instrument of ``kind`` wrapped as ``WithLatency(WithNoise(WithCost(base)))``.
 
@@ -60,6 +64,10 @@ def build_instrument(
         options: Extra keyword arguments for the kind's factory.
         travel_cost_per_um: Stage travel cost per micrometre charged from the request's
             ``stage_from`` (:class:`~coscope.instruments.costs.WithTravel`); 0 adds no wrapper.
+        faults: Injected faults, just around the base instrument
+            (:class:`~coscope.instruments.faults.WithFaults`); None adds no wrapper.
+        retry: Timeout and retries around the whole stack
+            (:class:`~coscope.instruments.resilience.WithResilience`); None adds no wrapper.
 
     Raises:
         ConfigError: Unknown kind or invalid settings.
@@ -68,6 +76,8 @@ def build_instrument(
     opts = dict(options or {})
     check_options(name, kind, sample, modalities, opts)
     inst: Instrument = factory(name, sample, modalities, **opts)
+    if faults is not None:
+        inst = WithFaults(inst, faults)
     inst = WithCost(inst, cost)
     if travel_cost_per_um:
         from coscope.instruments.costs import WithTravel
@@ -78,6 +88,8 @@ def build_instrument(
     has_latency = any(latency_s.values()) if isinstance(latency_s, Mapping) else latency_s > 0
     if has_latency:
         inst = WithLatency(inst, latency_s, time_scale)
+    if retry is not None:
+        inst = WithResilience(inst, retry)
     return inst
 
 
