@@ -26,7 +26,9 @@ vote          ``{step, score in [-1, 1]}`` or ``{step, label: good|bad}`` on a m
 
 A recorded intervention whose payload holds ``"rejected"`` (the reason) changed nothing and
 is skipped. Kind ``"spec"`` (a re-run with changed budget etc.) is already part of the stored
-spec's overrides and is a no-op here.
+spec's overrides and is a no-op here. Kind ``"refusal"`` (recorded by coscope on resume)
+names an earlier intervention that no longer applies; :func:`fold` skips that one, so every
+reader folds the same settings (docs/faults-and-security.md).
 """
 
 from __future__ import annotations
