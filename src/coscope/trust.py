@@ -26,9 +26,8 @@ def user_code_in(store: Any) -> list[str]:
     campaign = {**store.campaign, **store.get_attr("overrides", {})}
     named = [campaign.get("scalarizer", {}), *campaign.get("auxiliary", [])]
     named += [i.payload for i in store.interventions() if i.kind == "scalarizer"]
-    return sorted(
-        {s.get("name") for s in named if isinstance(s, dict) and is_user_code(s.get("name"))}
-    )
+    names = {s.get("name") for s in named if isinstance(s, dict)}
+    return sorted(str(n) for n in names if is_user_code(n))
 
 
 def require_trusted(store: Any, allow_user_code: bool, command: str) -> None:

@@ -123,11 +123,13 @@ def _intervention(
     signature = data.get("signature") if isinstance(data, dict) else None
     problem = "the campaign has no readable token" if token is None else None
     problem = problem or auth.verify(request, signature, token or b"")
+    if not isinstance(request, dict):
+        request, problem = {}, problem or "unsigned request (no request/signature pair)"
     if problem is None and request.get("name") != name:
         problem = "a signed request copied under another name (replayed)"
     if problem is not None:
-        claimed = request if isinstance(request, dict) else data
-        kind = claimed.get("kind", "") if isinstance(claimed, dict) else ""
+        claimed = request or (data if isinstance(data, dict) else {})
+        kind = claimed.get("kind", "")
         return Intervention(
             kind=auth.FORGED,
             payload={"claimed_kind": str(kind)[:40], REJECTED: problem},

@@ -45,7 +45,8 @@ def write_checkpoint(state: Any, path: str | Path) -> Path:
         _flatten(getattr(state, f.name), f.name, arrays, meta)
     path = Path(path)
     with path.open("wb") as file:
-        np.savez(file, **arrays, **{META: np.array(json.dumps(meta, default=float))})
+        entries: dict[str, Any] = {**arrays, META: np.array(json.dumps(meta, default=float))}
+        np.savez(file, **entries)
     return path
 
 

@@ -161,7 +161,7 @@ def run_campaign(
         address = client.scheduler.address
         flow = campaign_flow.with_options(task_runner=DaskTaskRunner(address=address))
         with polling(1.0, on_poll):
-            state = flow(str(store_path), address, settings.measure_via, return_state=True)
+            state: Any = flow(str(store_path), address, settings.measure_via, return_state=True)
         summary = state.result(raise_on_failure=False)
         if not isinstance(summary, dict):  # the flow run crashed or was cancelled in Prefect
             summary = {"status": "error", "reason": f"the flow run ended {state.type.value}"}
