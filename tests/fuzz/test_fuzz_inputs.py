@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from coscope.campaign.inbox import Inbox
@@ -163,3 +163,86 @@ def test_fuzzed_runs_on_an_existing_store_leave_it_alone(
     code, err = _cli(["run", str(path), "--quiet"])
     assert code == EXIT_USER_ERROR and "Traceback" not in err and err.count("\n") == 1, err
     assert tree_hash(finished_store) == before
+
+
+NUMBER = st.floats(-20, 20, allow_nan=False) | st.integers(-30, 30)
+PLAUSIBLE = st.one_of(
+    st.tuples(
+        st.just("scalarizer"),
+        st.fixed_dictionaries(
+            {
+                "name": st.sampled_from(["window_integral", "peak_position", "mean", "loop_area"]),
+                "params": st.dictionaries(st.sampled_from(["lo", "hi"]), NUMBER, max_size=2),
+            }
+        ),
+    ),
+    st.tuples(
+        st.just("policy"),
+        st.fixed_dictionaries(
+            {
+                "name": st.sampled_from(["ucb", "ei", "maxvar"]),
+                "params": st.dictionaries(st.just("beta"), NUMBER, max_size=1),
+            }
+        ),
+    ),
+    st.tuples(st.just("costs"), st.fixed_dictionaries({"afm": NUMBER})),
+    st.tuples(
+        st.sampled_from(["exclude", "include", "seed_points"]),
+        st.fixed_dictionaries(
+            {"pixels": st.lists(st.tuples(st.integers(-2, 26), st.integers(-2, 26)), max_size=3)}
+        ),
+    ),
+    st.tuples(
+        st.just("vote"),
+        st.fixed_dictionaries({"step": st.integers(-1, 7), "score": NUMBER}),
+    ),
+)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=list(HealthCheck))
+@given(request=PLAUSIBLE | st.tuples(st.sampled_from(intervention_kinds()), PAYLOADS))
+def test_what_intervene_accepts_the_loop_adopts(
+    finished_store: Path, tmp_path_factory, request: tuple
+) -> None:
+    """Never bricked: a request `coscope intervene` posts is applied (or refused) by the loop
+    without an error, and the campaign still resumes with it in the trace."""
+    from coscope.campaign.live import LiveSteering
+    from coscope.infra.compose import open_context
+
+    kind, payload = request
+    if kind == "seed_points" and set(payload) == {"pixels"}:  # PLAUSIBLE's region form
+        payload = {"points": payload["pixels"]}
+    try:
+        text = json.dumps(payload)
+    except ValueError:
+        return
+    copy = tmp_path_factory.mktemp("copy") / "trace.zarr"
+    shutil.copytree(finished_store, copy)
+    shutil.copy(finished_store.with_name("trace.zarr.token"), copy.with_name("trace.zarr.token"))
+    code, _ = _cli(["intervene", str(copy), kind, "--json", text])
+    event("refused by intervene" if code else f"accepted {kind}")
+    if code != 0:
+        return
+    ctx, _ = open_context(copy, track=False)
+    try:
+        LiveSteering(ctx).take(Inbox(copy).take(6), 6)
+        LiveSteering(ctx).start()  # what a resume folds: no error either
+    finally:
+        ctx.store.close()
+
+
+def test_an_accepted_window_is_adopted(finished_store: Path, tmp_path: Path) -> None:
+    """The adoption fuzz's success path, once explicitly."""
+    from coscope.campaign.live import LiveSteering
+    from coscope.infra.compose import open_context
+
+    copy = tmp_path / "trace.zarr"
+    shutil.copytree(finished_store, copy)
+    shutil.copy(finished_store.with_name("trace.zarr.token"), copy.with_name("trace.zarr.token"))
+    window = '{"name": "window_integral", "params": {"lo": -2, "hi": 2}}'
+    assert _cli(["intervene", str(copy), "scalarizer", "--json", window])[0] == 0
+    ctx, _ = open_context(copy, track=False)
+    steering = LiveSteering(ctx)
+    assert steering.take(Inbox(copy).take(6), 6)  # the agent was rebuilt
+    assert ctx.spec.scalarizer.name == "window_integral"
+    ctx.store.close()
