@@ -162,3 +162,7 @@ def test_a_campaign_with_faults_and_retries_measures_what_a_clean_one_does(tmp_p
     outcome, ctx = _run(_spec(tmp_path / "c", instruments=[down], budget=budget))
     assert outcome.status == "failed" and "disconnected" in outcome.reason
     assert ctx.store.counts()["measurements"] == 3
+    (failure,) = [i for i in ctx.store.interventions() if i.kind == "failed_measurement"]
+    assert failure.payload["step"] == 3 and failure.payload["failure_class"] == "instrument_down"
+    assert failure.payload["cost_charged"] == 0.0 and "disconnected" in failure.payload["reason"]
+    assert [p.step for p in ctx.store.pending_decisions()] == [3]  # resume re-issues it

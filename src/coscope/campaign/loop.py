@@ -33,6 +33,7 @@ from dataclasses import dataclass, field, replace
 from coscope.agents.protocols import ModalityChooser
 from coscope.campaign.context import CampaignContext
 from coscope.campaign.executors import Executor
+from coscope.campaign.failures import record_failure
 from coscope.campaign.inbox import Inbox
 from coscope.campaign.live import LiveSteering
 from coscope.campaign.queues import Slot, starts_in_time
@@ -376,6 +377,7 @@ class CampaignLoop:
                 try:
                     measurement = slot.stored or self.executor.result(slot.handle)
                 except InstrumentError as exc:
+                    record_failure(ctx.store, ctx.tracker, slot.proposal, exc)  # never dropped
                     if status != "failed":
                         status, reason = (
                             "failed",
