@@ -28,6 +28,13 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from coscope.errors import ConfigError
 
 
+def _takes_bool(annotation: Any) -> bool:
+    """Whether a field's type admits a bool (``bool`` itself, or a union or container of it)."""
+    from typing import get_args
+
+    return annotation is bool or any(_takes_bool(a) for a in get_args(annotation))
+
+
 def _one_of(value: str, known: tuple[str, ...], what: str) -> str:
     """``value`` if it is one of the registered names, else a ValueError listing them."""
     if value not in known:
@@ -37,6 +44,16 @@ def _one_of(value: str, known: tuple[str, ...], what: str) -> str:
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_bool_numbers(cls, data: Any) -> Any:
+        """``true``/``false`` is not a number (pydantic would read ``seed: true`` as 1)."""
+        if isinstance(data, dict):
+            for name, field in cls.model_fields.items():
+                if isinstance(data.get(name), bool) and not _takes_bool(field.annotation):
+                    raise ValueError(f"'{name}' is {str(data[name]).lower()}; give a number")
+        return data
 
 
 class SampleSpec(_Strict):
@@ -76,7 +93,7 @@ class InstrumentSpec(_Strict):
     """One instrument: its modalities, latency (s), cost per measurement, noise, and how its
     failures are handled (timeout, retries, injected faults)."""
 
-    name: str = "afm"
+    name: str = Field("afm", description="unique, no spaces")
     kind: str = "simulated"
     modalities: list[str] = Field(default_factory=lambda: ["beps_loop"], min_length=1)
     latency_s: float | dict[str, float] = Field(
@@ -106,6 +123,13 @@ class InstrumentSpec(_Strict):
         check_per_modality(self.latency_s, self.modalities, "latency_s", minimum=0.0)
         check_per_modality(self.cost, self.modalities, "cost", minimum=None)
         return self
+
+    @field_validator("name")
+    @classmethod
+    def _plain_name(cls, value: str) -> str:
+        if not value or any(c.isspace() or not c.isprintable() for c in value):
+            raise ValueError("an instrument name must be non-empty, without spaces")
+        return value
 
     @field_validator("kind")
     @classmethod

@@ -352,12 +352,11 @@ def _validate_stop(payload: dict, s: Settings, facts: CampaignFacts) -> dict:
 
 def _validate_vote(payload: dict, s: Settings, facts: CampaignFacts) -> dict:
     labels = {"good": 1.0, "bad": -1.0}
-    try:
-        step = int(payload["step"])
-    except (KeyError, TypeError, ValueError):
-        raise InterventionError(
-            "a vote needs the measured step it rates: {step: k, ...}."
-        ) from None
+    raw = payload.get("step")
+    whole = isinstance(raw, int) or (isinstance(raw, float) and raw.is_integer())
+    if isinstance(raw, bool) or not whole:
+        raise InterventionError("a vote needs the measured step it rates: {step: k, ...}.")
+    step = int(raw)
     if "label" in payload:
         if payload["label"] not in labels:
             raise InterventionError(f"vote label must be good or bad; got {payload['label']!r}.")
