@@ -125,8 +125,22 @@ def test_user_callable_named_in_a_spec() -> None:
     assert scalarize("tests.user_scalarizers:peak_to_peak", signal, axis) == 6.0
     spec = parse_spec({"scalarizer": {"name": "tests.user_scalarizers:peak_to_peak"}})
     assert spec.scalarizer.name == "tests.user_scalarizers:peak_to_peak"
+    # parsing never imports user code (a trace is safe to read); running the campaign does
+    lazy = parse_spec({"scalarizer": {"name": "tests.user_scalarizers:nope"}})
     with pytest.raises(ConfigError, match="cannot be imported"):
-        parse_spec({"scalarizer": {"name": "tests.user_scalarizers:nope"}})
+        from coscope.campaign.probe import check_before_run
+        from coscope.infra.compose import sample_from_spec
+
+        check_before_run(lazy, sample_from_spec(lazy.sample, 0))
+    with pytest.raises(ConfigError, match="package.module:function"):
+        parse_spec({"scalarizer": {"name": "os:system; rm"}})
+    for name in ("builtins:max", "os:system", "numpy.linalg:norm"):
+        if name.startswith("numpy"):  # a third-party function of the wrong shape: run-time
+            with pytest.raises(ConfigError, match="returned an array|failed"):
+                scalarize(name, np.ones((4, 1))[:, 0], axis)
+            continue
+        with pytest.raises(ConfigError, match="standard library"):
+            parse_spec({"scalarizer": {"name": name}})
     with pytest.raises(ConfigError, match="cannot be imported"):
         scalarize("no_such_module_xyz:f", signal, axis)
     with pytest.raises(ConfigError, match="not callable"):

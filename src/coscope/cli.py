@@ -233,9 +233,18 @@ def _demo_spec(args: argparse.Namespace) -> CampaignSpec:
 def _execute(spec: CampaignSpec, quiet: bool) -> int:
     # heavy: Prefect, Dask, MLflow and torch (and rich's bar), only to run a campaign
     from coscope.infra.environment import prepare_environment
-    from coscope.infra.runner import prepare_store, run_campaign
+    from coscope.infra.runner import nothing_to_do, prepare_store, run_campaign
     from coscope.infra.settings import Settings
     from coscope.report.progress import CampaignProgress
+
+    done = nothing_to_do(spec)
+    if done is not None:
+        print(
+            f"campaign '{spec.name}' is finished ({done}); nothing to do. Raise its budget "
+            "with `coscope run SPEC` or steer it with `coscope intervene`.",
+            file=sys.stderr,
+        )
+        return 0
 
     settings = Settings()
     prepare_environment(settings, spec.resolved_run_dir())
@@ -255,6 +264,9 @@ def _execute(spec: CampaignSpec, quiet: bool) -> int:
             file=sys.stderr,
         )
         return EXIT_INTERRUPTED
+    if summary["status"] == "error":  # inside the flow; the traceback is in the run folder
+        print(f"error: {summary['reason']} (details: {summary['log']})", file=sys.stderr)
+        return EXIT_USER_ERROR if summary.get("user_error") else EXIT_FAILED
     progress.print_summary(summary)
     if summary["status"] == "stopped":
         print(f"continue with `coscope resume {store_path}`", file=sys.stderr)
@@ -336,7 +348,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return _command(args)
     except CoscopeError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {' '.join(str(exc).split())}", file=sys.stderr)  # one line, always
         return EXIT_USER_ERROR
 
 

@@ -64,10 +64,22 @@ def add_parsers(sub: Any) -> None:
         help="comma-separated scalarizers to replay for the comparison (default: none)",
     )
     rep.add_argument("--no-retrace", action="store_true", help="leave out the retrace panels")
+    for p in (rp, rt, rep):
+        p.add_argument(
+            "--allow-user-code",
+            action="store_true",
+            help="run user scalarizers ('package.module:function') the trace names; only for "
+            "a trace you trust (default: refuse such a trace)",
+        )
 
 
 def command(args: argparse.Namespace) -> int:
     """Run one steering command; CoscopeError propagates to :func:`coscope.cli.main`."""
+    if args.command != "intervene":  # readers: never run code the trace names unless allowed
+        from coscope.storage import TraceStore
+        from coscope.trust import require_trusted
+
+        require_trusted(TraceStore.open(args.store, "r"), args.allow_user_code, args.command)
     return _HANDLERS[args.command](args)
 
 

@@ -37,7 +37,19 @@ from pydantic import (
 
 from coscope.catalog import INSTRUMENT_KINDS, SAMPLE_KINDS, check_policy, policy_names
 from coscope.errors import ConfigError
-from coscope.scalarizers import get_scalarizer, scalarizer_names, validate_scalarizer
+from coscope.scalarizers import (
+    STANDARD_LIBRARY,
+    USER_REFERENCE,
+    scalarizer_names,
+    validate_scalarizer,
+)
+
+
+def _takes_bool(annotation: Any) -> bool:
+    """Whether a field's type admits a bool (``bool`` itself, or a union or container of it)."""
+    from typing import get_args
+
+    return annotation is bool or any(_takes_bool(a) for a in get_args(annotation))
 
 
 def _one_of(value: str, known: tuple[str, ...], what: str) -> str:
@@ -81,6 +93,16 @@ def check_per_modality(
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_bool_numbers(cls, data: Any) -> Any:
+        """``true``/``false`` is not a number (pydantic would read ``seed: true`` as 1)."""
+        if isinstance(data, dict):
+            for name, field in cls.model_fields.items():
+                if isinstance(data.get(name), bool) and not _takes_bool(field.annotation):
+                    raise ValueError(f"'{name}' is {str(data[name]).lower()}; give a number")
+        return data
 
 
 class MaskSpec(_Strict):
@@ -129,10 +151,30 @@ class SampleSpec(_Strict):
         return SAMPLE_KINDS.check(value)
 
 
-class InstrumentSpec(_Strict):
-    """One instrument: its modalities, latency (s), cost per measurement, noise."""
+class FaultsSpec(_Strict):
+    """Injected faults of an instrument, for testing (:mod:`coscope.instruments.faults`)."""
 
-    name: str = "afm"
+    error_rate: float = Field(0.0, ge=0.0, le=1.0, description="transient errors per attempt")
+    hang_rate: float = Field(0.0, ge=0.0, le=1.0, description="attempts that hang hang_s")
+    hang_s: float = Field(1.0, ge=0.0, le=3600.0, description="length of a hang, seconds")
+    nan_rate: float = Field(0.0, ge=0.0, le=1.0, description="signals with a NaN")
+    wrong_length_rate: float = Field(0.0, ge=0.0, le=1.0, description="signals one short")
+    down_from_step: int | None = Field(None, ge=0, description="disconnected from this step")
+    seed: int = Field(0, ge=0)
+
+    @model_validator(mode="after")
+    def _rates(self) -> FaultsSpec:
+        total = self.error_rate + self.hang_rate + self.nan_rate + self.wrong_length_rate
+        if total > 1.0:
+            raise ValueError(f"fault rates sum to {total:g}; they must sum to at most 1")
+        return self
+
+
+class InstrumentSpec(_Strict):
+    """One instrument: its modalities, latency (s), cost per measurement, noise, and how its
+    failures are handled (timeout, retries, injected faults)."""
+
+    name: str = Field("afm", description="unique, no spaces")
     kind: str = "simulated"
     modalities: list[str] = Field(default_factory=lambda: ["beps_loop"], min_length=1)
     latency_s: float | dict[str, float] = Field(
@@ -148,12 +190,25 @@ class InstrumentSpec(_Strict):
     travel_cost_per_um: float = Field(
         0.0, ge=0.0, description="extra cost per micrometre of stage travel from its last spot"
     )
+    timeout_s: float | None = Field(
+        None, gt=0.0, le=86_400.0, description="wall-clock limit of one measurement attempt"
+    )
+    retries: int = Field(0, ge=0, le=10, description="retries of transient/bad measurements")
+    backoff_s: float = Field(0.5, ge=0.0, le=600.0, description="first retry pause, doubled")
+    faults: FaultsSpec | None = Field(None, description="injected faults (testing)")
 
     @model_validator(mode="after")
     def _per_modality(self) -> InstrumentSpec:
         check_per_modality(self.latency_s, self.modalities, "latency_s", minimum=0.0)
         check_per_modality(self.cost, self.modalities, "cost", minimum=None)
         return self
+
+    @field_validator("name")
+    @classmethod
+    def _plain_name(cls, value: str) -> str:
+        if not value or any(c.isspace() or not c.isprintable() for c in value):
+            raise ValueError("an instrument name must be non-empty, without spaces")
+        return value
 
     @field_validator("kind")
     @classmethod
@@ -175,16 +230,23 @@ class ScalarizerSpec(_Strict):
     @field_validator("name")
     @classmethod
     def _known_name(cls, value: str) -> str:
-        if ":" in value:  # a user's "package.module:function"
-            try:
-                get_scalarizer(value)
-            except ConfigError as exc:
-                raise ValueError(str(exc).rstrip(".")) from None
+        if ":" in value:  # a user's "package.module:function": imported only when run
+            if not USER_REFERENCE.fullmatch(value):
+                raise ValueError(
+                    "a user scalarizer is named 'package.module:function' (Python identifiers)"
+                )
+            if value.partition(".")[0].partition(":")[0] in STANDARD_LIBRARY:
+                raise ValueError(
+                    "a user scalarizer must come from your own package, not Python's standard "
+                    "library; write f(signal, axis) -> float there, or use a registered one"
+                )
             return value
         return _one_of(value, scalarizer_names(), "scalarizer")
 
     @model_validator(mode="after")
     def _known_params(self) -> ScalarizerSpec:
+        if ":" in self.name:  # checked when the campaign runs (coscope.campaign.probe)
+            return self
         try:
             validate_scalarizer(self.name, self.params)
         except ConfigError as exc:
@@ -360,12 +422,25 @@ def _check_auxiliary(
         )
 
 
+def _clip(text: str, limit: int = 60) -> str:
+    """``text`` on one line (control characters escaped), at most ``limit`` characters."""
+    text = "".join(c if c.isprintable() else c.encode("unicode_escape").decode() for c in text)
+    return text if len(text) <= limit else text[:limit] + "…"
+
+
+def _shown(value: Any) -> str:
+    """A short, one-line form of a bad input value."""
+    if isinstance(value, int) and not isinstance(value, bool) and abs(value) > 10**30:
+        return "an integer of more than 30 digits"
+    return _clip(repr(value))
+
+
 def _describe(error: ValidationError) -> str:
     """Turn pydantic's error list into one sentence: field, bad value, what is allowed."""
     parts = []
-    for item in error.errors():
-        where = ".".join(str(p) for p in item["loc"]) or "spec"
-        msg = item["msg"].removeprefix("Value error, ")
+    for item in error.errors()[:5]:
+        where = _clip(".".join(str(p) for p in item["loc"]) or "spec")
+        msg = _clip(item["msg"].removeprefix("Value error, "), 300)
         if item["type"] == "extra_forbidden":
             parts.append(f"'{where}' is not a spec field; remove it or check its spelling")
             continue
@@ -373,7 +448,7 @@ def _describe(error: ValidationError) -> str:
             parts.append(f"'{where}' is required")
             continue
         value = item.get("input")
-        shown = "" if isinstance(value, dict | list) or value is None else f" (got {value!r})"
+        shown = "" if isinstance(value, dict | list) or value is None else f" (got {_shown(value)})"
         parts.append(f"'{where}'{shown}: {msg}")
     return "invalid campaign spec: " + "; ".join(parts) + "."
 

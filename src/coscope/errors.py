@@ -15,7 +15,14 @@ class ConfigError(CoscopeError):
 
 
 class InstrumentError(CoscopeError):
-    """An instrument was asked something it cannot do, or returned an invalid signal."""
+    """An instrument was asked something it cannot do, or returned an invalid signal.
+
+    ``failure_class`` says what a failed measurement means for the campaign: a plain
+    InstrumentError is an ``invalid_request`` (retrying the same request cannot help);
+    the subclasses below are ``transient``, ``bad_measurement`` and ``instrument_down``.
+    """
+
+    failure_class = "invalid_request"
 
 
 class StoreError(CoscopeError):
@@ -36,3 +43,25 @@ class BudgetExhausted(CoscopeError):
 
 class ModelError(CoscopeError):
     """A surrogate could not be fitted or used."""
+
+
+class TransientFault(InstrumentError):
+    """A measurement failed for a passing reason (a hiccup, a busy controller): retry it."""
+
+    failure_class = "transient"
+
+
+class InstrumentTimeout(TransientFault):
+    """A measurement took longer than the instrument's ``timeout_s``."""
+
+
+class BadMeasurement(InstrumentError):
+    """The instrument answered, but the signal is unusable (NaN, wrong length): measure again."""
+
+    failure_class = "bad_measurement"
+
+
+class InstrumentDown(InstrumentError):
+    """The instrument is disconnected or broken: no retry helps until someone fixes it."""
+
+    failure_class = "instrument_down"

@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import importlib
 import inspect
+import re
+import sys
 from collections.abc import Callable, Mapping
 from functools import lru_cache
 from typing import Any
@@ -31,6 +33,10 @@ SCALARIZERS: Registry[Scalarizer] = Registry("scalarizer")
 register_scalarizer = SCALARIZERS.register
 """Decorator registering ``f(signal, axis, **params) -> float`` under a name."""
 scalarizer_names = SCALARIZERS.names
+USER_REFERENCE = re.compile(r"[A-Za-z_]\w*(\.[A-Za-z_]\w*)*:[A-Za-z_]\w*(\.[A-Za-z_]\w*)*")
+"""The form of a user scalarizer's name, ``package.module:function``."""
+STANDARD_LIBRARY = frozenset(sys.stdlib_module_names) | {"builtins"}
+"""Top-level modules a user scalarizer may not come from (``builtins:max``, ``os:system``)."""
 _LOOPS = ("loop_area", "loop_height", "coercive_field", "imprint", "remanent")
 """Scalarizers that need a sweep cycle (L >= 4); the others accept any signal length."""
 
@@ -116,17 +122,32 @@ def scalarize(
             f"got {signal.shape} and {axis.shape}."
         )
     function = validate_scalarizer(name, params)
-    value = function(signal, axis, **dict(params or {}))
     try:
-        result = float(value)
+        value = function(signal, axis, **dict(params or {}))
+    except ConfigError:
+        raise
+    except Exception as exc:  # user code: whatever it raises is the scalarizer's failure
+        raise ConfigError(
+            f"scalarizer {name!r} failed on a signal of {signal.size} points "
+            f"({type(exc).__name__}: {_short(exc)}); fix it or choose another scalarizer."
+        ) from None
+    try:
+        result = float(value) if np.ndim(value) == 0 else float("nan")
     except (TypeError, ValueError):
         result = float("nan")
     if not np.isfinite(result):
+        shown = f"an array of shape {np.shape(value)}" if np.ndim(value) else repr(value)[:60]
         raise ConfigError(
-            f"scalarizer {name!r} returned {value!r}; it must return a finite number for every "
+            f"scalarizer {name!r} returned {shown}; it must return a finite number for every "
             "signal (make it robust to outliers, e.g. with coscope.scalarizers.despike)."
         )
     return result
+
+
+def _short(exc: BaseException, limit: int = 120) -> str:
+    """The first line of ``exc``'s message, at most ``limit`` characters."""
+    text = (str(exc).splitlines() or [""])[0]
+    return text if len(text) <= limit else text[:limit] + "…"
 
 
 def _median_interval(x: np.ndarray, idx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -79,12 +79,7 @@ def post_intervention(
     settings, facts = current_settings(store, inbox)
     normalised = validate(kind, payload, settings, facts)
     path = inbox.post(kind, payload, why=why, who=who)
-    if kind in ("resume", "stop") and store.get_attr("prefect_pause", None):
-        # heavy: Prefect, only when the flow run is paused in the Prefect UI
-        from coscope.flows.pause import release_prefect_pause
-
-        release_prefect_pause(store, kind, why)
-    return path, normalised
+    return path, normalised  # a campaign paused in Prefect ends its pause itself
 
 
 def describe(intervention: Intervention) -> str:

@@ -180,7 +180,7 @@ def test_campaign_is_tracked_in_mlflow(reference: Path) -> None:
     assert len(client.get_metric_history(run_id, "decision.expected_cost")) == BUDGET
     artifacts = {a.path for a in client.list_artifacts(run_id, "report")}
     assert {"report/maps.png", "report/learning_curve.png", "report/summary.json"} <= artifacts
-    assert [a.path for a in client.list_artifacts(run_id, "checkpoints")][0].endswith(".pkl")
+    assert [a.path for a in client.list_artifacts(run_id, "checkpoints")][0].endswith(".npz")
     assert [a.path for a in client.list_artifacts(run_id, "trace")] == ["trace/decisions.json"]
 
 

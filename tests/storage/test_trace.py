@@ -157,7 +157,8 @@ def test_create_refuses_existing(tmp_path: Path) -> None:
     with pytest.raises(StoreError, match="not empty"):
         create(tmp_path / "other")
     assert (tmp_path / "other" / "notes.txt").read_text() == "mine"
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["other", "t"]  # no temp leftovers
+    # no temp leftovers; t.token: the campaign's owner-only token (docs/faults-and-security.md)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["other", "t", "t.token"]
 
 
 def test_open_errors(tmp_path: Path) -> None:

@@ -18,6 +18,7 @@ Registered policies:
 from __future__ import annotations
 
 import inspect
+import math
 import warnings
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -95,7 +96,23 @@ def validate_policy(name: str, params: Mapping[str, Any] | None = None) -> Polic
         raise ConfigError(
             f"Policy {name!r} does not take option(s) {unknown}; it takes: {allowed or 'none'}."
         )
+    for key, value in (params or {}).items():
+        if (
+            isinstance(value, bool)
+            or not isinstance(value, int | float)
+            or not math.isfinite(value)
+        ):
+            raise ConfigError(
+                f"policy {name!r} option {key} must be a finite number; got {value!r}."
+            )
+        low = PARAM_MINIMA.get(name, {}).get(key)
+        if low is not None and value < low:
+            raise ConfigError(f"policy {name!r} option {key} must be >= {low:g}; got {value!r}.")
     return builder
+
+
+PARAM_MINIMA: dict[str, dict[str, float]] = {"ucb": {"beta": 0.0}}
+"""Lower bounds of policy options, checked when a spec or intervention is validated."""
 
 
 def evaluate(acqf: AcquisitionFunction, X: torch.Tensor, *, batch_size: int = 4096) -> torch.Tensor:

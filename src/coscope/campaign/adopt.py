@@ -103,9 +103,14 @@ def restrict(agent: Steerable | None, settings: Settings) -> None:
 
 
 def facts_of(
-    spec: CampaignSpec, grid_shape: tuple[int, int], measured: dict[int, str]
+    spec: CampaignSpec,
+    grid_shape: tuple[int, int],
+    measured: dict[int, str],
+    axes: Mapping[str, np.ndarray] | None = None,
+    signals: Mapping[str, tuple[np.ndarray, ...]] | None = None,
 ) -> CampaignFacts:
-    """:class:`CampaignFacts` of a campaign (validators' view)."""
+    """:class:`CampaignFacts` of a campaign (validators' view); ``axes`` and ``signals``
+    (modality -> axis ``(L,)``, a few stored signals ``(L,)``) let scalarizers be probed."""
     modalities: dict[str, list[str]] = {}
     for inst in spec.instruments:
         for m in inst.modalities:
@@ -115,5 +120,10 @@ def facts_of(
     mask = spec.sample.mask
     allowed = mask_from_spec(mask.model_dump(), shape) if mask is not None else None
     return CampaignFacts(
-        shape, {k: tuple(v) for k, v in modalities.items()}, dict(measured), allowed
+        shape,
+        {k: tuple(v) for k, v in modalities.items()},
+        dict(measured),
+        dict(axes or {}),
+        dict(signals or {}),
+        allowed,
     )

@@ -39,6 +39,7 @@ from coscope.agents.protocols import Ask
 from coscope.campaign.context import CampaignContext
 from coscope.campaign.decide import decide, may_decide_ahead, wants_decision
 from coscope.campaign.executors import Executor
+from coscope.campaign.failures import record_failure
 from coscope.campaign.fits import FitBook
 from coscope.campaign.inbox import Inbox
 from coscope.campaign.live import LiveSteering
@@ -270,6 +271,7 @@ class CampaignLoop:
                 try:
                     measurement = slot.stored or self.executor.result(slot.handle)
                 except InstrumentError as exc:
+                    record_failure(ctx.store, ctx.tracker, slot.proposal, exc)  # never dropped
                     if status != "failed":
                         status, reason = (
                             "failed",

@@ -26,12 +26,14 @@ vote          ``{step, score in [-1, 1]}`` or ``{step, label: good|bad}`` on a m
 
 A recorded intervention whose payload holds ``"rejected"`` (the reason) changed nothing and
 is skipped. Kind ``"spec"`` (a re-run with changed budget etc.) is already part of the stored
-spec's overrides and is a no-op here.
+spec's overrides and is a no-op here. Kind ``"refusal"`` (recorded by coscope on resume)
+names an earlier intervention that no longer applies; :func:`fold` skips that one, so every
+reader folds the same settings (docs/faults-and-security.md).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -52,6 +54,12 @@ from coscope.types import Intervention
 
 REJECTED = "rejected"
 """Payload key of a recorded intervention that was refused (its value is the reason)."""
+REFUSAL = "refusal"
+"""Kind of the record that refuses an earlier intervention which no longer applies (payload
+``{refuses: its index in the trace's interventions, kind, rejected: why}``); every reader
+skips the refused one, so a trace never holds an intervention that blocks its campaign."""
+INTERNAL = ("spec", REFUSAL)
+"""Kinds coscope records itself; a user cannot post them."""
 
 
 class InterventionError(ConfigError):
@@ -116,11 +124,16 @@ class CampaignFacts:
         measured: Step -> modality of every measured step.
         allowed: ``H x W`` bool candidate mask of the campaign's space (``sample.mask``),
             or None when every pixel is a candidate.
+        axes: Modality -> its signal axis ``(L,)`` (empty: scalarizers are not probed).
+        signals: Modality -> a few of its stored signals, each ``(L,)``, to probe a new
+            scalarizer on (:mod:`coscope.campaign.probe`).
     """
 
     grid_shape: tuple[int, int]
     modalities: dict[str, tuple[str, ...]]
     measured: dict[int, str] = field(default_factory=dict)
+    axes: dict[str, Any] = field(default_factory=dict)
+    signals: dict[str, tuple[Any, ...]] = field(default_factory=dict)
     allowed: np.ndarray | None = field(default=None, compare=False, repr=False)
 
 
@@ -141,14 +154,14 @@ def kind(name: str) -> Callable[[Update], Update]:
 
 def intervention_kinds() -> tuple[str, ...]:
     """Kinds a user may post (``spec`` is internal)."""
-    return tuple(k for k in KINDS.names() if k != "spec")
+    return tuple(k for k in KINDS.names() if k not in INTERNAL)
 
 
 def validate(
     kind_name: str, payload: dict[str, Any], settings: Settings, facts: CampaignFacts
 ) -> dict[str, Any]:
     """The normalised payload, or :class:`InterventionError` (one sentence)."""
-    if kind_name not in KINDS or kind_name == "spec":
+    if kind_name not in KINDS or kind_name in INTERNAL:
         raise InterventionError(
             f"unknown intervention kind {kind_name!r}: use one of "
             f"{', '.join(intervention_kinds())}."
@@ -167,12 +180,27 @@ def apply(settings: Settings, intervention: Intervention) -> Settings:
     return update(settings, intervention.payload)
 
 
+def refused_indices(interventions: Sequence[Intervention]) -> set[int]:
+    """Indices (in ``interventions``, the trace's full list) refused by a later refusal."""
+    out = set()
+    for item in interventions:
+        if item.kind == REFUSAL:
+            try:
+                out.add(int(item.payload["refuses"]))
+            except (KeyError, TypeError, ValueError):
+                continue
+    return out
+
+
 def fold(
     settings: Settings, interventions: Iterable[Intervention], before: int | None = None
 ) -> Settings:
-    """Apply ``interventions`` in order; only those with ``step <= before`` when given."""
-    for item in interventions:
-        if before is None or item.step <= before:
+    """Apply the trace's ``interventions`` in order, skipping refused ones; only those with
+    ``step <= before`` when given."""
+    items = list(interventions)
+    refused = refused_indices(items)
+    for index, item in enumerate(items):
+        if index not in refused and (before is None or item.step <= before):
             settings = apply(settings, item)
     return settings
 
@@ -266,7 +294,19 @@ def _validate_scalarizer(payload: dict, s: Settings, facts: CampaignFacts) -> di
             f"scalarizer modality {spec.modality!r} is measured by no instrument; use one of "
             f"{', '.join(sorted(facts.modalities))}."
         )
-    return spec.model_dump(mode="json")
+    checked = spec.model_dump(mode="json")
+    from coscope.campaign.probe import probe_scalarizer
+    from coscope.scalarizers import validate_scalarizer
+
+    try:
+        validate_scalarizer(spec.name, spec.params)  # a user's function: imported here
+        if spec.modality in facts.axes:  # tried on the modality's real axis and signals
+            probe_scalarizer(
+                checked, facts.axes[spec.modality], facts.signals.get(spec.modality, ())
+            )
+    except ConfigError as exc:
+        raise InterventionError(str(exc)) from None
+    return checked
 
 
 def _validate_costs(payload: dict, s: Settings, facts: CampaignFacts) -> dict:
@@ -327,12 +367,11 @@ def _validate_stop(payload: dict, s: Settings, facts: CampaignFacts) -> dict:
 
 def _validate_vote(payload: dict, s: Settings, facts: CampaignFacts) -> dict:
     labels = {"good": 1.0, "bad": -1.0}
-    try:
-        step = int(payload["step"])
-    except (KeyError, TypeError, ValueError):
-        raise InterventionError(
-            "a vote needs the measured step it rates: {step: k, ...}."
-        ) from None
+    raw = payload.get("step")
+    whole = isinstance(raw, int) or (isinstance(raw, float) and raw.is_integer())
+    if isinstance(raw, bool) or not whole or raw is None:
+        raise InterventionError("a vote needs the measured step it rates: {step: k, ...}.")
+    step = int(raw)
     if "label" in payload:
         if payload["label"] not in labels:
             raise InterventionError(f"vote label must be good or bad; got {payload['label']!r}.")
@@ -369,6 +408,7 @@ _VALIDATORS: dict[str, Validator] = {
     "stop": _validate_stop,
     "vote": _validate_vote,
     "spec": lambda payload, s, facts: payload,
+    REFUSAL: lambda payload, s, facts: payload,
 }
 
 
@@ -428,4 +468,9 @@ def _vote(s: Settings, p: dict) -> Settings:
 
 @kind("spec")
 def _spec(s: Settings, p: dict) -> Settings:
+    return s
+
+
+@kind(REFUSAL)
+def _refusal(s: Settings, p: dict) -> Settings:
     return s

@@ -54,9 +54,36 @@ def execute_campaign(
 
 
 @flow(name="campaign", persist_result=False)
-def campaign_flow(store_path: str, dask_address: str, measure_via: str = "dask") -> dict[str, Any]:
-    """Prefect flow around :func:`execute_campaign`; connects to the Dask scheduler by address."""
+def campaign_flow(store_path: str, dask_address: str, measure_via: str = "dask") -> Any:
+    """Prefect flow around :func:`execute_campaign`; connects to the Dask scheduler by address.
+
+    An error inside ends the flow run as a Prefect ``Failed`` state carrying one sentence
+    and the traceback (:func:`failed_summary`), so that Prefect logs no traceback on the
+    user's terminal; the runner writes the traceback to the run folder.
+    """
     from distributed import Client
 
-    with Client(dask_address, timeout="20s") as client:
-        return execute_campaign(store_path, client, measure_via)  # type: ignore[arg-type]
+    try:
+        with Client(dask_address, timeout="20s") as client:
+            return execute_campaign(store_path, client, measure_via)  # type: ignore[arg-type]
+    except Exception as exc:
+        from prefect.states import Failed
+
+        summary = failed_summary(exc)
+        return Failed(message=summary["reason"], data=summary)
+
+
+def failed_summary(exc: Exception) -> dict[str, Any]:
+    """``{status: "error", reason, user_error, traceback}`` of an error inside the flow."""
+    import traceback
+
+    from coscope.errors import CoscopeError
+
+    user_error = isinstance(exc, CoscopeError)
+    reason = " ".join((str(exc) if user_error else f"{type(exc).__name__}: {exc}").split())
+    return {
+        "status": "error",
+        "reason": reason[:500],
+        "user_error": user_error,
+        "traceback": "".join(traceback.format_exception(exc)),
+    }

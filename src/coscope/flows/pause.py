@@ -5,9 +5,10 @@ flow calls :func:`prefect.flow_runs.pause_flow_run` with ``wait_for_input=SteerI
 UI shows the run as *Paused* with a form of :class:`SteerInput`'s fields. What the scientist
 types becomes interventions, posted to the campaign's inbox (``who = "prefect-ui"``, ``why``
 = the note) and validated and recorded by the loop like any other. The flow run id and the
-API URL are kept in the trace attribute ``prefect_pause`` while paused, so ``coscope
-intervene STORE resume`` (or ``stop``) from another shell ends the pause through the Prefect
-API (:func:`release_prefect_pause`).
+API URL are kept in the trace attribute ``prefect_pause`` while paused (for display only).
+``coscope intervene STORE resume`` (or any other request) from another shell only writes the
+inbox; the paused campaign watches its inbox and ends its own pause through its own Prefect
+API (``_InboxWatcher``), so no process contacts an address read from a trace.
 
 The pause timeout (``COSCOPE_PAUSE_TIMEOUT_S``, default 7 days) fails the flow run in Prefect
 when it passes; the trace stays consistent and ``coscope resume`` continues (still paused).
@@ -17,6 +18,7 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
 import time
 from collections.abc import Callable
 from typing import Any, Literal
@@ -85,18 +87,19 @@ def prefect_pauser(store: Any, inbox: Inbox) -> Callable[[int], None]:
             time.sleep(0.2)
             return
         count += 1
-        run_id = str(context.flow_run.id)
-        store.set_attr(
-            PAUSE_ATTR, {"flow_run_id": run_id, "api_url": PREFECT_API_URL.value(), "step": step}
-        )
+        run_id, url = str(context.flow_run.id), PREFECT_API_URL.value()
+        store.set_attr(PAUSE_ATTR, {"flow_run_id": run_id, "api_url": url, "step": step})
+        watcher = _InboxWatcher(inbox, run_id, url)
         try:
             if inbox.pending():  # a resume posted before the attribute was visible
                 return
             log.warning("campaign paused: Prefect flow run %s waits for input", run_id)
+            watcher.start()
             data = pause_flow_run(
                 wait_for_input=SteerInput, timeout=timeout, poll_interval=1, key=f"pause-{count}"
             )
         finally:
+            watcher.stop()
             store.set_attr(PAUSE_ATTR, None)
         for kind, payload in requests_from_input(data):
             inbox.post(kind, payload, why=data.note, who="prefect-ui")
@@ -104,48 +107,43 @@ def prefect_pauser(store: Any, inbox: Inbox) -> Callable[[int], None]:
     return pause
 
 
-def release_prefect_pause(store: Any, action: str, why: str = "", wait_s: float = 10.0) -> bool:
-    """End the Prefect pause of the campaign (after its request was posted); True if released.
+class _InboxWatcher:
+    """While the flow run is paused, resume it as soon as a request lands in the inbox.
 
-    Waits up to ``wait_s`` for a pause that is being entered. Raises nothing when the
-    campaign is not paused in Prefect; a Prefect API that cannot be reached is a
-    :class:`~coscope.errors.ConfigError`.
+    It runs in the campaign's own process and uses that process's Prefect API URL (from the
+    user's settings or the API it started), so no other process ever contacts an address
+    read from a trace: ``coscope intervene`` only writes the inbox.
     """
-    from coscope.errors import ConfigError
 
-    deadline = time.monotonic() + wait_s
-    while True:
-        attr = store.get_attr(PAUSE_ATTR)
-        if not attr:
-            return False
-        try:
-            _resume(attr, {"action": action, "note": why, "posted": True})
-            return True
-        except _NotPaused:
-            if time.monotonic() > deadline:
-                return False
-            time.sleep(0.3)
-        except Exception as exc:  # any client failure means the same to the user
-            raise ConfigError(
-                f"the request is posted, but the paused Prefect flow run {attr['flow_run_id']} "
-                f"at {attr['api_url']} could not be resumed ({type(exc).__name__}); resume it "
-                "in the Prefect UI."
-            ) from None
+    def __init__(self, inbox: Inbox, run_id: str, api_url: str | None, poll_s: float = 0.5):
+        self.inbox, self.run_id, self.api_url, self.poll_s = inbox, run_id, api_url, poll_s
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._watch, name="coscope-pause", daemon=True)
 
+    def start(self) -> None:
+        self._thread.start()
 
-class _NotPaused(Exception):
-    pass
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout=5)
 
+    def _watch(self) -> None:
+        from uuid import UUID
 
-def _resume(attr: dict[str, Any], run_input: dict[str, Any]) -> None:
-    from uuid import UUID
+        from prefect.exceptions import NotPausedError
+        from prefect.flow_runs import resume_flow_run
+        from prefect.settings import PREFECT_API_URL, temporary_settings
 
-    from prefect.exceptions import NotPausedError
-    from prefect.flow_runs import resume_flow_run
-    from prefect.settings import PREFECT_API_URL, temporary_settings
-
-    with temporary_settings(updates={PREFECT_API_URL: attr["api_url"]}):
-        try:
-            resume_flow_run(UUID(attr["flow_run_id"]), run_input=run_input)
-        except NotPausedError:
-            raise _NotPaused() from None
+        while not self._stop.wait(self.poll_s):
+            if not self.inbox.pending():
+                continue
+            try:
+                with temporary_settings(updates={PREFECT_API_URL: self.api_url}):
+                    resume_flow_run(UUID(self.run_id), run_input={"posted": True})
+                return
+            except NotPausedError:  # not paused yet (or any more): look again
+                continue
+            except Exception as exc:  # the pause then ends in the UI or at its timeout
+                log.warning("could not end the Prefect pause (%s); resume it in the UI", exc)
+                return

@@ -5,7 +5,6 @@ Everything else receives its collaborators; nothing opens a client at import.
 
 from __future__ import annotations
 
-import getpass
 import os
 import socket
 import time
@@ -18,6 +17,7 @@ import numpy as np
 from coscope.agents import make_agent
 from coscope.agents.protocols import Agent
 from coscope.campaign.context import CampaignContext, scalar_target
+from coscope.campaign.probe import check_before_run
 from coscope.campaign.tracker import Tracker
 from coscope.catalog import CHOOSER_POLICIES
 from coscope.config import CampaignSpec, InstrumentSpec, SampleSpec, parse_spec
@@ -67,6 +67,10 @@ def space_from_spec(spec: SampleSpec | dict[str, Any], sample: Sample) -> Space:
 
 def _instrument(inst: InstrumentSpec, sample: Sample, time_scale: float) -> Instrument:
     """The instrument stack one :class:`InstrumentSpec` describes, on ``sample``."""
+    from coscope.instruments.faults import FaultPlan
+    from coscope.instruments.resilience import RetryPolicy
+
+    guarded = inst.timeout_s is not None or inst.retries > 0
     return build_instrument(
         inst.name,
         sample,
@@ -78,6 +82,8 @@ def _instrument(inst: InstrumentSpec, sample: Sample, time_scale: float) -> Inst
         time_scale=time_scale,
         options=inst.options,
         travel_cost_per_um=inst.travel_cost_per_um,
+        faults=FaultPlan(**inst.faults.model_dump()) if inst.faults else None,
+        retry=RetryPolicy(inst.timeout_s, inst.retries, inst.backoff_s) if guarded else None,
     )
 
 
@@ -122,6 +128,7 @@ def check_spec_fits_sample(spec: CampaignSpec, sample: Sample, space: Space | No
                 f"and columns in 0..{width - 1}."
             )
         space.check(Location(row, col), "seed_points entry")
+    check_before_run(spec, sample)  # scalarizers tried on the sample, instrument options
 
 
 def truth_map(spec: CampaignSpec, sample: Sample, space: Space | None = None) -> np.ndarray | None:
@@ -231,10 +238,13 @@ def create_or_open_store(spec: CampaignSpec, sample: Sample) -> tuple[TraceStore
     Raises:
         ConfigError: The store holds a different campaign (names the differing fields).
     """
+    from coscope.campaign.auth import ensure_token, os_user
+
     path = spec.resolved_store()
     if (path / "zarr.json").exists():
         store = TraceStore.open(path, mode="a")
-        old, new = effective_campaign(store), spec.to_json_dict()
+        ensure_token(path)  # a store from before tokens: its owner gets one now
+        old, new = normalised_campaign(effective_campaign(store)), spec.to_json_dict()
         diff = _differences(old, new)
         if diff:
             store.close()
@@ -251,7 +261,7 @@ def create_or_open_store(spec: CampaignSpec, sample: Sample) -> tuple[TraceStore
                     kind="spec",
                     payload=changed,
                     step=store.counts()["decisions"],
-                    who=getpass.getuser(),
+                    who=os_user(),
                     why="campaign re-run with changed settings",
                     t=time.time(),
                 )
@@ -266,7 +276,16 @@ def create_or_open_store(spec: CampaignSpec, sample: Sample) -> tuple[TraceStore
         sample_shape=sample.shape,
     )
     store.set_attr("space", space.describe())
-    return store, False
+    return store, False  # owner-only, with its token (TraceStore.create)
+
+
+def normalised_campaign(campaign: dict[str, Any]) -> dict[str, Any]:
+    """A stored spec with the defaults of fields added since it was written (as stored if
+    it no longer parses: it then differs and the caller says so)."""
+    try:
+        return parse_spec(campaign).to_json_dict()
+    except ConfigError:
+        return campaign
 
 
 def effective_campaign(store: TraceStore) -> dict[str, Any]:

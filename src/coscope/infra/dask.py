@@ -14,7 +14,9 @@ if TYPE_CHECKING:
 
 
 @contextmanager
-def dask_client(address: str | None, n_workers: int = 2) -> Iterator[Client]:
+def dask_client(
+    address: str | None, n_workers: int = 2, host: str = "127.0.0.1"
+) -> Iterator[Client]:
     """Yield a ``distributed.Client``; start and stop a LocalCluster when no address is given.
 
     The LocalCluster runs ``n_workers`` worker processes with one thread each; their nannies
@@ -24,6 +26,8 @@ def dask_client(address: str | None, n_workers: int = 2) -> Iterator[Client]:
     Args:
         address: Scheduler address (``tcp://host:8786``) or ``None`` for a LocalCluster.
         n_workers: Worker processes of the LocalCluster.
+        host: Interface the LocalCluster's scheduler, workers and dashboard listen on
+            (loopback unless configured, ``COSCOPE_BIND_HOST``).
     """
     from distributed import Client, LocalCluster
 
@@ -45,7 +49,8 @@ def dask_client(address: str | None, n_workers: int = 2) -> Iterator[Client]:
         n_workers=n_workers,
         threads_per_worker=1,
         processes=True,
-        dashboard_address=":0",
+        host=host,
+        dashboard_address=f"{host}:0",
         # workers log only CRITICAL: on Ctrl-C they get SIGINT with the campaign and their
         # heartbeat to the closing scheduler fails with an ERROR traceback (a task's own
         # error still reaches the campaign through its future)

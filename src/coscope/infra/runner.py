@@ -113,6 +113,28 @@ def prepare_store(spec: CampaignSpec) -> tuple[Path, bool]:
     return store.path, resumed
 
 
+def nothing_to_do(spec: CampaignSpec) -> str | None:
+    """Why running ``spec`` would change nothing, or None: its store holds the same campaign,
+    finished, with no decision pending and no request in its inbox (a resume of it would
+    only rewrite the store's state; it is left byte-for-byte as it is)."""
+    from coscope.campaign.inbox import Inbox
+    from coscope.infra.compose import effective_campaign, normalised_campaign
+    from coscope.storage import TraceStore
+
+    path = spec.resolved_store()
+    if not (path / "zarr.json").exists():
+        return None
+    store = TraceStore.open(path, mode="r")
+    finished = store.get_attr("status") == "finished"
+    stored = normalised_campaign(effective_campaign(store))
+    same = {**stored, "store": None} == {**spec.to_json_dict(), "store": None}
+    if not finished or not same:  # a changed budget (or anything else): run it
+        return None
+    if store.pending_decisions() or Inbox(path).pending():
+        return None
+    return str(store.get_attr("finished_reason") or "finished")
+
+
 def run_campaign(
     spec: CampaignSpec, settings: Settings, *, on_poll: Callable[[], None] | None = None
 ) -> dict[str, Any]:
@@ -131,10 +153,31 @@ def run_campaign(
     with ExitStack() as engines:
         with children_ignore_sigint():
             api_ready = engines.enter_context(prefect_api(spec.resolved_run_dir()))
-            client = engines.enter_context(dask_client(spec.dask_address, spec.dask_workers))
+            client = engines.enter_context(
+                dask_client(spec.dask_address, spec.dask_workers, settings.bind_host)
+            )
         client.run(_warm_worker, settings.torch_threads)
         api_ready()
         address = client.scheduler.address
         flow = campaign_flow.with_options(task_runner=DaskTaskRunner(address=address))
         with polling(1.0, on_poll):
-            return flow(str(store_path), address, settings.measure_via)
+            state: Any = flow(str(store_path), address, settings.measure_via, return_state=True)
+        summary = state.result(raise_on_failure=False)
+        if not isinstance(summary, dict):  # the flow run crashed or was cancelled in Prefect
+            summary = {"status": "error", "reason": f"the flow run ended {state.type.value}"}
+            summary.update(user_error=False, traceback=str(state.message))
+        if summary["status"] == "error":
+            summary["log"] = str(write_error_log(spec.resolved_run_dir(), summary))
+        return summary
+
+
+def write_error_log(run_dir: Path, summary: dict[str, Any]) -> Path:
+    """Append the traceback of an error inside the flow to ``<run_dir>/coscope-error.log``."""
+    import time
+
+    run_dir.mkdir(parents=True, exist_ok=True)
+    path = run_dir / "coscope-error.log"
+    with path.open("a") as log:
+        log.write(f"--- {time.strftime('%Y-%m-%d %H:%M:%S')}: {summary['reason']}\n")
+        log.write(str(summary.get("traceback", "")) + "\n")
+    return path

@@ -23,6 +23,8 @@ class Settings(BaseSettings):
             Ignored when ``PREFECT_API_URL`` points at a running server.
         torch_threads: Torch/BLAS threads per process (flow process and each Dask worker).
         log_level: Level of coscope's and Prefect's loggers.
+        bind_host: Interface every server coscope starts listens on (the local Dask
+            scheduler, workers and dashboard); loopback unless set.
     """
 
     model_config = SettingsConfigDict(env_prefix="COSCOPE_", extra="ignore")
@@ -31,3 +33,4 @@ class Settings(BaseSettings):
     prefect_home: str = ""
     torch_threads: int = Field(1, ge=1, le=64)
     log_level: str = "WARNING"
+    bind_host: str = "127.0.0.1"

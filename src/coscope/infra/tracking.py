@@ -12,7 +12,6 @@ metrics are sent with ``log_batch`` (one round trip per event).
 from __future__ import annotations
 
 import json
-import pickle
 import tempfile
 import time
 from collections.abc import Sequence
@@ -194,12 +193,14 @@ class MlflowTracker:
         self._metrics(record.step, values, prefix="fit.")
 
     def log_checkpoint(self, state: Any, version: int) -> None:
-        """Pickle the surrogate's plain state as ``checkpoints/model-v<version>.pkl``."""
+        """Save the surrogate's plain state as ``checkpoints/model-v<version>.npz`` (arrays and
+        JSON, no pickle: :mod:`coscope.infra.checkpoints`)."""
         if not self.run_id:
             return
+        from coscope.infra.checkpoints import write_checkpoint
+
         with tempfile.TemporaryDirectory() as tmp:
-            path = Path(tmp) / f"model-v{version:04d}.pkl"
-            path.write_bytes(pickle.dumps(state))
+            path = write_checkpoint(state, Path(tmp) / f"model-v{version:04d}.npz")
             self._client.log_artifact(self.run_id, str(path), artifact_path="checkpoints")
 
     def log_array(self, path: str, array: Any) -> None:

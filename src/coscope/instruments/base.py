@@ -25,7 +25,7 @@ from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
-from coscope.errors import CoscopeError, InstrumentError
+from coscope.errors import BadMeasurement, CoscopeError, InstrumentError
 from coscope.types import Location, Measurement, MeasurementRequest, ModalityInfo
 
 STAGE_FROM = "stage_from"
@@ -191,21 +191,24 @@ def validate_signal(info: ModalityInfo, signal: np.ndarray) -> np.ndarray:
     Args:
         info: The modality's description; ``info.length`` is the expected ``L``.
         signal: Signal produced by an instrument.
+
+    Raises:
+        BadMeasurement: Wrong shape, dtype, or a non-finite value.
     """
     arr = np.asarray(signal)
     if arr.shape != (info.length,):
-        raise InstrumentError(
+        raise BadMeasurement(
             f"{info.name} signal has shape {arr.shape}, expected ({info.length},): the "
             "instrument must return one value per axis point."
         )
     if not np.issubdtype(arr.dtype, np.number) or np.iscomplexobj(arr):
-        raise InstrumentError(
+        raise BadMeasurement(
             f"{info.name} signal has dtype {arr.dtype}: return real floating-point values."
         )
     arr = arr.astype(np.float64, copy=False)
     bad = ~np.isfinite(arr)
     if bad.any():
-        raise InstrumentError(
+        raise BadMeasurement(
             f"{info.name} signal has {int(bad.sum())} non-finite value(s) (first at index "
             f"{int(np.argmax(bad))}, value {arr[bad][0]}): check the instrument or drop the "
             "measurement."

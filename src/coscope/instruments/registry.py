@@ -16,7 +16,9 @@ from typing import Any
 from coscope.catalog import INSTRUMENT_KINDS
 from coscope.errors import ConfigError
 from coscope.instruments.base import Instrument
+from coscope.instruments.faults import FaultPlan, WithFaults
 from coscope.instruments.pricing import CostModel, Pricing, WithCost
+from coscope.instruments.resilience import RetryPolicy, WithResilience
 from coscope.instruments.sample import Sample
 from coscope.instruments.simulated import SimulatedInstrument
 from coscope.instruments.wrappers import WithLatency, WithNoise
@@ -48,13 +50,7 @@ def build_base(
     """The base instrument of ``kind`` (no wrappers); ConfigError on an unknown kind/option."""
     factory = INSTRUMENTS.get(kind)
     opts = dict(options or {})
-    try:
-        inspect.signature(factory).bind(name, sample, modalities, **opts)
-    except TypeError as exc:
-        raise ConfigError(
-            f"instrument {name!r} of kind {kind!r} got invalid options {sorted(opts)} ({exc}): "
-            "remove them or use the kind's documented options."
-        ) from None
+    check_options(name, kind, sample, modalities, opts)
     return factory(name, sample, modalities, **opts)
 
 
@@ -79,6 +75,8 @@ def build_instrument(
     time_scale: float = 1.0,
     options: Mapping[str, Any] | None = None,
     travel_cost_per_um: float = 0.0,
+    faults: FaultPlan | None = None,
+    retry: RetryPolicy | None = None,
 ) -> Instrument:
     """Build an instrument of ``kind`` wrapped as ``WithLatency(WithNoise(WithCost(base)))``.
 
@@ -96,11 +94,17 @@ def build_instrument(
         options: Extra keyword arguments for the kind's factory.
         travel_cost_per_um: Stage travel cost per micrometre charged from the request's
             ``stage_from`` (part of the price, :mod:`coscope.instruments.pricing`).
+        faults: Injected faults, just around the base instrument
+            (:class:`~coscope.instruments.faults.WithFaults`); None adds no wrapper.
+        retry: Timeout and retries around the whole stack
+            (:class:`~coscope.instruments.resilience.WithResilience`); None adds no wrapper.
 
     Raises:
         ConfigError: Unknown kind or invalid settings.
     """
     inst = build_base(name, sample, kind=kind, modalities=modalities, options=options)
+    if faults is not None:
+        inst = WithFaults(inst, faults)
     inst = WithCost(
         inst, cost, travel_cost_per_um=travel_cost_per_um, pixel_size_um=sample.pixel_size_um
     )
@@ -109,4 +113,25 @@ def build_instrument(
     has_latency = any(latency_s.values()) if isinstance(latency_s, Mapping) else latency_s > 0
     if has_latency:
         inst = WithLatency(inst, latency_s, time_scale)
+    if retry is not None:
+        inst = WithResilience(inst, retry)
     return inst
+
+
+def check_options(
+    name: str,
+    kind: str,
+    sample: Sample,
+    modalities: Sequence[str] | None,
+    options: Mapping[str, Any] | None,
+) -> None:
+    """ConfigError unless the kind's factory takes ``options`` (checked without building it)."""
+    factory = INSTRUMENTS.get(kind)
+    opts = dict(options or {})
+    try:
+        inspect.signature(factory).bind(name, sample, modalities, **opts)
+    except TypeError as exc:
+        raise ConfigError(
+            f"instrument {name!r} of kind {kind!r} got invalid options {sorted(opts)} ({exc}): "
+            "remove them or use the kind's documented options."
+        ) from None

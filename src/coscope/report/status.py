@@ -13,8 +13,9 @@ from pathlib import Path
 from typing import Any
 
 from coscope.campaign.theory_intake import batch_summary, campaign_measured
+from coscope.errors import CoscopeError
 from coscope.report.utilisation import utilisation
-from coscope.scalarizers import scalarize
+from coscope.scalarizers import SCALARIZERS, scalarize
 from coscope.spaces import space_summary
 from coscope.steer_requests import steering_summary
 from coscope.storage import TraceStore
@@ -125,14 +126,21 @@ def _steering(store: TraceStore, campaign: dict[str, Any]) -> dict[str, Any]:
 
 
 def _best(store: TraceStore, campaign: dict[str, Any], measurements: list) -> dict[str, Any] | None:
+    """The best stored target value; None when the scalarizer is a user's (status never
+    imports code a trace names, :mod:`coscope.trust`) or fails on a stored signal."""
     scalarizer = campaign.get("scalarizer", {})
     modality, name = scalarizer.get("modality"), scalarizer.get("name")
     info = store.modalities.get(modality)
+    if not isinstance(name, str) or name not in SCALARIZERS:
+        return None
     best = None
     for m in measurements:
         if m.modality != modality or info is None:
             continue
-        value = float(scalarize(name, m.signal, info.axis, scalarizer.get("params")))
+        try:
+            value = float(scalarize(name, m.signal, info.axis, scalarizer.get("params")))
+        except CoscopeError:
+            return None
         if best is None or value > best["value"]:
             best = {"value": value, "location": [m.location.row, m.location.col], "step": m.step}
     return best

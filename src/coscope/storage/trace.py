@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import copy
 import json
+import os
 from pathlib import Path
 from typing import IO, Any, Literal
 
@@ -38,6 +39,7 @@ from coscope.storage.tables import (
     interventions_from,
     measurement_row,
 )
+from coscope.storage.token import ensure_token
 from coscope.types import (
     SCHEMA_VERSION,
     FitRecord,
@@ -114,6 +116,8 @@ class TraceStore:
         """
         path = Path(path)
         layout.build(path, campaign, modalities, sample_shape)
+        os.chmod(path, 0o700)  # owner-only, with the token that signs requests to it
+        ensure_token(path)
         return cls.open(path, mode="a")
 
     @classmethod

@@ -204,7 +204,7 @@ class DigitalTwin:
         """Read a twin written by :meth:`save` (same predictions)."""
         folder = Path(folder)
         meta = json.loads((folder / "twin.json").read_text())
-        with np.load(folder / "twin.npz") as data:
+        with np.load(folder / "twin.npz", allow_pickle=False) as data:
             arrays = {k: data[k] for k in data.files}
         gps = {
             name: SharedKernelGP.from_state(
