@@ -9,6 +9,7 @@ from botorch.posteriors.gpytorch import GPyTorchPosterior
 from gpytorch.distributions import MultivariateNormal
 from linear_operator.operators import DiagLinearOperator
 
+from coscope import catalog
 from coscope.agents import acquisition
 from coscope.agents.acquisition import (
     build_acquisition,
@@ -101,6 +102,7 @@ def test_unknown_policy_lists_names():
 
 def test_register_policy_adds_a_name(monkeypatch):
     monkeypatch.setattr(acquisition.POLICIES, "_items", dict(acquisition.POLICIES._items))
+    monkeypatch.setattr(catalog.POLICIES, "_items", dict(catalog.POLICIES._items))  # declared too
 
     @register_policy("mean_only_test")
     def mean_only(model, *, best_f):

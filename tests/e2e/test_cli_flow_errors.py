@@ -64,7 +64,7 @@ def _run(tmp_path: Path, api_url: str | None = None, **fields: str) -> subproces
 @pytest.mark.parametrize(
     ("fields", "words"),
     [
-        ({"policy": "{name: ucb, params: {beta: -1}}"}, "beta must be >= 0"),
+        ({"policy": "{name: ucb, params: {beta: -1}}"}, "'beta' must be a number >= 0"),
         (
             {"scalarizer": "{name: window_integral, params: {lo: 90, hi: 99}}"},
             "holds no point of the signal's axis",

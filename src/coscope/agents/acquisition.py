@@ -33,6 +33,7 @@ from botorch.acquisition.analytic import (
 )
 from botorch.models.model import Model
 
+from coscope import catalog
 from coscope.catalog import declare_acquisition
 from coscope.errors import ConfigError
 from coscope.registry import Registry
@@ -105,14 +106,13 @@ def validate_policy(name: str, params: Mapping[str, Any] | None = None) -> Polic
             raise ConfigError(
                 f"policy {name!r} option {key} must be a finite number; got {value!r}."
             )
-        low = PARAM_MINIMA.get(name, {}).get(key)
-        if low is not None and value < low:
-            raise ConfigError(f"policy {name!r} option {key} must be >= {low:g}; got {value!r}.")
+        rules = catalog.POLICIES.get(name).params if name in catalog.POLICIES else {}
+        if key in rules:  # bounds, as declared in coscope.catalog
+            try:
+                rules[key].check(key, value)
+            except ValueError as exc:
+                raise ConfigError(f"policy {name!r}: {exc}.") from None
     return builder
-
-
-PARAM_MINIMA: dict[str, dict[str, float]] = {"ucb": {"beta": 0.0}}
-"""Lower bounds of policy options, checked when a spec or intervention is validated."""
 
 
 def evaluate(acqf: AcquisitionFunction, X: torch.Tensor, *, batch_size: int = 4096) -> torch.Tensor:
