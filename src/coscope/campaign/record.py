@@ -44,7 +44,7 @@ class Recorder:
         paid: set[int],
         unlogged: frozenset[int] = frozenset(),
     ) -> None:
-        """Tell the agent the stored ``measurements`` (step order); ``paid``: steps a source
+        """Tell the agent the stored ``measurements`` (trace order); ``paid``: steps a source
         paid for, not the campaign.
 
         Up to the first step in ``unlogged`` they are told at once; from there on one by one,
