@@ -282,7 +282,14 @@ def _execute(spec: CampaignSpec, quiet: bool) -> int:
 
 @contextmanager
 def _ctrl_c_stops(store_path: Path) -> Iterator[None]:
-    """First Ctrl-C: ask the loop to stop after what is in flight; second: abort at once."""
+    """First Ctrl-C: ask the loop to stop after what is in flight; second: abort at once.
+
+    SIGTERM aborts at once, as a second Ctrl-C: the trace is consistent, the MLflow metrics
+    queued are written and the run marked killed (docs/trace.md, "After a crash").
+    """
+
+    def terminate(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt("SIGTERM")
 
     def first(signum: int, frame: object) -> None:
         Inbox(store_path).post("stop", why="Ctrl-C")
@@ -292,10 +299,12 @@ def _ctrl_c_stops(store_path: Path) -> Iterator[None]:
         signal.signal(signal.SIGINT, signal.default_int_handler)
 
     previous = signal.signal(signal.SIGINT, first)
+    previous_term = signal.signal(signal.SIGTERM, terminate)
     try:
         yield
     finally:
         signal.signal(signal.SIGINT, previous)
+        signal.signal(signal.SIGTERM, previous_term)
 
 
 def _caused_by_ctrl_c(exc: BaseException | None) -> bool:

@@ -61,7 +61,6 @@ class CampaignContext:
     on_measurement: Callable[[dict[str, float]], None] | None = None
     metrics_every: int = 1
     reward: Callable[[np.ndarray], float] | None = None
-    _n_metrics: int = field(default=0, repr=False)
     _origins: dict[str, Location] = field(default_factory=dict, repr=False)
     _n_origins: int = field(default=-1, repr=False)
     _bases: dict[str, Instrument] = field(default_factory=dict, repr=False)
@@ -187,10 +186,13 @@ class CampaignContext:
             self._n_origins = count
         return self._origins.get(instrument)
 
-    def prediction_metrics(self) -> dict[str, float]:
-        """RMSE and MAE of the predicted map against ground truth, when known and due."""
-        self._n_metrics += 1
-        if self.truth_map is None or (self._n_metrics - 1) % self.metrics_every:
+    def prediction_metrics(self, n_measured: int) -> dict[str, float]:
+        """RMSE and MAE of the predicted map against ground truth, when known and due.
+
+        Due after the 1st, ``1 + metrics_every``-th … measurement the campaign paid for
+        (``n_measured``), so a resumed run computes them where the uninterrupted run did.
+        """
+        if self.truth_map is None or (n_measured - 1) % self.metrics_every:
             return {}
         report = self.agent.report()
         known = np.isfinite(self.truth_map)  # the candidates of the space

@@ -25,6 +25,8 @@ uninterrupted run with the same seed. With queues the agent is rebuilt from the 
 it knew when the last decision was made (its ``n_known``); those stored later are handed back
 as completions of requests still "in flight" (not stored again), re-issued ones chained in
 step order, so that the next decision again sees what an uninterrupted run would have seen.
+What the trace holds and the tracker lacks after a crash is logged on the way
+(:mod:`.reconcile`), so MLflow too ends up holding every step exactly once.
 """
 
 from __future__ import annotations
@@ -44,6 +46,7 @@ from coscope.campaign.fits import FitBook
 from coscope.campaign.inbox import Inbox
 from coscope.campaign.live import LiveSteering
 from coscope.campaign.queues import Slot
+from coscope.campaign.reconcile import log_missing_records, missing_measurements
 from coscope.campaign.record import Recorder
 from coscope.campaign.sources import MeasurementSource, TheoryBatches
 from coscope.errors import InstrumentError
@@ -109,6 +112,9 @@ class CampaignLoop:
     def restore(self) -> list[Slot]:
         """Rebuild the agent from the trace; returns the requests still to complete.
 
+        First the tracker gets what a crash kept from it (:mod:`.reconcile`): the stored
+        decisions and fits at once, the measurement rows as the recorder hands them back.
+
         Without queues: decisions stored but never measured, to re-issue. With queues
         (``queue_depth`` > 0) the agent gets the measurements known at the last decision
         (its ``n_known``); the later ones come back as replayed slots (``stored``), in step
@@ -119,6 +125,8 @@ class CampaignLoop:
             source.recover()
         measurements = store.measurements()
         paid = set().union(*(s.paid_steps() for s in self.sources))  # not the campaign's
+        logged = ctx.tracker.logged_steps()  # what a crash kept from the tracker
+        unlogged = missing_measurements(measurements, paid, logged)
         if ctx.spec.queue_depth == 0:
             slots = [Slot(p) for p in store.pending_decisions()]
         else:
@@ -131,8 +139,10 @@ class CampaignLoop:
             stored = {m.step: m for m in later}
             measured = {m.step for m in measurements}
             slots = [Slot(p, None, stored.get(p.step)) for p in decisions if p.step not in measured]
-        self.recorder.restore(measurements, sum(m.step not in paid for m in measurements))
-        self.fits.restore(store.fits())
+        fits = store.fits()
+        log_missing_records(ctx.tracker, store.decisions(), fits, logged)
+        self.fits.restore(fits)
+        self.recorder.restore(measurements, paid, unlogged)
         return slots
 
     # --- the queues ----------------------------------------------------------------------

@@ -15,6 +15,7 @@ from dataclasses import replace
 from coscope.campaign.context import CampaignContext
 from coscope.campaign.decide import BudgetState
 from coscope.campaign.fits import FitBook
+from coscope.campaign.reconcile import history_row
 from coscope.types import Measurement, Proposal
 
 
@@ -28,18 +29,55 @@ class Recorder:
         self.best = -math.inf
         self.spent = 0.0
         self.n_measured = 0
+        self.unlogged: set[int] = set()
+        """Steps of stored measurements whose row the tracker lacks (a crash lost them); logged
+        when they are handed back (:mod:`coscope.campaign.reconcile`)."""
 
     def budget_state(self, inflight: Sequence[Proposal] = ()) -> BudgetState:
         """Used and committed budget with ``inflight`` decisions not yet recorded."""
         cost = float(sum(p.expected_cost for p in inflight))
         return BudgetState(self.n_measured, self.spent, len(inflight), cost)
 
-    def restore(self, measurements: list[Measurement], n_paid: int) -> None:
-        """Tell the agent the stored ``measurements``; ``n_paid`` of them the campaign paid."""
-        self.spent = float(sum(m.cost for m in measurements))
-        self.n_measured = n_paid
-        observations = self.ctx.feed_agent(measurements)
+    def restore(
+        self,
+        measurements: list[Measurement],
+        paid: set[int],
+        unlogged: frozenset[int] = frozenset(),
+    ) -> None:
+        """Tell the agent the stored ``measurements`` (trace order); ``paid``: steps a source
+        paid for, not the campaign.
+
+        Up to the first step in ``unlogged`` they are told at once; from there on one by one,
+        as they were measured (refits when due), so that the row of each unlogged step is
+        computed from what the agent knew then and logged (:mod:`coscope.campaign.reconcile`).
+        The fits must be restored first (:meth:`FitBook.restore`).
+        """
+        first = next((i for i, m in enumerate(measurements) if m.step in unlogged), None)
+        head = measurements if first is None else measurements[:first]
+        self.spent = float(sum(m.cost for m in head))
+        self.n_measured = sum(m.step not in paid for m in head)
+        observations = self.ctx.feed_agent(head)
         self.best = max((o.value for o in observations), default=-math.inf)
+        self.unlogged = set(unlogged)
+        if first is None:
+            return
+        self.fits.connect()  # as before the first decision of the run that measured them
+        for measurement in measurements[first:]:
+            if measurement.step in paid:  # a source's: told the agent, no row
+                self.spent += measurement.cost
+                self._learn(measurement)
+                self.ctx.agent.ingest_measurements([measurement])
+            else:
+                self.measurement(measurement, replayed=True)
+
+    def _learn(self, measurement: Measurement) -> float:
+        """Its target value (NaN for another modality); updates the best so far."""
+        target = self.ctx.target
+        if measurement.modality != target.modality:
+            return math.nan
+        reward = target.observe(measurement).value
+        self.best = max(self.best, reward)
+        return reward
 
     def rescore(self) -> None:
         """The best target value again, after the target changed (re-scalarized)."""
@@ -65,32 +103,36 @@ class Recorder:
         return proposal
 
     def measurement(self, measurement: Measurement, *, replayed: bool = False) -> None:
-        """Learn from a measurement; store it first (a replayed one is stored already)."""
+        """Learn from a measurement; store it first (a replayed one is stored already).
+
+        A replayed one was logged by the run that measured it, unless a crash lost its row
+        (:attr:`unlogged`): then it is logged now.
+        """
         ctx = self.ctx
         if not replayed:
             ctx.store.append_measurement(measurement)  # durable before anyone learns of it
         self.spent += measurement.cost
         self.n_measured += 1
-        reward = math.nan
-        target = ctx.target
-        if measurement.modality == target.modality:
-            reward = target.observe(measurement).value
-            self.best = max(self.best, reward)
+        reward = self._learn(measurement)
         ctx.agent.ingest_measurements([measurement])
         self.fits.refit_if_due()  # on the executor, before anything else asks the model
-        if replayed:  # logged by the run that measured it
+        lost = replayed and measurement.step in self.unlogged
+        if replayed and not lost:
             self.fits.take_agent_fits()
             return
-        row = {
-            "step": float(measurement.step),
-            "reward": reward,
-            "best_so_far": self.best if math.isfinite(self.best) else math.nan,
-            "cost_spent": self.spent,
-            "n_measurements": float(self.n_measured),
-        }
-        row.update(ctx.prediction_metrics())
+        row = history_row(
+            measurement.step,
+            reward,
+            self.best,
+            self.spent,
+            self.n_measured,
+            ctx.prediction_metrics(self.n_measured),
+        )
         self.fits.take_agent_fits()  # a report may have adopted a fit the agent made itself
-        self.history.append(row)
         ctx.tracker.log_step(measurement.step, row)
+        if lost:
+            self.unlogged.discard(measurement.step)
+            return
+        self.history.append(row)
         if ctx.on_measurement is not None:
             ctx.on_measurement(row)

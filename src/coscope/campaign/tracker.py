@@ -2,14 +2,32 @@
 
 :class:`~coscope.infra.tracking.MlflowTracker` and :class:`~coscope.infra.tracking.NullTracker`
 implement it; the loop, steering, the theory intake and the flows talk to this protocol only.
+:class:`LoggedSteps` is what a tracker already holds, read on resume to log what a crash lost
+(:mod:`coscope.campaign.reconcile`).
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
 from coscope.types import FitRecord, Intervention, Proposal
+
+
+@dataclass(frozen=True)
+class LoggedSteps:
+    """The steps a tracker holds, per kind of event; ``None``: all of them (nothing to add).
+
+    Attributes:
+        decisions: Steps of the logged decisions.
+        measurements: Steps of the logged measurement rows (reward, best_so_far …).
+        fits: The step of every logged fit, one entry per fit (a step may hold several).
+    """
+
+    decisions: frozenset[int] | None = None
+    measurements: frozenset[int] | None = None
+    fits: tuple[int, ...] | None = None
 
 
 @runtime_checkable
@@ -57,6 +75,14 @@ class Tracker(Protocol):
 
     def register_model(self, model_dir: Path, artifact_path: str, name: str) -> str | None:
         """Log a saved model and register it under ``name``; returns its version."""
+        ...
+
+    def logged_steps(self) -> LoggedSteps:
+        """What the run holds already (after writing what is queued); read on resume."""
+        ...
+
+    def flush(self) -> None:
+        """Write every queued event now (a durable point: a checkpoint, a stop)."""
         ...
 
     def finish(self, status: str) -> None:

@@ -18,8 +18,14 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from coscope.campaign.tracker import LoggedSteps
 from coscope.errors import ConfigError
+from coscope.infra.metric_writer import MetricWriter
 from coscope.types import FitRecord, Intervention, Proposal
+
+STEP_KEYS = {"decisions": "decision.model_version", "measurements": "n_measurements",
+             "fits": "fit.n_train"}  # fmt: skip
+"""One metric per kind of event that every event of the kind logs (never NaN)."""
 
 
 def _flatten(prefix: str, value: Any, out: dict[str, str]) -> None:
@@ -70,6 +76,11 @@ class NullTracker:
 
     def log_intervention(self, intervention: Intervention) -> None: ...
 
+    def logged_steps(self) -> LoggedSteps:
+        return LoggedSteps()  # holds nothing, lacks nothing
+
+    def flush(self) -> None: ...
+
     def finish(self, status: str) -> None: ...
 
     def log_metrics(self, step: int, values: dict[str, float]) -> None: ...
@@ -85,10 +96,17 @@ class MlflowTracker:
         tracking_uri: ``sqlite:///…`` (default, embedded) or ``http://host:port`` of a server.
         experiment: Experiment name (the campaign name).
         artifact_root: Folder for artifacts of a new experiment (with a sqlite backend).
+        writer: Writes the per-event metrics (default: a
+            :class:`~coscope.infra.metric_writer.MetricWriter` on ``log_batch``, made on first
+            use); tests pass one whose writes a simulated crash drops.
     """
 
     def __init__(
-        self, tracking_uri: str, experiment: str, artifact_root: Path | None = None
+        self,
+        tracking_uri: str,
+        experiment: str,
+        artifact_root: Path | None = None,
+        writer: MetricWriter | None = None,
     ) -> None:
         from mlflow.tracking import MlflowClient
 
@@ -96,7 +114,11 @@ class MlflowTracker:
         self._experiment = experiment
         self._artifact_root = artifact_root
         self.run_id: str | None = None
-        self._writer: Any = None  # MetricWriter of the per-event metrics, made on first use
+        self._writer = writer
+
+    def write_batch(self, run_id: str, metrics: Sequence[Any]) -> None:
+        """One ``log_batch`` of metrics (what the background writer calls)."""
+        self._client.log_batch(run_id, metrics=metrics)
 
     def _experiment_id(self) -> str:
         found = self._client.get_experiment_by_name(self._experiment)
@@ -141,12 +163,7 @@ class MlflowTracker:
             return
         if background:
             if self._writer is None:
-                from coscope.infra.metric_writer import MetricWriter
-
-                def write(run: str, ms: Sequence[Any]) -> None:
-                    self._client.log_batch(run, metrics=ms)
-
-                self._writer = MetricWriter(write)
+                self._writer = MetricWriter(self.write_batch)
             self._writer.put(self.run_id, metrics)
         else:
             self._client.log_batch(self.run_id, metrics=metrics)
@@ -194,9 +211,11 @@ class MlflowTracker:
 
     def log_checkpoint(self, state: Any, version: int) -> None:
         """Save the surrogate's plain state as ``checkpoints/model-v<version>.npz`` (arrays and
-        JSON, no pickle: :mod:`coscope.infra.checkpoints`)."""
+        JSON, no pickle: :mod:`coscope.infra.checkpoints`); a checkpoint is a durable point,
+        so the queued metrics are written first."""
         if not self.run_id:
             return
+        self.flush()
         from coscope.infra.checkpoints import write_checkpoint
 
         with tempfile.TemporaryDirectory() as tmp:
@@ -238,6 +257,27 @@ class MlflowTracker:
         """Upload every file under ``folder``."""
         if self.run_id:
             self._client.log_artifacts(self.run_id, str(folder), artifact_path=artifact_path)
+
+    def flush(self) -> None:
+        """Wait until the background writer has written every queued metric."""
+        if self._writer is not None:
+            self._writer.flush()
+
+    def logged_steps(self) -> LoggedSteps:
+        """The steps of the run's decisions, measurement rows and fits, read from MLflow (one
+        metric history per kind, :data:`STEP_KEYS`) after the queued metrics are written."""
+        self.flush()
+        if not self.run_id:
+            return LoggedSteps()
+        steps = {
+            kind: [m.step for m in self._client.get_metric_history(self.run_id, key)]
+            for kind, key in STEP_KEYS.items()
+        }
+        return LoggedSteps(
+            decisions=frozenset(steps["decisions"]),
+            measurements=frozenset(steps["measurements"]),
+            fits=tuple(sorted(steps["fits"])),
+        )
 
     def finish(self, status: str) -> None:
         """Write what the background writer holds; mark the run FINISHED, KILLED or FAILED."""
