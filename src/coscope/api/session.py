@@ -132,7 +132,7 @@ class Campaign:
                 loop.recorder.measurement(slot.stored, replayed=True)
             else:
                 loop.inflight.setdefault(slot.proposal.instrument, []).append(Slot(slot.proposal))
-        loop._steer(self._ctx.store.counts()["decisions"], stale=True)
+        loop.steer(self._ctx.store.counts()["decisions"], stale=True)
 
     # --- state ------------------------------------------------------------------------
     @property
@@ -142,7 +142,7 @@ class Campaign:
     @property
     def pending(self) -> list[Proposal]:
         """Proposals asked (in this session or before) and not yet told, in step order."""
-        return sorted(self._loop._pending(), key=lambda p: p.step)
+        return sorted(self._loop.pending(), key=lambda p: p.step)
 
     @property
     def history(self) -> list[dict[str, float]]:
@@ -213,7 +213,7 @@ class Campaign:
         ctx, loop = self._ctx, self._loop
         while True:
             step = ctx.store.counts()["decisions"]
-            loop._steer(step, stale=False)  # interventions posted so far; sources' batches
+            loop.steer(step, stale=False)  # interventions posted so far; sources' batches
             step = ctx.store.counts()["decisions"]
             settings = loop.steering.settings
             if settings.stopped:
@@ -223,7 +223,7 @@ class Campaign:
                     f"paused by an intervention; `coscope intervene {self.store_path} resume` "
                     "to go on."
                 )
-            proposal = loop._propose(instrument, step)
+            proposal = loop.propose(instrument, step)
             if not loop.inbox.pending():  # else: take what arrived, then decide again
                 break
         if proposal is None:
@@ -235,7 +235,7 @@ class Campaign:
 
     def _why_short(self, instrument: str) -> str:
         ctx, loop = self._ctx, self._loop
-        state = loop.recorder.budget_state(loop._pending())
+        state = loop.recorder.budget_state(loop.pending())
         cheapest = ctx.cheapest_cost(instrument)
         allowed = state.allows(ctx.spec.budget, cheapest)
         return why_short(ctx.spec, instrument, state, cheapest, allowed)
@@ -270,7 +270,7 @@ class Campaign:
         self._check_open()
         ctx, loop = self._ctx, self._loop
         step = step_of(proposal)
-        pending = {p.step: p for p in loop._pending()}
+        pending = {p.step: p for p in loop.pending()}
         decision = pending_step(step, pending, ctx.store.measured_steps())
         info = ctx.store.modalities[decision.modality]
         measurement = told_measurement(decision, proposal, signal, info, cost, t_start, t_end)

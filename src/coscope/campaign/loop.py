@@ -150,13 +150,14 @@ class CampaignLoop:
         """Every request in flight, queued or replayed, over all instruments."""
         return [slot for queue in self.inflight.values() for slot in queue]
 
-    def _pending(self) -> list[Proposal]:
+    def pending(self) -> list[Proposal]:
+        """Every proposal decided but not yet recorded as measured, over all instruments."""
         return [s.proposal for s in self.slots()]
 
     # --- one decision --------------------------------------------------------------------
-    def _propose(self, instrument: str, step: int) -> Proposal | None:
+    def propose(self, instrument: str, step: int) -> Proposal | None:
         """Ask the agent for ``instrument``'s next request; None when it or the budget says no."""
-        ctx, pending = self.ctx, self._pending()
+        ctx, pending = self.ctx, self.pending()
         if not self.recorder.budget_state(pending).allows(
             ctx.spec.budget, ctx.cheapest_cost(instrument)
         ):
@@ -182,7 +183,7 @@ class CampaignLoop:
             len(self.inflight.get(instrument, ())),
             ctx.active_instruments(),
             ctx.instrument_cost,
-            self.recorder.budget_state(self._pending()),
+            self.recorder.budget_state(self.pending()),
         )
 
     # --- executing -----------------------------------------------------------------------
@@ -226,10 +227,10 @@ class CampaignLoop:
     # --- between steps -------------------------------------------------------------------
     def _stop_requested(self, step: int) -> bool:
         """Take inbox requests, validate, record and apply them; True when one asks to stop."""
-        self._steer(step, stale=False)
+        self.steer(step, stale=False)
         return self.steering.settings.stopped
 
-    def _steer(self, step: int, *, stale: bool) -> None:
+    def steer(self, step: int, *, stale: bool) -> None:
         """Hand each inbox request to the source that takes its kind, or to steering."""
         by_kind = {kind: s for s in self.sources for kind in s.kinds}
         for item in self.inbox.take(step):
@@ -259,7 +260,7 @@ class CampaignLoop:
         for slot in self.restore():
             self._resubmit(slot)
         step = ctx.store.counts()["decisions"]
-        self._steer(step, stale=True)  # posted while no loop ran (a stale stop is refused)
+        self.steer(step, stale=True)  # posted while no loop ran (a stale stop is refused)
         exhausted = stopping = False
         status, reason = "finished", ""
         while True:
@@ -312,7 +313,7 @@ class CampaignLoop:
                 n_queued = len(self.inflight.get(name, ()))
                 if not wants_decision(level, n_queued, partial(self._may_decide_ahead, name)):
                     continue
-                proposal = self._propose(name, step)
+                proposal = self.propose(name, step)
                 if self.inbox.pending():
                     return True, False
                 if proposal is None:
