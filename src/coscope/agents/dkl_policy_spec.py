@@ -22,20 +22,20 @@ DKL_POLICIES: dict[str, tuple[str, ...]] = {
 def check_dkl_policy(name: str, params: Mapping[str, Any] | None) -> None:
     """Raise :class:`ConfigError` when ``params`` do not fit DKL policy ``name``.
 
+    The rules (known options, ``map_share`` in ``[0, 1]``, ``beta >= 0``) are the ones the
+    catalog declares, so the spec and the agent check against one table.
+
     Raises:
-        ConfigError: Unknown option, ``map_share`` outside ``[0, 1]`` or ``beta < 0``.
+        ConfigError: Unknown option or an option out of its bounds.
     """
     params = dict(params or {})
-    allowed = DKL_POLICIES[name]
-    unknown = sorted(set(params) - set(allowed))
+    unknown = sorted(set(params) - set(DKL_POLICIES[name]))
     if unknown:
         raise ConfigError(
             f"Policy {name!r} does not take option(s) {unknown}; it takes: "
-            f"{list(allowed) or 'none'}."
+            f"{list(DKL_POLICIES[name]) or 'none'}."
         )
-    share = params.get("map_share", 0.5)
-    if not (isinstance(share, int | float) and 0.0 <= float(share) <= 1.0):
-        raise ConfigError(f"balance option map_share must lie in [0, 1]; got {share!r}.")
-    beta = params.get("beta", 4.0)
-    if not (isinstance(beta, int | float) and float(beta) >= 0.0):
-        raise ConfigError(f"balance option beta must be >= 0; got {beta!r}.")
+    try:
+        catalog.check_policy(name, "dkl", params)
+    except ValueError as exc:
+        raise ConfigError(f"{str(exc)[:1].upper()}{str(exc)[1:]}.") from None
