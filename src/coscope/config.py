@@ -458,9 +458,17 @@ def parse_spec(data: dict[str, Any]) -> CampaignSpec:
     if not isinstance(data, dict):
         raise ConfigError("invalid campaign spec: the top level must be a mapping of fields.")
     try:
-        return CampaignSpec.model_validate(data)
+        spec = CampaignSpec.model_validate(data)
     except ValidationError as exc:
         raise ConfigError(_describe(exc)) from None
+    try:
+        spec.model_dump_json()  # stored in the trace and MLflow: it must be valid UTF-8 JSON
+    except ValueError:
+        raise ConfigError(
+            "invalid campaign spec: a text field holds characters that are not valid Unicode "
+            "(lone surrogates); retype it."
+        ) from None
+    return spec
 
 
 def load_spec(path: str | Path, overrides: dict[str, Any] | None = None) -> CampaignSpec:
