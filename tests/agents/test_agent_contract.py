@@ -111,7 +111,7 @@ KINDS: dict[str, dict[str, Any]] = {
 }
 N_STEPS = 5
 
-GRID_ABILITIES = {"fits_on_executor", "steerable", "single_target"}
+GRID_ABILITIES = {"fits_on_executor", "steerable", "single_target", "retraceable"}
 EXPECTED: dict[str, set[str]] = {
     "gp-ei": GRID_ABILITIES | {"policy"},
     "gp-ucb": GRID_ABILITIES | {"policy"},
@@ -307,6 +307,14 @@ def test_declared_abilities_are_usable(campaign: _Campaign) -> None:
         assert ab.hands_over_fits.take_fits() == []  # handed over once
     if ab.steerable is not None:
         assert ab.steerable.blocked.shape == (h * w,) and ab.steerable.grid_shape == (h, w)
+    if ab.retraceable is not None:
+        final = ab.retraceable.final_surrogate(N_STEPS)
+        if final is not None:  # conditioned on its own data, it predicts every candidate
+            state, steps = final
+            assert len(steps) == state.n_train
+            ab.retraceable.condition_on(state)
+            mean, std = ab.retraceable.predict_candidates()
+            assert mean.shape == std.shape == (h * w,) and np.isfinite(mean).all()
     if ab.single_target is not None:
         assert ab.single_target.scalar_target.modality == campaign.spec.scalarizer.modality
     if ab.digital_twin is not None:

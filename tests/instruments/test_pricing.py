@@ -142,4 +142,25 @@ def test_campaign_context_tells_the_agent_what_the_instrument_charges(tmp_path: 
     instruments = [i.model_copy(update={"cost": 4.0}) for i in spec.instruments]
     ctx.spec = spec.model_copy(update={"instruments": instruments})  # as a costs intervention
     assert ctx.expected_cost("sim", "theory_lattice", loc, {"fidelity": 8}) == pytest.approx(0.25)
+    # the budget checks read the same price model: the cheapest request is the smallest
+    # lattice, one more request is reserved at the reference (top-fidelity) price
+    assert ctx.pricing("sim").floor(["theory_lattice"]) == pytest.approx(0.25)
+    assert ctx.cheapest_cost("sim") == 0.0  # the agent proposes no modality there
+    assert ctx.reserved_cost("sim") == pytest.approx(4.0)
+    assert ctx.cheapest_cost("afm") == pytest.approx(4.0)
     store.close()
+
+
+def test_price_floor_bounds_every_request_from_below() -> None:
+    pricing = instrument_pricing(_lattice(), THEORY, 10.0, travel_cost_per_um=0.5)
+    floor = pricing.floor(["theory_lattice"])
+    assert floor == pytest.approx(10.0 * (8 / 32) ** 2)
+    for fidelity in (8, 16, 32):
+        for origin in (None, Location(0, 0), Location(9, 9)):
+            price = pricing.quote(
+                "sim", "theory_lattice", Location(3, 4), {"fidelity": fidelity}, origin
+            )
+            assert price >= floor
+    callable_cost = instrument_pricing(_lattice(), THEORY, lambda m, x: 1.0 + x.row)
+    assert callable_cost.floor(["theory_lattice"]) == 0.0  # unknown least: never refuses early
+    assert pricing.floor([]) == 0.0

@@ -103,6 +103,9 @@ def test_replay_with_recorded_settings_reproduces_every_decision(steered) -> Non
     assert result.first_divergence is None
     assert [r["policy"] for r in result.rows] == [d.policy for d in store.decisions()]
     assert result.rows[-1]["n_obs"] == 18 and result.final["n_obs"] == 19
+    # the replayed agent is told the live prices, the costs intervention at 8 included
+    assert [r["cost"] for r in result.rows] == [r["recorded_cost"] for r in result.rows]
+    assert result.rows[8]["cost"] == 2.5
     assert np.isfinite(result.rows[-1]["nrmse"])
 
 
@@ -118,6 +121,17 @@ def test_counterfactual_scalarizer_diverges_and_never_writes(steered, tmp_path: 
     assert "first divergence" in result.summary()
     with pytest.raises(InterventionError, match="scalarizer"):
         replay(store.path, Counterfactual(scalarizer="no_such"))
+
+
+def test_replay_prices_stage_travel_as_the_live_loop_did(tmp_path: Path) -> None:
+    afm = {"name": "afm", "latency_s": 0.0, "cost": 1.0, "travel_cost_per_um": 0.05}
+    spec = _spec(tmp_path, instruments=[afm], budget={"max_measurements": 9})
+    store, _ = _run_scripted(spec, {})
+    recorded = [d.expected_cost for d in store.decisions()]
+    assert len(set(recorded)) > 2  # travel made the prices differ from step to step
+    result = replay(store.path)
+    assert all(r["agree"] for r in result.rows)
+    assert [r["cost"] for r in result.rows] == recorded
 
 
 def test_retrace_explains_each_step(steered, tmp_path: Path) -> None:

@@ -20,7 +20,7 @@ import torch
 
 from coscope.agents.protocols import AgentReport, Ask, ScalarTarget
 from coscope.errors import ConfigError, ModelError
-from coscope.models import GPState, fit_gp, load_model, predict
+from coscope.models import DKLState, GPState, fit_gp, load_latent_model, load_model, predict
 from coscope.spaces import PixelGrid, Space, layout_features
 from coscope.types import FitRecord, Location, Measurement, Observation, Proposal
 
@@ -95,7 +95,7 @@ class GridAgent:
         self.outside = ~space.allowed
         """``(H*W,)`` cells that are not candidates of the space: never proposed."""
         self._obs: dict[int, Observation] = {}
-        self._state: GPState | None = None
+        self._state: GPState | DKLState | None = None
         self._model = None
         self._fit_steps: tuple[int, ...] | None = None
         self.model_version = -1
@@ -266,6 +266,29 @@ class GridAgent:
         if self.needs_fit(step):
             self.fit(step)
         return self._model is not None
+
+    # ------------------------------------------------------------------ retrace
+    def final_surrogate(self, step: int) -> tuple[GPState | DKLState, list[int]] | None:
+        """The surrogate serving the data now (fitted if due) and the steps of its training
+        rows, in row order; None before any observation."""
+        if self.n_observations == 0 or not self._ensure_model(step):
+            return None
+        if self._state is None:
+            return None
+        return self._state, [o.step for o in self._fit_subset()]
+
+    def condition_on(self, state: GPState | DKLState) -> None:
+        """Predict and score with ``state`` from now on (retrace: the final fit's
+        hyperparameters conditioned on the data of an earlier step)."""
+        model = load_latent_model(state) if isinstance(state, DKLState) else load_model(state)
+        self._state, self._model = state, model
+
+    def predict_candidates(self) -> tuple[np.ndarray, np.ndarray]:
+        """Posterior mean and std of the loaded surrogate at every candidate, ``(H*W,)`` each
+        (ModelError without one)."""
+        if self._model is None:
+            raise ModelError("no surrogate is loaded: fit or condition the agent first.")
+        return predict(self._model, self.candidates)
 
     # ------------------------------------------------------------------ output
     def report(self) -> AgentReport:

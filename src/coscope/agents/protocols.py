@@ -234,6 +234,28 @@ class HasPolicy(Protocol):
 
 
 @runtime_checkable
+class Retraceable(Protocol):
+    """A grid agent whose final surrogate can be conditioned on earlier data (retrace)."""
+
+    blocked: np.ndarray
+    """``(H*W,)`` bool: pixels steering excludes."""
+    outside: np.ndarray
+    """``(H*W,)`` bool: layout cells that are not candidates of the space."""
+
+    def final_surrogate(self, step: int) -> tuple[Any, list[int]] | None:
+        """The surrogate state serving the data now and the steps of its training rows."""
+        ...
+
+    def condition_on(self, state: Any) -> None:
+        """Predict and score with ``state`` (a restriction of the final one)."""
+        ...
+
+    def predict_candidates(self) -> tuple[np.ndarray, np.ndarray]:
+        """Mean and std ``(H*W,)`` of the loaded surrogate at every candidate."""
+        ...
+
+
+@runtime_checkable
 class Closable(Protocol):
     """Holds a resource (a background thread) to release at the end."""
 
@@ -256,6 +278,7 @@ class AgentAbilities:
     tasks: ReportsTasks | None = None
     steerable: Steerable | None = None
     policy: HasPolicy | None = None
+    retraceable: Retraceable | None = None
     single_target: LearnsOneTarget | None = None
     """It learns one scalar of one modality (what replay and retrace follow)."""
 
@@ -278,6 +301,7 @@ def abilities_of(agent: Agent) -> AgentAbilities:
         tasks=agent if isinstance(agent, ReportsTasks) else None,
         steerable=agent if isinstance(agent, Steerable) else None,
         policy=agent if isinstance(agent, HasPolicy) else None,
+        retraceable=agent if isinstance(agent, Retraceable) else None,
         single_target=agent if isinstance(agent, LearnsOneTarget) else None,
     )
 

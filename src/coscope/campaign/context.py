@@ -9,12 +9,10 @@ from typing import Any
 import numpy as np
 
 from coscope.agents.protocols import Agent, AgentAbilities, Reducer, ScalarTarget, abilities_of
+from coscope.campaign.pricing import CampaignPrices
 from coscope.campaign.tracker import Tracker
 from coscope.config import CampaignSpec
-from coscope.instruments import Instrument, PriceQuery, Pricing, Sample
-from coscope.instruments.base import STAGE_FROM
-from coscope.instruments.costs import base_cost
-from coscope.instruments.registry import build_base, instrument_pricing
+from coscope.instruments import Pricing, Sample
 from coscope.spaces import Space
 from coscope.storage import TraceStore
 from coscope.types import Location, Measurement, Observation
@@ -63,9 +61,7 @@ class CampaignContext:
     reward: Callable[[np.ndarray], float] | None = None
     _origins: dict[str, Location] = field(default_factory=dict, repr=False)
     _n_origins: int = field(default=-1, repr=False)
-    _bases: dict[str, Instrument] = field(default_factory=dict, repr=False)
-    _pricings: dict[str, Pricing] = field(default_factory=dict, repr=False)
-    _priced_spec: CampaignSpec | None = field(default=None, repr=False)
+    _prices: CampaignPrices | None = field(default=None, repr=False)
     abilities: AgentAbilities = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -118,42 +114,30 @@ class CampaignContext:
         """Instruments offering a modality the agent proposes, in spec order."""
         return [i.name for i in self.spec.instruments if self.offered_modalities(i.name)]
 
-    def instrument_cost(self, name: str) -> float:
-        """Cost of one measurement on instrument ``name`` (of the target, if per modality)."""
-        cost = next(i.cost for i in self.spec.instruments if i.name == name)
-        if isinstance(cost, dict):
-            return cost.get(self.target_modality, min(cost.values()))
-        return cost
+    def prices(self) -> CampaignPrices:
+        """The price models of the spec's instruments under its current costs; rebuilt when
+        :attr:`spec` is replaced (a ``costs`` intervention)."""
+        if self._prices is None or self._prices.spec is not self.spec:
+            bases = self._prices
+            self._prices = CampaignPrices(self.spec, self.sample)
+            if bases is not None:
+                self._prices.adopt_bases(bases)
+        return self._prices
+
+    def reserved_cost(self, name: str) -> float:
+        """What one more request on instrument ``name`` is reserved at when deciding ahead:
+        the reference price of the target modality (:meth:`CampaignPrices.reference`)."""
+        return self.prices().reference(name, self.target_modality)
 
     def cheapest_cost(self, name: str) -> float:
-        """The lowest base cost of a modality the agent may propose on ``name``: no proposal
-        for that instrument costs less (stage travel only adds)."""
-        inst = next(i for i in self.spec.instruments if i.name == name)
-        return min(base_cost(inst.cost, m) for m in self.offered_modalities(name))
+        """A lower bound of the price of any proposal for ``name``: no proposal of a modality
+        the agent may propose there costs less (:meth:`Pricing.floor`; travel only adds)."""
+        return self.prices().floor(name, self.offered_modalities(name))
 
     def pricing(self, instrument: str) -> Pricing:
-        """The price model of ``instrument`` under the spec's current costs.
-
-        The same :class:`~coscope.instruments.pricing.Pricing` its stack charges by (built
-        from the spec entry and the base instrument's declared price capability); rebuilt
-        when :attr:`spec` is replaced (a ``costs`` intervention).
-        """
-        if self._priced_spec is not self.spec:
-            self._pricings, self._priced_spec = {}, self.spec
-        if instrument not in self._pricings:
-            inst = next(i for i in self.spec.instruments if i.name == instrument)
-            if instrument not in self._bases:
-                self._bases[instrument] = build_base(
-                    inst.name,
-                    self.sample,
-                    kind=inst.kind,
-                    modalities=inst.modalities,
-                    options=inst.options,
-                )
-            self._pricings[instrument] = instrument_pricing(
-                self._bases[instrument], self.sample, inst.cost, inst.travel_cost_per_um
-            )
-        return self._pricings[instrument]
+        """The price model of ``instrument`` under the spec's current costs: the same
+        :class:`~coscope.instruments.pricing.Pricing` its stack charges by."""
+        return self.prices().pricing(instrument)
 
     def expected_cost(
         self,
@@ -168,12 +152,9 @@ class CampaignContext:
         :meth:`pricing` of the request; without a ``stage_from`` in ``params`` the stage origin
         is the instrument's latest decision, read from the trace.
         """
-        query = dict(params or {})
-        if STAGE_FROM not in query:
-            origin = self._stage_origin(instrument)
-            if origin is not None:
-                query[STAGE_FROM] = [origin.row, origin.col]
-        return self.pricing(instrument).price(PriceQuery(instrument, modality, location, query))
+        return self.prices().quote(
+            instrument, modality, location, params, self._stage_origin(instrument)
+        )
 
     def _stage_origin(self, instrument: str) -> Location | None:
         """Location of the instrument's latest decision (``None`` before its first, or when

@@ -182,7 +182,7 @@ class CampaignLoop:
             instrument,
             len(self.inflight.get(instrument, ())),
             ctx.active_instruments(),
-            ctx.instrument_cost,
+            ctx.reserved_cost,
             self.recorder.budget_state(self.pending()),
         )
 

@@ -8,6 +8,7 @@ only some instruments can do is a separate small protocol the class declares by 
 * :class:`Priced` — requests differ in price by their parameters (a simulator's fidelity, a
   detector's dwell time); :mod:`coscope.instruments.pricing` turns it into the one price
   function shared by the deciding agent and the accounting;
+  :class:`PriceFloor` adds its cheapest request's relative price;
 * :class:`ParameterisedRequests` — requests may carry parameters beyond :data:`COMMON_PARAMS`
   (``theta``, ``fidelity``, ``dwell_s``), with a schema the request checks enforce;
 * :class:`Calibratable` — the instrument has parameters an agent may tune to match experiment;
@@ -78,6 +79,15 @@ class Priced(Protocol):
         Raises:
             InstrumentError: If ``params`` are invalid (e.g. a fidelity not offered).
         """
+        ...
+
+
+@runtime_checkable
+class PriceFloor(Protocol):
+    """A :class:`Priced` instrument that knows its cheapest request (budget pre-checks)."""
+
+    def lowest_relative_price(self) -> float:
+        """The least :meth:`Priced.relative_price` of any valid request, in ``[0, 1]``."""
         ...
 
 

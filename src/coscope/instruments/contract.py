@@ -29,6 +29,7 @@ from coscope.instruments.base import (
     Instrument,
     ParameterisedRequests,
     Priced,
+    PriceFloor,
     Stoppable,
     accepted_params,
 )
@@ -38,6 +39,7 @@ from coscope.types import Location, Measurement, MeasurementRequest, ModalityInf
 
 CAPABILITY_MEMBERS: dict[type, tuple[str, ...]] = {
     Priced: ("relative_price",),
+    PriceFloor: ("lowest_relative_price",),
     ParameterisedRequests: ("request_params", "check_params"),
     Calibratable: ("calibration_bounds",),
     Stoppable: ("stop",),
@@ -187,6 +189,12 @@ def check_capabilities(case: ContractCase) -> None:
             factor = base.relative_price(req.modality, req.location, req.params)
             if not math.isfinite(factor) or factor < 0:
                 raise _fail("Priced", f"relative_price {factor!r} is not finite >= 0")
+            if isinstance(base, PriceFloor) and not base.lowest_relative_price() <= factor:
+                raise _fail(
+                    "PriceFloor",
+                    f"lowest_relative_price {base.lowest_relative_price()!r} exceeds the "
+                    f"relative price {factor!r} of request {req.step} {req.params}",
+                )
         unknown = sorted(set(req.params) - set(accepted_params(base)))
         if unknown:
             raise _fail("params", f"request params {unknown} are not declared by the instrument")

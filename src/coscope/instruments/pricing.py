@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -32,6 +32,7 @@ from coscope.instruments.base import (
     STAGE_FROM,
     Instrument,
     Priced,
+    PriceFloor,
     check_modality,
     per_modality,
 )
@@ -146,6 +147,30 @@ class Pricing:
             )
         return float(value)
 
+    def reference(self, modality: str) -> float:
+        """The spec's price of the reference request of ``modality`` (no travel, no factor).
+
+        For a callable cost model, whose value depends on the location, the least of the
+        reference prices is unknown: 0.
+        """
+        return 0.0 if callable(self.cost) else per_modality(self.cost, modality, "cost")
+
+    def floor(self, modalities: Sequence[str]) -> float:
+        """A lower bound of the price of any request for one of ``modalities``.
+
+        The least :meth:`reference` price times the base's least relative price (its
+        :class:`~coscope.instruments.base.PriceFloor`; 0 for a priced base that does not
+        declare one); travel only adds. 0 for no modalities. Used to stop asking for
+        proposals the budget cannot pay for; the proposal's own price is checked after.
+        """
+        if not modalities:
+            return 0.0
+        factor = 1.0
+        if self.relative is not None:
+            rel = self.relative
+            factor = float(rel.lowest_relative_price()) if isinstance(rel, PriceFloor) else 0.0
+        return min(self.reference(m) for m in modalities) * factor
+
     def price(self, query: PriceQuery) -> float:
         """The price of ``query`` (campaign cost unit, >= 0).
 
@@ -183,9 +208,17 @@ class Pricing:
         modality: str,
         location: Location,
         params: Mapping[str, Any] | None = None,
+        origin: Location | None = None,
     ) -> float:
-        """:meth:`price` as a :class:`PriceFunction` (for an agent deciding on this instrument)."""
-        return self.price(PriceQuery(instrument, modality, location, dict(params or {})))
+        """:meth:`price` as a :class:`PriceFunction` (for an agent deciding on this instrument).
+
+        ``origin``: where the stage is (the instrument's latest decision) when ``params``
+        give no ``stage_from``; None charges no travel.
+        """
+        query = dict(params or {})
+        if origin is not None and STAGE_FROM not in query:
+            query[STAGE_FROM] = [origin.row, origin.col]
+        return self.price(PriceQuery(instrument, modality, location, query))
 
     def __call__(self, request: MeasurementRequest) -> float:
         """The price of an executed ``request`` (what :class:`WithCost` charges)."""

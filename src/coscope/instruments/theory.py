@@ -164,6 +164,12 @@ class TheoryInstrument:
             return 1.0
         return lattice_cost_factor(self.fidelity(params), self.sizes[-1])
 
+    def lowest_relative_price(self) -> float:
+        """Relative price of the smallest lattice side (1 without fidelities)."""
+        if self.model != "lattice":
+            return 1.0
+        return lattice_cost_factor(self.sizes[0], self.sizes[-1])
+
     def request_params(self) -> dict[str, str]:
         """``theta`` (and, for a lattice, ``fidelity``): the params a request may carry."""
         out = {"theta": f"{{name: value}} over {sorted(self.known)}, overriding the fixed ones"}

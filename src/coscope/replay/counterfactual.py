@@ -27,6 +27,7 @@ import numpy as np
 
 from coscope.agents.protocols import Agent, Ask, PriceFunction
 from coscope.campaign.adopt import Steered, facts_of, restrict, steer
+from coscope.campaign.pricing import CampaignPrices
 from coscope.campaign.steering import CampaignFacts, Settings, fold, validate
 from coscope.errors import ConfigError
 from coscope.storage import TraceStore
@@ -82,7 +83,8 @@ class ReplayResult:
     Attributes:
         label: What was replayed (:meth:`Counterfactual.label`).
         rows: One dict per recorded decision: ``step``, recorded and replayed ``row``/``col``,
-            ``agree``, ``policy`` (replayed rule), ``n_obs`` (observations known), and
+            ``agree``, recorded and replayed expected cost (``recorded_cost``, ``cost``),
+            ``policy`` (replayed rule), ``n_obs`` (observations known), and
             ``rmse``, ``nrmse``, ``nlpd`` of the model at that step (NaN when unknown).
         final: Metrics after every recorded measurement (``n_obs``, ``rmse``, ``nrmse``,
             ``nlpd``).
@@ -140,6 +142,7 @@ class Replayer:
             self.spec, store.sample_shape, {m.step: m.modality for m in self.measurements}
         )
         self.base = Settings.from_spec(self.spec)
+        self.prices = CampaignPrices(self.spec, self.sample)
         self._steered: Steered | None = None
         self._key: tuple | None = None
         self._ingested: set[int] = set()
@@ -154,6 +157,28 @@ class Replayer:
     def settings_at(self, step: int, what: Counterfactual) -> Settings:
         settings = replace(fold(self.base, self.interventions, before=step), stopped=False)
         return what.apply(settings, self.facts)
+
+    def price_function(self, settings: Settings, step: int) -> PriceFunction:
+        """The agent's price function at decision ``step`` under ``settings``' costs: the
+        live loop's (:class:`~coscope.campaign.pricing.CampaignPrices`), the stage starting
+        at each instrument's latest recorded decision before ``step``."""
+        origins: dict[str, Location] = {}
+        for d in self.decisions:
+            if d.step < step:
+                origins[d.instrument] = d.location
+
+        def price(
+            instrument: str,
+            modality: str,
+            location: Location,
+            params: Mapping[str, Any] | None = None,
+            /,
+        ) -> float:
+            cost = settings.costs.get(instrument)
+            origin = origins.get(instrument)
+            return self.prices.quote(instrument, modality, location, params, origin, cost)
+
+        return price
 
     def seen_before(self, step: int) -> list[Measurement]:
         n = self.known.get(step, -1)
@@ -199,22 +224,6 @@ class Replayer:
         return out
 
 
-def _price_of(settings: Settings) -> PriceFunction:
-    """The settings' cost of one measurement per (instrument, modality) (0 if unknown)."""
-
-    def price(
-        instrument: str,
-        modality: str,
-        location: Location,
-        params: Mapping[str, Any] | None = None,
-        /,
-    ) -> float:
-        cost = settings.costs.get(instrument, 0.0)
-        return float(cost.get(modality, 0.0)) if isinstance(cost, dict) else float(cost)
-
-    return price
-
-
 def replay(
     store_path: str | Path, what: Counterfactual | None = None, *, metrics: bool = True
 ) -> ReplayResult:
@@ -243,7 +252,7 @@ def replay(
             instrument=decision.instrument,
             offered=tuple(agent.modalities),
             pending=tuple(pending),
-            price=_price_of(settings),
+            price=rp.price_function(settings, decision.step),
         )
         chosen = agent.propose(ask)
         row = {
@@ -253,6 +262,8 @@ def replay(
             "row": chosen.location.row if chosen else -1,
             "col": chosen.location.col if chosen else -1,
             "agree": bool(chosen is not None and chosen.location == decision.location),
+            "recorded_cost": decision.expected_cost,
+            "cost": chosen.expected_cost if chosen else float("nan"),
             "policy": chosen.policy if chosen else "",
             "n_obs": agent.n_observations,
         }

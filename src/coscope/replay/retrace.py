@@ -19,11 +19,10 @@ from typing import Any
 
 import numpy as np
 
-from coscope.agents.base import GridAgent
-from coscope.agents.protocols import AgentAbilities, HasPolicy
+from coscope.agents.protocols import AgentAbilities, HasPolicy, Retraceable
 from coscope.campaign.adopt import restrict
 from coscope.errors import ConfigError
-from coscope.models import DKLState, GPState, load_latent_model, load_model, patch_features, predict
+from coscope.models import DKLState, GPState, patch_features
 from coscope.replay.counterfactual import Counterfactual, Replayer
 from coscope.spaces import CandidateTable, layout_features
 from coscope.storage import TraceStore
@@ -68,18 +67,18 @@ class RetraceResult:
 
 
 def _conditioned(
-    agent: GridAgent, final_state: GPState | DKLState, steps: list[int], known: set[int]
+    agent: Retraceable, final_state: GPState | DKLState, steps: list[int], known: set[int]
 ) -> GPState | DKLState | None:
-    """The final state restricted to training rows whose step is in ``known``."""
+    """The final state restricted to training rows whose step is in ``known``, loaded."""
     idx = [i for i, s in enumerate(steps) if s in known]
     if not idx:
         return None
+    state: GPState | DKLState
     if isinstance(final_state, DKLState):  # DKL: the final latent inputs
-        latent = replace(final_state, F=final_state.F[idx], y=final_state.y[idx])
-        agent._state, agent._model = latent, load_latent_model(latent)
-        return latent
-    state = replace(final_state, X=final_state.X[idx], y=final_state.y[idx])
-    agent._state, agent._model = state, load_model(state)
+        state = replace(final_state, F=final_state.F[idx], y=final_state.y[idx])
+    else:
+        state = replace(final_state, X=final_state.X[idx], y=final_state.y[idx])
+    agent.condition_on(state)
     return state
 
 
@@ -113,14 +112,18 @@ def retrace(store_path: str | Path, *, top_k: int = 5) -> RetraceResult:
     result.grid_shape = (H, W)
     end = rp.decisions[-1].step + 1 if rp.decisions else 0
     final_settings = rp.settings_at(end, what)
-    agent = rp.adopt(final_settings, with_truth=False)
-    if not isinstance(agent, GridAgent):  # a single-target agent (checked by adopt)
-        raise ConfigError(f"retrace needs a grid agent; {type(agent).__name__} is not one.")
+    rp.adopt(final_settings, with_truth=False)
     abilities = rp.steered.abilities
+    agent = abilities.retraceable
+    if agent is None:  # a single-target agent (checked by adopt) without a grid surrogate
+        name = type(rp.steered.agent).__name__
+        raise ConfigError(
+            f"retrace needs an agent whose surrogate can be conditioned on earlier data; "
+            f"{name} cannot be: use replay instead."
+        )
     rp.ingest(rp.measurements)
-    has_model = agent.n_observations > 0 and agent._ensure_model(end)
-    final_state = agent._state if has_model else None
-    steps = [o.step for o in agent.observations[: agent._n_fit()]]
+    final = agent.final_surrogate(end)
+    final_state, steps = final if final is not None else (None, [])
     result.embedding, result.space = _feature_space(rp, abilities)
     scorer = abilities.policy
     final_policy = (
@@ -145,7 +148,7 @@ def retrace(store_path: str | Path, *, top_k: int = 5) -> RetraceResult:
         }
         state = _conditioned(agent, final_state, steps, seen) if final_state is not None else None
         if state is not None:
-            mean, std = predict(agent._model, agent.candidates)
+            mean, std = agent.predict_candidates()
             maps["mean"][k], maps["std"][k] = mean.reshape(H, W), std.reshape(H, W)
             row["mean"], row["std"] = float(mean[flat]), float(std[flat])
             if scorer is not None:
