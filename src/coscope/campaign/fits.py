@@ -10,23 +10,35 @@ Two kinds of fit reach the trace and MLflow, both numbered in trace order:
 
 After a resume the agent catches up on the data it is rebuilt from: its first fits reproduce
 stored versions (same data prefix, same seed, so the same model); they are loaded under the
-stored version and not recorded twice.
+stored version and not recorded twice. "The same" is the data size and the loss up to
+:data:`SAME_LOSS_RTOL`: an agent rebuilt from the trace derives its training data in other
+batches (a VAE encoding eight spectra at once instead of one by one), which changes the
+last bits of the data and of the loss, not the model.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import replace
 
 from coscope.campaign.context import CampaignContext
 from coscope.campaign.executors import Executor
 from coscope.types import FitRecord
 
+SAME_LOSS_RTOL = 1e-9
+"""Relative tolerance within which a refit's loss is the stored fit's (rounding, not data)."""
+
 
 def fit_key(record: FitRecord) -> tuple:
-    """What identifies a model an agent fitted itself: its data size and loss, and which of
-    its models it is (``role``, ``modality_index``: an agent may fit several per refresh)."""
+    """Which model an agent fitted itself: its data size, and which of its models it is
+    (``role``, ``modality_index``: an agent may fit several per refresh)."""
     hp = record.hyperparameters
-    return (record.n_train, record.loss, str(hp.get("role", "")), hp.get("modality_index"))
+    return (record.n_train, str(hp.get("role", "")), hp.get("modality_index"))
+
+
+def same_loss(a: float, b: float) -> bool:
+    """Whether two fits' losses agree up to rounding (:data:`SAME_LOSS_RTOL`)."""
+    return a == b or math.isclose(a, b, rel_tol=SAME_LOSS_RTOL, abs_tol=1e-12)
 
 
 class FitBook:
@@ -37,8 +49,8 @@ class FitBook:
         self.executor = executor
         self.n_fits = 0
         self.last: FitRecord | None = None
-        self._stored: dict[tuple[int, float], FitRecord] = {}
-        self._stored_agent: set[tuple] = set()
+        self._stored: list[FitRecord] = []
+        self._stored_agent: dict[tuple, list[float]] = {}
         self.resuming = False
         """Until the first new decision after a resume: the agent catches up."""
 
@@ -46,8 +58,10 @@ class FitBook:
         """Continue after the fits stored in the trace."""
         self.n_fits = len(fits)
         self.last = fits[-1] if fits else None
-        self._stored = {(f.n_train, f.loss): f for f in fits}
-        self._stored_agent = {fit_key(f) for f in fits}
+        self._stored = list(fits)
+        self._stored_agent = {}
+        for f in fits:
+            self._stored_agent.setdefault(fit_key(f), []).append(f.loss)
         self.resuming = bool(fits)
 
     def connect(self) -> None:
@@ -71,13 +85,12 @@ class FitBook:
             ctx.spec.policy.fit_iterations,
             agent.fit_options(),
         )
-        last = self.last
-        if last is None or last.n_train != len(y) or last.loss != state.loss:
-            last = self._stored.get((len(y), state.loss))
-        if last is not None and last.n_train == len(y) and last.loss == state.loss:
-            agent.load_fit(state, last.version, last.step)
-            return
-        self._stored = {}  # past the stored fits: a resume's catching up is over
+        candidates = [self.last] if self.last is not None else []
+        for last in [*candidates, *self._stored]:
+            if last.n_train == len(y) and same_loss(last.loss, state.loss):
+                agent.load_fit(state, last.version, last.step)
+                return
+        self._stored = []  # past the stored fits: a resume's catching up is over
         version = self.n_fits
         record = agent.load_fit(state, version, len(y))
         ctx.store.append_fit(record)
@@ -96,7 +109,8 @@ class FitBook:
         ctx = self.ctx
         hands = ctx.abilities.hands_over_fits
         for record in hands.take_fits() if hands is not None else ():
-            if self.resuming and fit_key(record) in self._stored_agent:
+            stored = self._stored_agent.get(fit_key(record), []) if self.resuming else []
+            if any(same_loss(loss, record.loss) for loss in stored):
                 continue  # a resume refitting what the trace already holds (same data, seed)
             record = replace(record, version=self.n_fits)
             ctx.store.append_fit(record)
