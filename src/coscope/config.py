@@ -327,6 +327,23 @@ class BudgetSpec(_Strict):
         return self
 
 
+class FailurePolicySpec(_Strict):
+    """What a measurement that still fails after its instrument's retries does to the campaign.
+
+    ``max_rate`` 0 (the default) stops the campaign at the first failure (the decision stays
+    pending for ``coscope resume``). Above 0 a ``transient`` or ``bad_measurement`` failure
+    retires its decision (recorded, never re-issued) and the campaign goes on until at least
+    ``min_failures`` failed and more than ``max_rate`` of the attempts failed; an
+    ``instrument_down`` stops that instrument only. Whatever the rate, a decision whose
+    measurement failed ``retire_after`` times is retired, so a location that always fails
+    cannot hold a campaign up (docs/faults-and-security.md).
+    """
+
+    max_rate: float = Field(0.0, ge=0.0, lt=1.0, description="tolerated fraction of failures")
+    min_failures: int = Field(3, ge=1, description="failures before the rate can stop it")
+    retire_after: int = Field(3, ge=1, description="failures of one decision that retire it")
+
+
 class CampaignSpec(_Strict):
     """A whole campaign. Paths left empty default to ``<run_dir>/…``."""
 
@@ -342,6 +359,7 @@ class CampaignSpec(_Strict):
     )
     policy: PolicySpec = Field(default_factory=PolicySpec)
     budget: BudgetSpec = Field(default_factory=BudgetSpec)
+    failures: FailurePolicySpec = Field(default_factory=FailurePolicySpec)
     seed_points: list[tuple[int, int]] = Field(default_factory=list)
     time_scale: float = Field(1.0, ge=0.0, description="multiplies every instrument latency")
     run_dir: str | None = None
@@ -471,17 +489,64 @@ def parse_spec(data: dict[str, Any]) -> CampaignSpec:
     return spec
 
 
+MAX_SPEC_BYTES = 1 << 20
+"""A spec file is at most 1 MiB (a real one is a few kB)."""
+MAX_SPEC_NODES = 100_000
+"""A spec holds at most this many values once YAML aliases are expanded (a "YAML bomb" of
+nested aliases expands to billions)."""
+
+
+def _expanded_size(value: Any, budget: int) -> int:
+    """Values in ``value`` with shared (aliased) parts counted each time; stops past ``budget``."""
+    count, stack = 0, [value]
+    while stack and count <= budget:
+        item = stack.pop()
+        count += 1
+        if isinstance(item, dict):
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, list | tuple):
+            stack.extend(item)
+    return count
+
+
 def load_spec(path: str | Path, overrides: dict[str, Any] | None = None) -> CampaignSpec:
-    """Read and validate a YAML spec file; ``overrides`` replace top-level fields."""
+    """Read and validate a YAML spec file; ``overrides`` replace top-level fields.
+
+    Bounded: at most :data:`MAX_SPEC_BYTES` of UTF-8 text and :data:`MAX_SPEC_NODES` values
+    with aliases expanded; too deep a nesting or too long a number is refused in one sentence.
+    """
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"no campaign spec at '{path}': give the path of a YAML file.")
+    size = path.stat().st_size
+    if size > MAX_SPEC_BYTES:
+        raise ConfigError(
+            f"'{path}' is {size} bytes; a campaign spec is at most {MAX_SPEC_BYTES} bytes: "
+            "give the spec, not data (datasets are imported with `coscope dataset import`)."
+        )
     try:
-        data = yaml.safe_load(path.read_text()) or {}
+        text = path.read_bytes().decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(
+            f"'{path}' is not UTF-8 text (byte {exc.start}): save the spec as UTF-8 YAML."
+        ) from None
+    try:
+        data = yaml.safe_load(text) or {}
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}" if mark is not None else ""
         raise ConfigError(f"'{path}' is not valid YAML{where}: fix the syntax.") from None
+    except RecursionError:
+        raise ConfigError(f"'{path}' nests too deeply to be a campaign spec: flatten it.") from None
+    except ValueError as exc:  # an integer of more than 4300 digits (int_max_str_digits)
+        what = "a number too long to read" if "digits" in str(exc) else "a value YAML cannot read"
+        raise ConfigError(f"'{path}' holds {what}: use a value of a sensible size.") from None
+    if _expanded_size(data, MAX_SPEC_NODES) > MAX_SPEC_NODES:
+        raise ConfigError(
+            f"'{path}' expands to more than {MAX_SPEC_NODES} values (nested YAML aliases?): "
+            "write the spec out without them."
+        )
     if not isinstance(data, dict):
         raise ConfigError(
             f"'{path}' must hold a mapping of spec fields, not {type(data).__name__}."

@@ -96,8 +96,10 @@ def test_status_json_is_stable(tmp_path: Path, capsys: pytest.CaptureFixture[str
         "theory_batches",  # added by issue 5
         "pending_by_instrument",  # added by issue 4, request queues
         "space",  # added by issue 11, candidate spaces
+        "failures",  # added by issue 15, the failure policy
     }
     assert status["pending_by_instrument"] == {}
+    assert status["failures"] == {"failed": 0, "by_class": {}, "retired": []}
     assert status["space"] == {"kind": "pixel_grid", "candidates": 576, "layout": [24, 24]}
     assert set(status["utilisation"]) == {"afm"} and 0.0 <= status["utilisation"]["afm"] <= 1.0
     assert status["measurements"] == {"total": 6, "by_modality": {"beps_loop": 6}}

@@ -41,7 +41,7 @@ from coscope.agents.protocols import Ask
 from coscope.campaign.context import CampaignContext
 from coscope.campaign.decide import decide, may_decide_ahead, wants_decision
 from coscope.campaign.executors import Executor
-from coscope.campaign.failures import record_failure
+from coscope.campaign.failures import FailureBook
 from coscope.campaign.fits import FitBook
 from coscope.campaign.inbox import Inbox
 from coscope.campaign.live import LiveSteering
@@ -102,6 +102,12 @@ class CampaignLoop:
         """Blocks while paused until something may have been posted (Prefect pause); None:
         sleep ``pause_poll_s`` and look at the inbox again."""
         self.pause_poll_s = 0.2
+        self.failures = FailureBook(ctx.spec.failures, ())
+        """Failed measurements and the spec's failure policy (rebuilt from the trace)."""
+        self.retired: list[Proposal] = []
+        """Decisions the failure policy retired: never re-issued, their locations taken."""
+        self.down: set[str] = set()
+        """Instruments a tolerant failure policy stopped (``instrument_down``)."""
 
     @property
     def history(self) -> list[dict[str, float]]:
@@ -123,12 +129,15 @@ class CampaignLoop:
         store, ctx = self.ctx.store, self.ctx
         for source in self.sources:
             source.recover()
+        self.failures = FailureBook(ctx.spec.failures, store.interventions())
+        retired = self.failures.retired
+        self.retired = [d for d in store.decisions() if d.step in retired]
         measurements = store.measurements()
         paid = set().union(*(s.paid_steps() for s in self.sources))  # not the campaign's
         logged = ctx.tracker.logged_steps()  # what a crash kept from the tracker
         unlogged = missing_measurements(measurements, paid, logged)
         if ctx.spec.queue_depth == 0:
-            slots = [Slot(p) for p in store.pending_decisions()]
+            slots = [Slot(p) for p in store.pending_decisions()]  # without the retired
         else:
             decisions = store.decisions()
             known = decisions[-1].n_known if decisions else -1
@@ -138,7 +147,11 @@ class CampaignLoop:
             measurements = [m for m in measurements if m.step not in after]
             stored = {m.step: m for m in later}
             measured = {m.step for m in measurements}
-            slots = [Slot(p, None, stored.get(p.step)) for p in decisions if p.step not in measured]
+            slots = [
+                Slot(p, None, stored.get(p.step))
+                for p in decisions
+                if p.step not in measured and p.step not in retired
+            ]
         fits = store.fits()
         log_missing_records(ctx.tracker, store.decisions(), fits, logged)
         self.fits.restore(fits)
@@ -168,7 +181,7 @@ class CampaignLoop:
             step=step,
             instrument=instrument,
             offered=tuple(ctx.offered_modalities(instrument)),
-            pending=tuple(pending),
+            pending=(*pending, *self.retired),  # a retired location stays taken
             price=ctx.expected_cost,
         )
         proposal = decide(ctx.agent, ask, ctx.spec.budget, self.recorder.budget_state(pending))
@@ -181,10 +194,14 @@ class CampaignLoop:
             ctx.spec,
             instrument,
             len(self.inflight.get(instrument, ())),
-            ctx.active_instruments(),
+            self.active_instruments(),
             ctx.reserved_cost,
             self.recorder.budget_state(self.pending()),
         )
+
+    def active_instruments(self) -> list[str]:
+        """Instruments offering what the agent proposes, but those the failure policy stopped."""
+        return [n for n in self.ctx.active_instruments() if n not in self.down]
 
     # --- executing -----------------------------------------------------------------------
     def _submit(self, proposal: Proposal) -> None:
@@ -197,6 +214,16 @@ class CampaignLoop:
         else:
             handle = self.executor.submit(request, after=after)
         queue.append(Slot(proposal, handle))
+
+    def _requeue(self, instrument: str) -> None:
+        """Submit ``instrument``'s queued requests again: they were chained behind a request
+        that failed (and would fail with it) but never ran; same requests, same seeds."""
+        queue = self.inflight.pop(instrument, [])
+        for slot in queue:
+            if slot.stored is not None:
+                self.inflight.setdefault(instrument, []).append(slot)
+            else:
+                self._submit(slot.proposal)
 
     def _resubmit(self, slot: Slot) -> None:
         if slot.stored is None:
@@ -278,27 +305,51 @@ class CampaignLoop:
                     self._wait_paused(step)
                     continue
                 break
+            requeue: set[str] = set()  # instruments whose queue follows a tolerated failure
             for slot in self._completed():
+                name = slot.proposal.instrument
                 try:
                     measurement = slot.stored or self.executor.result(slot.handle)
                 except InstrumentError as exc:
-                    record_failure(ctx.store, ctx.tracker, slot.proposal, exc)  # never dropped
-                    if status != "failed":
-                        status, reason = (
-                            "failed",
-                            f"instrument '{slot.proposal.instrument}' failed at step "
-                            f"{slot.proposal.step}: {exc}",
-                        )
-                    stopping = exhausted = True
+                    if name in requeue and not stopping:
+                        self._submit(slot.proposal)  # chained behind the failure: never ran
+                        continue
+                    verdict = self.failures.judge(slot.proposal, exc, recorder.n_measured)
+                    self.failures.record(ctx.store, ctx.tracker, slot.proposal, exc, verdict.retire)
+                    if verdict.retire:
+                        self.retired.append(slot.proposal)
+                    if verdict.stop_instrument:
+                        self.down.add(name)
+                        self.inflight.pop(name, None)  # its queue stays pending for resume
+                    if verdict.stop_campaign:
+                        if status != "failed":
+                            status, reason = (
+                                "failed",
+                                f"instrument '{name}' failed at step {slot.proposal.step}: {exc}",
+                            )
+                        stopping = exhausted = True
+                    elif not verdict.stop_instrument:
+                        requeue.add(name)
+                        self._requeue(name)
                     continue
                 if slot.stored is not None:
                     recorder.measurement(measurement, replayed=True)
                 else:
                     recorder.measurement(self.steering.priced(measurement, slot.proposal))
+            if self.down and not self.active_instruments() and not self.inflight:
+                if status != "failed":
+                    down = ", ".join(sorted(self.down))
+                    status, reason = "failed", f"every instrument went down ({down})"
+                stopping = exhausted = True
         if stopping and status != "failed":
             status, reason = "stopped", "stopped on request"
         if status == "finished":
             reason = self._finish_reason()
+            if self.down:
+                reason += (
+                    f"; instrument(s) {', '.join(sorted(self.down))} went down (resume "
+                    "re-issues their pending decisions)"
+                )
         return LoopOutcome(status, reason, recorder.n_measured, recorder.spent, self.history)
 
     def _decide(self, step: int) -> tuple[bool, bool]:
@@ -309,7 +360,7 @@ class CampaignLoop:
         """
         ctx = self.ctx
         for level in range(ctx.spec.queue_depth + 1):
-            for name in ctx.active_instruments():
+            for name in self.active_instruments():
                 n_queued = len(self.inflight.get(name, ()))
                 if not wants_decision(level, n_queued, partial(self._may_decide_ahead, name)):
                     continue

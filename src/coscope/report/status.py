@@ -56,6 +56,8 @@ def campaign_status(path: str | Path) -> dict[str, Any]:
         status = "interrupted"
     last = decisions[-1] if decisions else None
     best = _best(store, campaign, measurements)
+    failures = _failures(store)
+    retired = set(failures["retired"])
     return {
         "status_version": STATUS_VERSION,
         "store": str(Path(path)),
@@ -68,8 +70,11 @@ def campaign_status(path: str | Path) -> dict[str, Any]:
         "measurements": {"total": len(measurements), "by_modality": by_modality},
         "theory_batches": batch_summary(store),
         "decisions": len(decisions),
-        "pending": len(decisions) - len(measurements),
-        "pending_by_instrument": pending_by_instrument(decisions, measurements),
+        "pending": sum(
+            len(v) for v in pending_by_instrument(decisions, measurements, retired).values()
+        ),
+        "pending_by_instrument": pending_by_instrument(decisions, measurements, retired),
+        "failures": failures,
         "fits": store.counts().get("fits", 0),
         "cost_spent": spent,
         "budget": {
@@ -97,14 +102,26 @@ def campaign_status(path: str | Path) -> dict[str, Any]:
     }
 
 
-def pending_by_instrument(decisions: list, measurements: list) -> dict[str, list[int]]:
-    """Steps decided but not measured, per instrument, oldest first.
+def _failures(store: TraceStore) -> dict[str, Any]:
+    """Failed measurements recorded in the trace (docs/faults-and-security.md)."""
+    records = [i.payload for i in store.interventions() if i.kind == "failed_measurement"]
+    by_class: dict[str, int] = {}
+    for r in records:
+        by_class[str(r.get("failure_class"))] = by_class.get(str(r.get("failure_class")), 0) + 1
+    retired = sorted({int(r["step"]) for r in records if r.get("retired")})
+    return {"failed": len(records), "by_class": by_class, "retired": retired}
+
+
+def pending_by_instrument(
+    decisions: list, measurements: list, retired: set[int] | None = None
+) -> dict[str, list[int]]:
+    """Steps decided but neither measured nor retired, per instrument, oldest first.
 
     The first of an instrument is the one it measures (or that resume re-issues first); the
     others are queued behind it (``queue_depth``), chained, each starting when the one before
     it ends.
     """
-    measured = {m.step for m in measurements}
+    measured = {m.step for m in measurements} | (retired or set())
     pending: dict[str, list[int]] = {}
     for d in decisions:
         if d.step not in measured:
@@ -181,6 +198,14 @@ def format_status(status: dict[str, Any]) -> str:
     if status.get("pending_by_instrument"):
         running = status["status"] == "running"
         lines.append(_pending_line(status["pending_by_instrument"], running))
+    failures = status.get("failures") or {}
+    if failures.get("failed"):
+        kinds = ", ".join(f"{k}: {v}" for k, v in failures["by_class"].items())
+        retired = failures["retired"]
+        lines.append(
+            f"failures   {failures['failed']} ({kinds})"
+            + (f"; retired step(s) {', '.join(map(str, retired))}" if retired else "")
+        )
     if status["best"]:
         b = status["best"]
         lines.append(

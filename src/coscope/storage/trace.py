@@ -371,14 +371,25 @@ class TraceStore:
             return set(self._measured)
         return set(self._read(MEASUREMENTS.name, ["step"])["step"].tolist())
 
+    def retired_steps(self) -> set[int]:
+        """Decisions the failure policy retired: a ``failed_measurement`` intervention with
+        ``retired: true`` (:mod:`coscope.campaign.failures`); never re-issued."""
+        return {
+            int(i.payload["step"])
+            for i in self.interventions()
+            if i.kind == "failed_measurement" and i.payload.get("retired")
+        }
+
     def pending_decisions(self) -> list[Proposal]:
-        """Committed decisions without a measurement yet (to re-issue on resume), in order."""
+        """Committed decisions without a measurement yet (to re-issue on resume), in order;
+        retired ones (:meth:`retired_steps`) are not pending."""
         counts = self._attrs()["counts"]  # one snapshot for both tables
         measured = set(self._read(MEASUREMENTS.name, ["step"], counts)["step"].tolist())
+        done = measured | self.retired_steps()
         return [
             p
             for p in decisions_from(self._read(DECISIONS.name, counts=counts))
-            if p.step not in measured
+            if p.step not in done
         ]
 
     # -- internals --------------------------------------------------------------------
