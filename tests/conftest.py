@@ -10,6 +10,9 @@ os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 os.environ.setdefault("DO_NOT_TRACK", "1")
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
+# Tests that run a flow in-process start Prefect's ephemeral server: its 20 s default start
+# timeout failed under load (test_queue_dask); waiting longer never changes an outcome.
+os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "600")
 
 import socket  # noqa: E402
 import subprocess  # noqa: E402

@@ -23,7 +23,7 @@ from coscope import cli_check, cli_steer
 from coscope.campaign.inbox import Inbox
 from coscope.cli_serve import serve_command, serve_parsers
 from coscope.config import CampaignSpec, load_spec, parse_spec
-from coscope.errors import CoscopeError
+from coscope.errors import ConfigError, CoscopeError
 
 EXIT_FAILED = 1
 EXIT_USER_ERROR = 2
@@ -53,6 +53,12 @@ def _parser() -> argparse.ArgumentParser:
 
     resume = sub.add_parser("resume", help="continue an interrupted campaign from its store")
     resume.add_argument("store", help="path of the campaign's trace (…/trace.zarr)")
+    for p in (run, resume):
+        p.add_argument(
+            "--dask-address",
+            help="Dask scheduler to use instead of the spec's (tcp://host:8786), or 'local' for "
+            "a LocalCluster; stored for later resumes",
+        )
 
     status = sub.add_parser("status", help="print the state of a campaign from its store alone")
     status.add_argument("store", help="path of the campaign's trace (…/trace.zarr)")
@@ -339,7 +345,7 @@ def _command(args: argparse.Namespace) -> int:
         return _execute(_demo_spec(args), args.quiet)
     if args.command == "run":
         overrides = {k: v for k, v in {"store": args.store, "run_dir": args.out}.items() if v}
-        return _execute(load_spec(args.spec, overrides), args.quiet)
+        return _execute(_with_dask(load_spec(args.spec, overrides), args), args.quiet)
     if args.command == "resume":
         from coscope.infra.compose import spec_of_store  # heavy: torch (the agents)
 
@@ -347,8 +353,21 @@ def _command(args: argparse.Namespace) -> int:
         spec = spec_of_store(path)
         if spec.resolved_store().resolve() != path.resolve():
             spec = spec.model_copy(update={"store": str(path)})
-        return _execute(spec, args.quiet)
+        return _execute(_with_dask(spec, args), args.quiet)
     raise AssertionError(args.command)
+
+
+def _with_dask(spec: CampaignSpec, args: argparse.Namespace) -> CampaignSpec:
+    """``spec`` with ``--dask-address`` (``local``: a LocalCluster) in place of its own."""
+    address = getattr(args, "dask_address", None)
+    if address is None:
+        return spec
+    if address != "local" and not address.startswith(("tcp://", "tls://", "inproc://", "ucx://")):
+        raise ConfigError(
+            f"--dask-address {address!r} is not a scheduler address: give tcp://host:port, "
+            "or 'local' for a LocalCluster."
+        )
+    return spec.model_copy(update={"dask_address": None if address == "local" else address})
 
 
 def main(argv: Sequence[str] | None = None) -> int:

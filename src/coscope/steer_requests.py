@@ -26,25 +26,44 @@ from coscope.errors import ConfigError
 from coscope.storage import TraceStore
 from coscope.types import Intervention
 
+MAX_PAYLOAD_CHARS = 100_000
+"""An intervention payload's text is at most this long (rectangles and points, not data)."""
+
 
 def parse_pairs(pairs: list[str], payload_json: str | None) -> dict[str, Any]:
     """``key=value`` words (values read as JSON when they parse, else strings) + ``--json``."""
     payload: dict[str, Any] = {}
     if payload_json:
+        if len(payload_json) > MAX_PAYLOAD_CHARS:
+            raise ConfigError(
+                f"--json is {len(payload_json)} characters; an intervention payload is at most "
+                f"{MAX_PAYLOAD_CHARS}: give its settings, not data."
+            )
         try:
             payload = json.loads(payload_json)
         except ValueError:
-            raise ConfigError(f"--json {payload_json!r} is not valid JSON; quote it.") from None
+            raise ConfigError(
+                f"--json {payload_json[:80]!r} is not valid JSON; quote it."
+            ) from None
+        except RecursionError:
+            raise ConfigError("--json nests too deeply for an intervention payload.") from None
         if not isinstance(payload, dict):
             raise ConfigError("--json must be a JSON object, e.g. '{\"beta\": 4}'.")
     for pair in pairs:
         key, sep, text = pair.partition("=")
         if not sep or not key:
             raise ConfigError(f"{pair!r} is not key=value; write e.g. name=ucb or step=12.")
+        if len(text) > MAX_PAYLOAD_CHARS:
+            raise ConfigError(
+                f"the value of {key[:40]!r} is {len(text)} characters; an intervention payload is "
+                f"at most {MAX_PAYLOAD_CHARS}."
+            )
         try:
             payload[key] = json.loads(text)
         except ValueError:
             payload[key] = text
+        except RecursionError:
+            raise ConfigError(f"the value of {key[:40]!r} nests too deeply.") from None
     return payload
 
 

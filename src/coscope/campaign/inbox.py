@@ -28,6 +28,10 @@ REJECTED = "rejected"
 """Payload key of a refused request (the same as :data:`coscope.campaign.steering.REJECTED`)."""
 
 
+MAX_REQUEST_BYTES = 1 << 20
+"""A request file larger than this is not a request (a forged or corrupt one): set aside."""
+
+
 class Inbox:
     """The request folder of the campaign whose trace is at ``store_path``."""
 
@@ -106,9 +110,11 @@ class Inbox:
             token = None  # every request is refused: nobody can have signed it
         for path in self.pending():
             try:
+                if path.stat().st_size > MAX_REQUEST_BYTES:
+                    raise ValueError("too large for a request")
                 data = json.loads(path.read_text())
                 owner = path.stat().st_uid
-            except (OSError, ValueError):  # never half-written (atomic rename): set it aside
+            except (OSError, ValueError, RecursionError):  # not a request: set it aside
                 path.replace(path.with_suffix(".unreadable"))
                 continue
             out.append((path, _intervention(data, step, token, auth.os_user(owner), path.name)))

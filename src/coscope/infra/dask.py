@@ -36,8 +36,8 @@ def dask_client(
             client = Client(address, timeout="10s")
         except OSError as exc:
             raise ConfigError(
-                f"cannot reach the Dask scheduler at '{address}' ({exc}); start it or drop "
-                "dask_address from the spec to use a local cluster."
+                f"cannot reach the Dask scheduler at '{address}' ({exc}); start it, or run "
+                "(or resume) with --dask-address local for a local cluster."
             ) from None
         try:
             yield client

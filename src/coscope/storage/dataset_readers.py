@@ -20,7 +20,7 @@ from typing import Any, Literal
 import h5py
 import numpy as np
 
-from coscope.errors import DatasetError
+from coscope.errors import CoscopeError, DatasetError
 from coscope.scalarizers import scalarize
 from coscope.storage.dataset_arrays import read_arrays
 from coscope.storage.dataset_tables import read_mask, read_table_csv
@@ -278,15 +278,24 @@ def read_source(
         raise DatasetError(
             f"--features and --targets apply to --format table only, not to {kind!r}: drop them."
         )
-    if kind == "table":
-        return read_table_csv(source, features=features, targets=targets, name=name)
-    if kind == "mask":
-        return read_mask(source, name=name)
-    if kind == "beps-h5":
-        return read_beps_h5(source, name=name)
-    if kind == "pfm-h5":
-        return read_pfm_h5(source, name=name)
-    return read_arrays(source, name=name, **array_options)
+    try:
+        if kind == "table":
+            return read_table_csv(source, features=features, targets=targets, name=name)
+        if kind == "mask":
+            return read_mask(source, name=name)
+        if kind == "beps-h5":
+            return read_beps_h5(source, name=name)
+        if kind == "pfm-h5":
+            return read_pfm_h5(source, name=name)
+        return read_arrays(source, name=name, **array_options)
+    except CoscopeError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - a damaged file makes its parser raise anything
+        what = " ".join(str(exc).split())[:160] or "no detail"
+        raise DatasetError(
+            f"{source} could not be read as {kind} ({type(exc).__name__}: {what}): the file is "
+            "damaged or not of that format; check it, re-export it, or give --format."
+        ) from None
 
 
 def import_dataset(
