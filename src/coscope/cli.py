@@ -1,4 +1,4 @@
-"""The command line: ``coscope demo | run | resume | status | dataset | benchmark | seeds``.
+"""The command line: ``coscope COMMAND`` (``coscope --help`` lists every command).
 
 Errors a user can fix (a bad spec, a missing or foreign store) print one sentence and exit
 with status 2 — never a traceback. Ctrl-C leaves the trace consistent and says how to resume.
@@ -12,10 +12,12 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import signal
 import sys
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -27,12 +29,27 @@ from coscope.errors import ConfigError, CoscopeError
 
 EXIT_FAILED = 1
 EXIT_USER_ERROR = 2
+EXIT_BROKEN_PIPE = 141
+"""As a shell reports a command ended by SIGPIPE (128 + 13): the output was cut short."""
 EXIT_INTERRUPTED = 130
 
 
+def _version() -> str:
+    """The installed distribution's version (``unknown`` when run from a bare source tree)."""
+    try:
+        return metadata.version("coscope")
+    except metadata.PackageNotFoundError:
+        return "unknown"
+
+
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="coscope", description=__doc__.splitlines()[0])
-    sub = parser.add_subparsers(dest="command", required=True)
+    parser = argparse.ArgumentParser(
+        prog="coscope",
+        description="Autonomous experiment campaigns: a Bayesian agent decides what to measure "
+        "next; you watch, steer and audit it (docs/cli.md).",
+    )
+    parser.add_argument("--version", action="version", version=f"coscope {_version()}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     demo = sub.add_parser("demo", help="run a demo campaign on a synthetic ferroelectric film")
     demo.add_argument("--budget", type=int, default=60, help="number of measurements (default 60)")
@@ -261,7 +278,9 @@ def _execute(spec: CampaignSpec, quiet: bool) -> int:
     print(f"{verb} campaign '{spec.name}' → {store_path}", file=sys.stderr)
     try:
         with progress, _ctrl_c_stops(store_path):
-            summary = run_campaign(spec, settings, on_poll=progress.refresh)
+            summary = run_campaign(
+                spec, settings, on_poll=progress.refresh, on_phase=progress.phase
+            )
     except BaseException as exc:
         if not _caused_by_ctrl_c(exc):
             raise
@@ -378,6 +397,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except CoscopeError as exc:
         print(f"error: {' '.join(str(exc).split())}", file=sys.stderr)  # one line, always
         return EXIT_USER_ERROR
+    except BrokenPipeError:  # `coscope status --json | head`: the reader has had enough
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())  # Python's flush at exit must not fail again
+        return EXIT_BROKEN_PIPE
 
 
 if __name__ == "__main__":

@@ -57,7 +57,9 @@ def add_parsers(sub: Any) -> None:
 
     rep = sub.add_parser("report", help="write an offline HTML report of a campaign")
     rep.add_argument("store", help="path of the campaign's trace (…/trace.zarr)")
-    rep.add_argument("--out", help="report folder (default <run>/report)")
+    rep.add_argument(
+        "--out", help="report folder (default <run>/report/html: the campaign's own maps stay)"
+    )
     rep.add_argument(
         "--counterfactual",
         default="",
@@ -154,7 +156,7 @@ def _retrace(args: argparse.Namespace) -> int:
 def _report(args: argparse.Namespace) -> int:
     from coscope.report.html import write_html_report  # heavy: torch, matplotlib
 
-    out = Path(args.out) if args.out else Path(args.store).parent / "report"
+    out = Path(args.out) if args.out else Path(args.store).parent / "report" / "html"
     scalarizers = [s.strip() for s in args.counterfactual.split(",") if s.strip()]
     page = write_html_report(
         args.store, out, counterfactual=scalarizers, with_retrace=not args.no_retrace

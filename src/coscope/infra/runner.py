@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import signal
 import threading
@@ -136,7 +137,11 @@ def nothing_to_do(spec: CampaignSpec) -> str | None:
 
 
 def run_campaign(
-    spec: CampaignSpec, settings: Settings, *, on_poll: Callable[[], None] | None = None
+    spec: CampaignSpec,
+    settings: Settings,
+    *,
+    on_poll: Callable[[], None] | None = None,
+    on_phase: Callable[[str], None] = lambda what: None,
 ) -> dict[str, Any]:
     """Run (or resume) ``spec``'s campaign as the Prefect flow on a Dask cluster.
 
@@ -144,6 +149,7 @@ def run_campaign(
         spec: Validated campaign spec.
         settings: Engine settings (measurement transport).
         on_poll: Called about once a second while the flow runs (progress display).
+        on_phase: Told each start-up phase in a few words (the engines take seconds to start).
     """
     from prefect_dask import DaskTaskRunner
 
@@ -151,14 +157,21 @@ def run_campaign(
 
     store_path, _ = prepare_store(spec)
     with ExitStack() as engines:
+        where = spec.dask_address or f"a local Dask cluster of {spec.dask_workers} workers"
+        api = os.environ.get("PREFECT_API_URL") or "a private Prefect API"
+        on_phase(f"starting engines: {api} and {where}")
         with children_ignore_sigint():
             api_ready = engines.enter_context(prefect_api(spec.resolved_run_dir()))
             client = engines.enter_context(
                 dask_client(spec.dask_address, spec.dask_workers, settings.bind_host)
             )
-        client.run(_warm_worker, settings.torch_threads)
-        api_ready()
         address = client.scheduler.address
+        on_phase(f"Dask scheduler at {address}; {dashboard_note(client)}")
+        on_phase("loading torch and coscope on the Dask workers")
+        client.run(_warm_worker, settings.torch_threads)
+        on_phase("waiting for the Prefect API (its database migrates on a new run folder)")
+        api_url = api_ready()
+        on_phase(f"Prefect API at {api_url}; running the campaign flow")
         flow = campaign_flow.with_options(task_runner=DaskTaskRunner(address=address))
         with polling(1.0, on_poll):
             state: Any = flow(str(store_path), address, settings.measure_via, return_state=True)
@@ -169,6 +182,17 @@ def run_campaign(
         if summary["status"] == "error":
             summary["log"] = str(write_error_log(spec.resolved_run_dir(), summary))
         return summary
+
+
+def dashboard_note(client: Any) -> str:
+    """Where the Dask dashboard is, or why there is none."""
+    if importlib.util.find_spec("bokeh") is None:
+        return "no Dask dashboard (bokeh is not installed)"
+    try:
+        link = str(client.dashboard_link or "")
+    except (KeyError, AttributeError):  # the scheduler serves no dashboard
+        link = ""
+    return f"Dask dashboard {link}" if link else "no Dask dashboard"
 
 
 def write_error_log(run_dir: Path, summary: dict[str, Any]) -> Path:

@@ -39,6 +39,7 @@ def write_report(ctx: CampaignContext, history: list[dict[str, float]], folder: 
         truth=ctx.truth_map,
         visited=visited,
         title=title,
+        value_label=spec.scalarizer.name,
     )
     rows = [r for r in history if "rmse" in r]
     if rows:

@@ -112,6 +112,7 @@ def write_html_report(
             truth=rp.steered.truth,
             visited=[d.location for d in rp.decisions],
             title=f"{spec.name}: final settings {spec.policy.name} on {spec.scalarizer.name}",
+            value_label=spec.scalarizer.name,
         )
         recorded = replay(store.path, metrics=False)
         rewards = {o.step: o.value for o in agent.observations}

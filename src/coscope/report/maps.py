@@ -15,16 +15,45 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from coscope.spaces import CandidateTable, Space  # noqa: E402
+from coscope.spaces import CandidateTable, PixelGrid, Space  # noqa: E402
 from coscope.types import Location  # noqa: E402
 
 
-def _image(ax, data: np.ndarray, title: str, cmap: str = "viridis") -> None:
-    im = ax.imshow(data, origin="upper", cmap=cmap, interpolation="nearest")
+def _image(
+    ax,
+    data: np.ndarray,
+    title: str,
+    *,
+    extent: tuple[float, float, float, float],
+    label: str = "",
+    cmap: str = "viridis",
+    limits: tuple[float, float] | None = None,
+) -> None:
+    """``data`` ``(H, W)`` over ``extent`` (µm, row 0 at the top) with its colour bar."""
+    vmin, vmax = limits if limits is not None else (None, None)
+    im = ax.imshow(
+        data,
+        origin="upper",
+        cmap=cmap,
+        interpolation="nearest",
+        extent=extent,
+        vmin=vmin,
+        vmax=vmax,
+    )
     ax.set_title(title, fontsize=10)
-    ax.set_xticks([])
-    ax.set_yticks([])
-    ax.figure.colorbar(im, ax=ax, fraction=0.046, pad=0.04)
+    ax.set_xlabel("x (µm)", fontsize=8)
+    ax.set_ylabel("y (µm)", fontsize=8)
+    ax.tick_params(labelsize=7)
+    ax.figure.colorbar(im, ax=ax, fraction=0.046, pad=0.04, label=label)
+
+
+def _shared_limits(*maps: np.ndarray | None) -> tuple[float, float] | None:
+    """One colour scale for maps of the same quantity (truth and prediction)."""
+    values = [m[np.isfinite(m)] for m in maps if m is not None and np.isfinite(m).any()]
+    if not values:
+        return None
+    lo, hi = float(min(v.min() for v in values)), float(max(v.max() for v in values))
+    return (lo, hi) if hi > lo else None
 
 
 def _save(fig, title: str, path: Path) -> Path:
@@ -44,8 +73,13 @@ def write_maps(
     visited: Sequence[Location],
     title: str,
     outside: np.ndarray | None = None,
+    pixel_size_um: float = 1.0,
+    value_label: str = "target",
 ) -> Path:
     """Write ``maps.png``: structure with the path, truth (if known), prediction, uncertainty.
+
+    Axes in µm (pixel ``(row, col)`` covers ``[col, col + 1) x [row, row + 1)`` times the
+    pitch); truth and prediction share one colour scale, each panel has its colour bar.
 
     Args:
         folder: Output folder (created).
@@ -57,6 +91,8 @@ def write_maps(
         title: Figure title.
         outside: ``(H, W)`` bool, pixels that are not candidates (off a mask): shaded on
             the structure image. None: every pixel is a candidate.
+        pixel_size_um: Pixel pitch, µm.
+        value_label: What the maps show (the scalarizer), for the colour bars.
 
     Returns:
         The PNG's path.
@@ -65,25 +101,46 @@ def write_maps(
     panels = 2 + (truth is not None) + (std is not None)
     fig, axes = plt.subplots(1, panels, figsize=(4.2 * panels, 4.2), constrained_layout=True)
     axes = list(np.atleast_1d(axes))
+    h, w = structure.shape[:2]
+    pitch = float(pixel_size_um)
+    extent = (0.0, w * pitch, h * pitch, 0.0)
     ax = axes.pop(0)
-    _image(ax, structure, "structure + visited (order)", cmap="gray")
+    _image(ax, structure, "structure + visited (order)", extent=extent, cmap="gray")
     if outside is not None and outside.any():
         shade = np.ma.masked_where(~outside, np.ones(outside.shape))
-        ax.imshow(shade, cmap="Blues", vmin=0, vmax=1.5, alpha=0.45, interpolation="nearest")
+        ax.imshow(
+            shade,
+            cmap="Blues",
+            vmin=0,
+            vmax=1.5,
+            alpha=0.45,
+            interpolation="nearest",
+            extent=extent,
+        )
     if visited:
-        rows = np.array([loc.row for loc in visited])
-        cols = np.array([loc.col for loc in visited])
+        rows = (np.array([loc.row for loc in visited]) + 0.5) * pitch
+        cols = (np.array([loc.col for loc in visited]) + 0.5) * pitch
         ax.plot(cols, rows, "-", color="white", lw=0.6, alpha=0.6)
         points = ax.scatter(cols, rows, c=np.arange(len(visited)), cmap="plasma", s=14, zorder=3)
         fig.colorbar(points, ax=ax, fraction=0.046, pad=0.04, label="measurement #")
+    limits = _shared_limits(truth, mean)
     if truth is not None:
-        _image(axes.pop(0), truth, "ground truth")
+        _image(axes.pop(0), truth, "ground truth", extent=extent, label=value_label, limits=limits)
     if mean is not None:
-        _image(axes.pop(0), mean, "prediction (mean)")
+        _image(
+            axes.pop(0), mean, "prediction (mean)", extent=extent, label=value_label, limits=limits
+        )
     else:
         axes.pop(0).set_axis_off()
     if std is not None:
-        _image(axes.pop(0), std, "uncertainty (std)", cmap="magma")
+        _image(
+            axes.pop(0),
+            std,
+            "uncertainty (std)",
+            extent=extent,
+            label=f"std of {value_label}",
+            cmap="magma",
+        )
     return _save(fig, title, folder / "maps.png")
 
 
@@ -143,9 +200,11 @@ def write_space_maps(
     truth: np.ndarray | None,
     visited: Sequence[Location],
     title: str,
+    value_label: str = "target",
 ) -> Path:
     """``maps.png`` for the campaign's space: :func:`write_candidate_plot` for a table,
-    :func:`write_maps` (cells off a mask shaded) for a grid; ``space=None``: every pixel."""
+    :func:`write_maps` (cells off a mask shaded, axes in µm) for a grid; ``space=None``:
+    every pixel at a pitch of 1 µm."""
     if isinstance(space, CandidateTable):  # no image: prediction against truth
         return write_candidate_plot(
             folder, size=space.size, mean=mean, std=std, truth=truth, visited=visited, title=title
@@ -160,6 +219,8 @@ def write_space_maps(
         visited=visited,
         title=title,
         outside=outside,
+        pixel_size_um=space.pixel_size_um if isinstance(space, PixelGrid) else 1.0,
+        value_label=value_label,
     )
 
 

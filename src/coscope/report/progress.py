@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -18,19 +18,31 @@ from coscope.report.status import campaign_status
 
 
 class CampaignProgress:
-    """A rich progress bar: measurements, cost spent of budget, best reward so far.
+    """A rich progress bar on a terminal; elsewhere (``| tee``, a log file) one plain line
+    per new measurement. Measurements, cost spent of budget, best reward so far.
 
     Args:
         store_path: The campaign's trace.
         spec: Its spec (for the budget).
-        enabled: ``False`` for ``--quiet``: no bar, summary still printed.
+        enabled: ``False`` for ``--quiet``: no bar, no lines, summary still printed.
+        stream: Where plain lines go (default stderr).
     """
 
-    def __init__(self, store_path: Path, spec: CampaignSpec, *, enabled: bool = True) -> None:
+    def __init__(
+        self,
+        store_path: Path,
+        spec: CampaignSpec,
+        *,
+        enabled: bool = True,
+        stream: TextIO | None = None,
+    ) -> None:
         self._path = store_path
         self._spec = spec
         self._console = Console(stderr=True)
-        self._enabled = enabled and sys.stderr.isatty()
+        self._stream = stream or sys.stderr
+        self._plain = enabled and not self._stream.isatty()
+        self._shown = -1  # measurements in the last plain line
+        self._enabled = enabled and not self._plain
         budget = spec.budget
         self._total = budget.max_measurements or None
         self._progress = Progress(
@@ -53,17 +65,34 @@ class CampaignProgress:
     def __exit__(self, *exc: object) -> None:
         self._progress.__exit__(*exc)
 
+    def phase(self, what: str) -> None:
+        """Say what the campaign is doing while it starts (one line; nothing when quiet)."""
+        line = f"{self._spec.name}: {what}"
+        if self._enabled:  # above the live bar
+            self._progress.console.print(line, markup=False, highlight=False)
+        elif self._plain:
+            print(line, file=self._stream, flush=True)
+
     def refresh(self) -> None:
-        """Read the trace and update the bar."""
-        if not self._enabled:
+        """Read the trace and update the bar (or print a line when a measurement arrived)."""
+        if not (self._enabled or self._plain):
             return
         status = campaign_status(self._path)
         max_cost = self._spec.budget.max_cost
         cost = f"{status['cost_spent']:g}" + (f"/{max_cost:g}" if max_cost else "")
         best = f"{status['best']['value']:.4g}" if status["best"] else "–"
-        self._progress.update(
-            self._task, completed=status["measurements"]["total"], cost=cost, best=best
-        )
+        done = status["measurements"]["total"]
+        if self._plain:
+            if done != self._shown:
+                self._shown = done
+                of = f"/{self._total}" if self._total else ""
+                print(
+                    f"{self._spec.name}: {done}{of} measurements, cost {cost}, best {best}",
+                    file=self._stream,
+                    flush=True,
+                )
+            return
+        self._progress.update(self._task, completed=done, cost=cost, best=best)
 
     def print_summary(self, summary: dict[str, Any]) -> None:
         """A short table of how the campaign ended (stdout)."""
