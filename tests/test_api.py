@@ -282,7 +282,7 @@ def test_fail_records_a_failed_measurement_and_keeps_the_proposal(tmp_path: Path
 
     spec = _spec(tmp_path)
     with coscope.Campaign.create(spec, track=False) as campaign:
-        assert campaign.offered == {"afm": ["beps_loop"]}
+        assert campaign.offered == {"afm": ["beps_loop"]} and not campaign.paused
         assert campaign.space.layout == (20, 20) and campaign.space.units == "um"
         (proposal,) = campaign.ask()
         campaign.fail(proposal, InstrumentDown("the detector does not answer"))

@@ -27,6 +27,7 @@ import coscope
 from coscope.bluesky import SampleDetector, StageMap, coscope_plan
 from coscope.config import CampaignSpec
 from coscope.errors import BadMeasurement, ConfigError, InstrumentDown, InstrumentTimeout
+from coscope.steer_requests import post_intervention
 from coscope.storage import TraceStore
 from tests.test_api import _loop_trace
 from tests.test_api import _spec as api_spec
@@ -251,6 +252,45 @@ def test_ctrl_c_twice_inside_a_measurement_rewinds_it(
     _validate(line.docs)
 
 
+class PausingDetector(SampleDetector):
+    """At its third acquisition, someone types ``coscope intervene STORE pause``; once the
+    plan waits for it, ``resume``."""
+
+    campaign: coscope.Campaign
+
+    def trigger(self) -> DeviceStatus:
+        if self.triggered == 2:
+            store = self.campaign.store_path
+            post_intervention(store, "pause", {}, why="refill the cryostat")
+
+            def resume_when_waiting() -> None:
+                deadline = time.monotonic() + 120
+                while "paused" not in self.campaign.reason and time.monotonic() < deadline:
+                    time.sleep(0.05)
+                post_intervention(store, "resume", {})
+
+            threading.Thread(target=resume_when_waiting, daemon=True).start()
+        return super().trigger()
+
+
+def test_a_paused_campaign_waits_in_the_run_until_resumed(
+    tmp_path: Path, loop_trace: TraceStore
+) -> None:
+    spec = _spec(tmp_path)
+    with coscope.Campaign.create(spec, track=False) as campaign:
+        line = Beamline(campaign, PausingDetector)
+        line.det.campaign = campaign
+        line.RE(line.plan(campaign, wait_when_paused=0.1))
+    assert len(line.of("start")) == 1 and len(line.of("event")) == 9
+    got = TraceStore.open(spec.resolved_store(), "r")
+    assert [i.kind for i in got.interventions()] == ["pause", "resume"]
+    _assert_same_trace(got, loop_trace)
+    with coscope.Campaign.open(spec.resolved_store(), track=False) as campaign:
+        post_intervention(campaign.store_path, "pause", {})
+        line.RE(line.plan(campaign, wait_when_paused=None))  # ends the run instead
+    assert "paused by an intervention" in line.of("stop")[-1]["reason"]
+
+
 class FailingDetector(SampleDetector):
     """Fails its third acquisition with the error :attr:`failure` (a failed ophyd status)."""
 
@@ -345,6 +385,7 @@ def test_bad_devices_are_one_sentence_before_anything_moves(campaign: coscope.Ca
         ("origin [1.0] does not fit", [line.y, line.x], {"beps_loop": good}, {"origin": [1.0]}),
         ("scale of 0", [line.y, line.x], {"beps_loop": good}, {"scale": [0.0, 1.0]}),
         ("measures nothing", [line.y, line.x], {"beps_loop": good}, {"max_measurements": 0}),
+        ("no interval", [line.y, line.x], {"beps_loop": good}, {"wait_when_paused": 0}),
     ]
     counts = TraceStore.open(campaign.store_path, "r").counts()
     for words, positioners, readers, options in cases:

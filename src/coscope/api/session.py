@@ -154,6 +154,12 @@ class Campaign:
         return {name: ctx.offered_modalities(name) for name in ctx.active_instruments()}
 
     @property
+    def paused(self) -> bool:
+        """Whether a ``pause`` intervention holds the campaign: ``ask`` proposes nothing until
+        a ``resume`` is posted (each ``ask`` takes the interventions posted so far)."""
+        return self._loop.steering.settings.paused
+
+    @property
     def pending(self) -> list[Proposal]:
         """Proposals asked (in this session or before) and not yet told, in step order."""
         return sorted(self._loop.pending(), key=lambda p: p.step)

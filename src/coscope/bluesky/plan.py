@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Generator, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import bluesky.plan_stubs as bps
@@ -66,6 +67,7 @@ def coscope_plan(
     origin: Sequence[float] | None = None,
     scale: Sequence[float] | None = None,
     max_measurements: int | None = None,
+    wait_when_paused: float | None = 1.0,
     md: Mapping[str, Any] | None = None,
 ) -> Plan:
     """The plan measuring ``campaign``'s proposals with the facility's devices.
@@ -84,6 +86,9 @@ def coscope_plan(
         scale: Positioner units per ``campaign.space.units`` per positioner (default 1).
         max_measurements: Stop this run after that many measurements (the campaign goes
             on when the plan runs again); ``None``: until coscope stops.
+        wait_when_paused: Paused by ``coscope intervene STORE pause``, ask again every so
+            many seconds (a RunEngine ``sleep``: Ctrl-C still pauses the RunEngine) until a
+            ``resume``, as ``coscope run`` waits; ``None``: end the run when paused.
         md: Extra start-document metadata (the ``coscope`` key is the plan's).
 
     Returns:
@@ -96,9 +101,14 @@ def coscope_plan(
     setup = check_setup(campaign, positioners, readers, origin, scale)
     if max_measurements is not None and max_measurements < 1:
         raise ConfigError(f"max_measurements={max_measurements} measures nothing: give >= 1.")
+    if wait_when_paused is not None and not wait_when_paused > 0:
+        raise ConfigError(
+            f"wait_when_paused={wait_when_paused} is no interval: give seconds > 0, or None to "
+            "end the run when the campaign is paused."
+        )
     record = StepRecord(name="coscope")
     start = start_metadata(campaign, setup, dict(md or {}))
-    return _run(campaign, setup, record, start, max_measurements)
+    return _run(campaign, setup, record, start, Pacing(max_measurements, wait_when_paused))
 
 
 def start_metadata(campaign: Campaign, setup: Setup, md: dict[str, Any]) -> dict[str, Any]:
@@ -132,12 +142,21 @@ def start_metadata(campaign: Campaign, setup: Setup, md: dict[str, Any]) -> dict
     }
 
 
+@dataclass(frozen=True)
+class Pacing:
+    """How long one run goes on: ``limit`` measurements (``None``: until coscope stops), and
+    every ``poll_s`` seconds a new ask while paused by an intervention (``None``: stop)."""
+
+    limit: int | None
+    poll_s: float | None
+
+
 def _run(
     campaign: Campaign,
     setup: Setup,
     record: StepRecord,
     start: dict[str, Any],
-    limit: int | None,
+    pacing: Pacing,
 ) -> Plan:
     """One Bluesky run around :func:`_measure_all`; its stop document says why it ended."""
     summary: dict[str, Any] = {"measured": 0, "reason": ""}
@@ -159,7 +178,7 @@ def _run(
         yield from bps.close_run(exit_status="success", reason=summary["reason"])
 
     yield from bpp.contingency_wrapper(
-        _measure_all(campaign, setup, record, limit, summary),
+        _measure_all(campaign, setup, record, pacing, summary),
         except_plan=on_error,
         else_plan=on_success,
     )
@@ -170,13 +189,17 @@ def _measure_all(
     campaign: Campaign,
     setup: Setup,
     record: StepRecord,
-    limit: int | None,
+    pacing: Pacing,
     summary: dict[str, Any],
 ) -> Generator[Msg, Any, None]:
-    """Measure pending proposals, then asked ones, until coscope says why not or ``limit``."""
+    """Measure pending proposals, then asked ones, until coscope says why not or the limit."""
+    limit = pacing.limit
     while limit is None or summary["measured"] < limit:
         yield from bps.checkpoint()  # a deferred pause stops here: nothing half done
         todo = campaign.pending or campaign.ask()
+        if not todo and campaign.paused and pacing.poll_s is not None:
+            yield from bps.sleep(pacing.poll_s)  # until `coscope intervene STORE resume`
+            continue
         if not todo:
             summary["reason"] = campaign.reason
             return
