@@ -39,17 +39,20 @@ STAGE = {"origin": (100.0, -50.0), "scale": (1e-3, 1e-3)}
 """The stage's set-points: 100 mm + row * pitch, -50 mm + col * pitch (motors in mm)."""
 
 
-def _spec(tmp_path: Path) -> CampaignSpec:
+FILM = {"kind": "synthetic_film", "params": {"size": 16, "pixel_size_um": 2.0}}
+
+
+def _spec(tmp_path: Path, **changes: Any) -> CampaignSpec:
     """The Python API tests' campaign with a noise-free instrument (a detector on the sample
     returns exactly its signals) on a 2 um grid."""
-    return api_spec(
-        tmp_path,
-        name="bluesky",
-        sample={"kind": "synthetic_film", "params": {"size": 16, "pixel_size_um": 2.0}},
-        instruments=[{"name": "afm", "latency_s": 0.0, "cost": 1.5, "noise": 0.0}],
-        policy={"name": "ei", "n_initial": 3, "fit_iterations": 30},
-        budget={"max_measurements": 9},
-    )
+    fields = {
+        "name": "bluesky",
+        "sample": FILM,
+        "instruments": [{"name": "afm", "latency_s": 0.0, "cost": 1.5, "noise": 0.0}],
+        "policy": {"name": "ei", "n_initial": 3, "fit_iterations": 30},
+        "budget": {"max_measurements": 9},
+    }
+    return api_spec(tmp_path, **{**fields, **changes})
 
 
 class Beamline:
@@ -94,8 +97,27 @@ def _assert_same_trace(got: TraceStore, expected: TraceStore) -> None:
 
 
 def _validate(docs: list[tuple[str, dict]]) -> None:
+    """Every document against event-model's schema, and the references between them: a
+    descriptor of a started run, events of a known descriptor with its keys, numbered 1, 2, …
+    per descriptor, one stop per start."""
+    starts: set[str] = set()
+    keys: dict[str, set[str]] = {}
+    numbers: dict[str, int] = {}
+    stopped: list[str] = []
     for name, doc in docs:
         schema_validators[DocumentNames(name)].validate(doc)
+        if name == "start":
+            starts.add(doc["uid"])
+        elif name == "descriptor":
+            assert doc["run_start"] in starts
+            keys[doc["uid"]] = set(doc["data_keys"])
+        elif name == "event":
+            assert set(doc["data"]) == keys[doc["descriptor"]]
+            numbers[doc["descriptor"]] = numbers.get(doc["descriptor"], 0) + 1
+            assert doc["seq_num"] == numbers[doc["descriptor"]]
+        elif name == "stop":
+            stopped.append(doc["run_start"])
+    assert sorted(stopped) == sorted(starts)
 
 
 @pytest.fixture(scope="module")
@@ -144,6 +166,35 @@ def test_trace_and_documents_equal_the_loop_run(tmp_path: Path, loop_trace: Trac
         assert (data["y"], data["x"]) == pytest.approx(want)
     descriptor = line.of("descriptor")[0]
     assert descriptor["data_keys"]["det_spectrum"]["shape"] == [measured[0].signal.size]
+
+
+def test_a_line_scan_drives_one_motor(tmp_path: Path) -> None:
+    """A space whose candidates share a row: ``None`` for that coordinate, one motor moves."""
+    line_scan = {**FILM, "mask": {"rect": [5, 0, 6, 16]}}  # row 5 only
+    spec = _spec(tmp_path, sample=line_scan)
+    expected = _loop_trace(_spec(tmp_path / "loop", sample=line_scan))
+    with coscope.Campaign.create(spec, track=False) as campaign:
+        x = SynAxis(name="x")
+        stage = StageMap(campaign.space)
+        det = SampleDetector(
+            sample=campaign.sample,
+            modality="beps_loop",
+            stage=stage,
+            positioners=[None, x],
+            name="det",
+        )
+        RE = RunEngine({})
+        docs: list[tuple[str, dict]] = []
+        RE.subscribe(lambda name, doc: docs.append((name, doc)))
+        RE(coscope_plan(campaign, [None, x], {"beps_loop": det}))
+    got = TraceStore.open(spec.resolved_store(), "r")
+    _assert_same_trace(got, expected)
+    assert {m.location.row for m in got.measurements()} == {5}
+    start = next(doc for name, doc in docs if name == "start")
+    assert start["motors"] == ["x"]
+    events = [doc for name, doc in docs if name == "event"]
+    assert [e["data"]["x"] for e in events] == [2.0 * m.location.col for m in got.measurements()]
+    _validate(docs)
 
 
 class SigintDetector(SampleDetector):
@@ -375,6 +426,7 @@ def test_bad_devices_are_one_sentence_before_anything_moves(campaign: coscope.Ca
         ("2 coordinates (um) but 1 positioner", [line.y], {"beps_loop": good}, {}),
         ("not a readable ophyd Movable", [line.y, object()], {"beps_loop": good}, {}),
         ("repeat a name", [line.y, line.y], {"beps_loop": good}, {}),
+        ("coordinate 0 of the space varies", [None, line.x], {"beps_loop": good}, {}),
         ("refuses set-point 100.03", [LimitedAxis(name="ly"), line.x], {"beps_loop": good}, {}),
         ("no reader for modality 'beps_loop'", [line.y, line.x], {}, {}),
         ("never proposes", [line.y, line.x], {"beps_loop": good, "raman": good}, {}),

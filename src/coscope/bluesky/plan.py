@@ -61,7 +61,7 @@ Plan = Generator[Msg, Any, dict[str, Any]]
 
 def coscope_plan(
     campaign: Campaign,
-    positioners: Sequence[Any],
+    positioners: Sequence[Any | None],
     readers: Mapping[str, ReaderLike],
     *,
     origin: Sequence[float] | None = None,
@@ -79,7 +79,8 @@ def coscope_plan(
         campaign: An open :class:`coscope.Campaign` (``create`` or ``open``); the plan does
             not close it (``campaign.finish()`` or ``close()`` afterwards).
         positioners: One ophyd ``Movable`` per coordinate of ``campaign.space`` (a grid's
-            ``(row, col) * pixel_size_um``: the row axis first).
+            ``(row, col) * pixel_size_um``: the row axis first); ``None`` for a coordinate
+            every candidate shares (a line scan's row, a table's second coordinate).
         readers: Per modality the campaign may propose, ``(device, data_key)`` of a
             ``Readable`` whose key holds the ``(L,)`` signal after ``trigger``.
         origin: Set-point of coordinate 0 per positioner, positioner units (default 0).
@@ -107,8 +108,7 @@ def coscope_plan(
             "end the run when the campaign is paused."
         )
     record = StepRecord(name="coscope")
-    start = start_metadata(campaign, setup, dict(md or {}))
-    return _run(campaign, setup, record, start, Pacing(max_measurements, wait_when_paused))
+    return _run(campaign, setup, record, dict(md or {}), Pacing(max_measurements, wait_when_paused))
 
 
 def start_metadata(campaign: Campaign, setup: Setup, md: dict[str, Any]) -> dict[str, Any]:
@@ -117,7 +117,7 @@ def start_metadata(campaign: Campaign, setup: Setup, md: dict[str, Any]) -> dict
     spec = campaign.spec
     status = campaign.status()
     first_stream = next(iter(setup.streams.values()))
-    motors = [p.name for p in setup.positioners]
+    motors = [p.name for _, p in setup.driven]
     return {
         **md,
         "plan_name": "coscope_plan",
@@ -155,12 +155,12 @@ def _run(
     campaign: Campaign,
     setup: Setup,
     record: StepRecord,
-    start: dict[str, Any],
+    md: dict[str, Any],
     pacing: Pacing,
 ) -> Plan:
     """One Bluesky run around :func:`_measure_all`; its stop document says why it ended."""
     summary: dict[str, Any] = {"measured": 0, "reason": ""}
-    yield from bps.open_run(start)
+    yield from bps.open_run(start_metadata(campaign, setup, md))  # the campaign as it starts
 
     def on_error(exc: Exception) -> Generator[Msg, Any, None]:
         left = len(campaign.pending)
@@ -217,9 +217,10 @@ def _measure(
     t_start = time.time()
     targets = setup.stage.setpoints(proposal.location)
     moves: list[Any] = []
-    for device, value in zip(setup.positioners, targets, strict=True):
-        moves += [device, value]
-    yield from bps.mv(*moves)
+    for axis, device in setup.driven:
+        moves += [device, targets[axis]]
+    if moves:
+        yield from bps.mv(*moves)
     yield from _read_and_tell(campaign, setup, record, proposal, t_start)
 
 
@@ -243,7 +244,7 @@ def _read_and_tell(
         if triggers(reader.device):
             yield from bps.trigger(reader.device, wait=True)
         reading = yield from bps.read(reader.device)
-        for device in setup.positioners:
+        for _, device in setup.driven:
             yield from bps.read(device)
         signal = _signal_of(reading, reader.key, proposal)
         cost = float(proposal.expected_cost)

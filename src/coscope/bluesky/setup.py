@@ -40,24 +40,32 @@ class Setup:
     """What the plan drives: checked positioners, readers and streams.
 
     Attributes:
-        positioners: One ``Movable`` per coordinate of the space, in coordinate order.
+        positioners: One ``Movable`` per coordinate of the space, in coordinate order;
+            ``None`` for a coordinate that is the same for every candidate (nothing moves).
         stage: Locations to set-points (:class:`~coscope.bluesky.stage.StageMap`).
         readers: Per modality the campaign may propose, its :class:`Reader`.
         streams: Per modality, the event stream its measurements go to (``"primary"`` when
             the campaign proposes one modality, else the modality's name).
     """
 
-    positioners: tuple[Any, ...]
+    positioners: tuple[Any | None, ...]
     stage: StageMap
     readers: dict[str, Reader]
     streams: dict[str, str]
+
+    @property
+    def driven(self) -> list[tuple[int, Any]]:
+        """``(coordinate, positioner)`` of every coordinate a positioner drives."""
+        return [(axis, p) for axis, p in enumerate(self.positioners) if p is not None]
 
 
 def _name(device: object) -> str:
     return str(device.name) if isinstance(device, Readable) else type(device).__name__
 
 
-def check_positioners(positioners: Sequence[Any], stage: StageMap, units: str) -> tuple[Any, ...]:
+def check_positioners(
+    positioners: Sequence[Any | None], stage: StageMap, units: str
+) -> tuple[Any | None, ...]:
     """``positioners`` as a tuple, or a ConfigError: count, abilities, limits."""
     given = tuple(positioners)
     if len(given) != stage.dims:
@@ -67,6 +75,13 @@ def check_positioners(positioners: Sequence[Any], stage: StageMap, units: str) -
         )
     low, high = stage.bounds()
     for axis, device in enumerate(given):
+        if device is None:
+            if low[axis] != high[axis]:
+                raise ConfigError(
+                    f"coordinate {axis} of the space varies ({low[axis]:g} to {high[axis]:g} "
+                    "in positioner units): give it a positioner, not None."
+                )
+            continue
         if not isinstance(device, Movable) or not isinstance(device, Readable):
             raise ConfigError(
                 f"positioner {axis} ({_name(device)}) is not a readable ophyd Movable: give a "
@@ -82,7 +97,7 @@ def check_positioners(positioners: Sequence[Any], stage: StageMap, units: str) -
                         f"campaign's space needs ({' '.join(str(exc).split())[:200]}): widen "
                         "its limits or change the stage origin/scale."
                     ) from None
-    names = [d.name for d in given]
+    names = [d.name for d in given if d is not None]
     if len(set(names)) != len(names):
         raise ConfigError(f"positioners {names} repeat a name: give each axis its own motor.")
     return given
@@ -149,7 +164,7 @@ def check_readers(campaign: Campaign, readers: Mapping[str, ReaderLike]) -> dict
 
 def check_setup(
     campaign: Campaign,
-    positioners: Sequence[Any],
+    positioners: Sequence[Any | None],
     readers: Mapping[str, ReaderLike],
     origin: Sequence[float] | None = None,
     scale: Sequence[float] | None = None,

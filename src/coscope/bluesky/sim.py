@@ -41,7 +41,8 @@ class SampleDetector(Device):
         sample: The simulated sample or dataset twin (its ground truth is measured).
         modality: The modality the detector measures; ``spectrum`` holds ``(L,)`` float64.
         stage: Where each candidate's set-points are (the plan's own map).
-        positioners: The motors, one per coordinate, in the stage's order.
+        positioners: The motors, one per coordinate, in the stage's order (``None``: a
+            coordinate every candidate shares).
         noise: Standard deviation of the added noise, signal units (0: the exact signal).
         seed: Seed of the noise.
         name: The device name (its data key is ``<name>_spectrum``).
@@ -55,7 +56,7 @@ class SampleDetector(Device):
         sample: Sample,
         modality: str,
         stage: StageMap,
-        positioners: Sequence[Positioner],
+        positioners: Sequence[Positioner | None],
         noise: float = 0.0,
         seed: int = 0,
         name: str,
@@ -71,7 +72,13 @@ class SampleDetector(Device):
 
     def where(self) -> Location:
         """The candidate the stage stands at (nearest to the positioners' positions)."""
-        return self.stage.nearest([float(p.position) for p in self.positioners])
+        fixed = self.stage.setpoints_all[0]  # where an axis without a motor always is
+        return self.stage.nearest(
+            [
+                fixed[axis] if p is None else float(p.position)
+                for axis, p in enumerate(self.positioners)
+            ]
+        )
 
     def measure(self) -> np.ndarray:
         """The signal now, ``(L,)`` float64 (what :meth:`trigger` puts in ``spectrum``)."""
