@@ -10,7 +10,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -340,6 +340,54 @@ def test_a_paused_campaign_waits_in_the_run_until_resumed(
         post_intervention(campaign.store_path, "pause", {})
         line.RE(line.plan(campaign, wait_when_paused=None))  # ends the run instead
     assert "paused by an intervention" in line.of("stop")[-1]["reason"]
+
+
+class InterruptedDetector(SampleDetector):
+    """Its third acquisition hangs until someone calls :attr:`interrupt` (``RE.abort`` or
+    ``RE.stop``) from another thread — the RunEngine is running, not paused — and the
+    RunEngine has gone idle."""
+
+    engine: RunEngine
+    interrupt: Callable[[], object]
+
+    def trigger(self) -> DeviceStatus:
+        if self.triggered != 2:
+            return super().trigger()
+        self.triggered += 1
+        status = DeviceStatus(self)
+
+        def interrupt() -> None:
+            time.sleep(0.2)
+            self.interrupt()
+            deadline = time.monotonic() + 120
+            while self.engine.state != "idle" and time.monotonic() < deadline:
+                time.sleep(0.05)
+            status.set_finished()
+
+        threading.Thread(target=interrupt, daemon=True).start()
+        return status
+
+
+@pytest.mark.parametrize(("how", "exit_status"), [("abort", "abort"), ("stop", "success")])
+def test_abort_or_stop_while_measuring_leaves_the_step_pending(
+    tmp_path: Path, loop_trace: TraceStore, how: str, exit_status: str
+) -> None:
+    spec = _spec(tmp_path)
+    with coscope.Campaign.create(spec, track=False) as campaign:
+        line = Beamline(campaign, InterruptedDetector)
+        line.det.engine = line.RE
+        line.det.interrupt = line.RE.abort if how == "abort" else line.RE.stop
+        with pytest.raises(RunEngineInterrupted):
+            line.RE(line.plan(campaign))
+        assert [p.step for p in campaign.pending] == [2]
+        stop = line.of("stop")[-1]
+        assert stop["exit_status"] == exit_status and "1 pending" in stop["reason"]
+        assert stop["num_events"] == {"primary": 2}
+        line.RE(line.plan(campaign))  # the same session, again: step 2 first
+    got = TraceStore.open(spec.resolved_store(), "r")
+    assert _steps(got) == list(range(9))
+    _assert_same_trace(got, loop_trace)
+    _validate(line.docs)
 
 
 class FailingDetector(SampleDetector):
