@@ -256,11 +256,15 @@ def test_ctrl_c_then_resume_continues_the_same_run(
     _assert_same_trace(TraceStore.open(spec.resolved_store(), "r"), loop_trace)
 
 
-class HardPauseDetector(SampleDetector):
-    """Its third acquisition hangs while Ctrl-C is pressed twice (an immediate pause) and ends
-    only once the RunEngine is paused: the pause lands inside the measurement."""
+class HangingDetector(SampleDetector):
+    """Its third acquisition hangs while :meth:`meanwhile` runs in another thread, and ends
+    only once the RunEngine is in state :attr:`until`: what happens lands inside it."""
 
     engine: RunEngine
+    until = "paused"
+
+    def meanwhile(self) -> None:
+        """What someone does while the detector acquires."""
 
     def trigger(self) -> DeviceStatus:
         if self.triggered != 2:
@@ -268,17 +272,24 @@ class HardPauseDetector(SampleDetector):
         self.triggered += 1
         status = DeviceStatus(self)
 
-        def press_ctrl_c_twice() -> None:
-            os.kill(os.getpid(), signal.SIGINT)
-            time.sleep(0.3)  # the RunEngine counts presses at least 0.1 s apart
-            os.kill(os.getpid(), signal.SIGINT)
+        def hang() -> None:
+            self.meanwhile()
             deadline = time.monotonic() + 120
-            while self.engine.state != "paused" and time.monotonic() < deadline:
+            while self.engine.state != self.until and time.monotonic() < deadline:
                 time.sleep(0.05)
             status.set_finished()
 
-        threading.Thread(target=press_ctrl_c_twice, daemon=True).start()
+        threading.Thread(target=hang, daemon=True).start()
         return status
+
+
+class HardPauseDetector(HangingDetector):
+    """Ctrl-C twice (an immediate pause) while it acquires."""
+
+    def meanwhile(self) -> None:
+        os.kill(os.getpid(), signal.SIGINT)
+        time.sleep(0.3)  # the RunEngine counts presses at least 0.1 s apart
+        os.kill(os.getpid(), signal.SIGINT)
 
 
 def test_ctrl_c_twice_inside_a_measurement_rewinds_it(
@@ -342,30 +353,16 @@ def test_a_paused_campaign_waits_in_the_run_until_resumed(
     assert "paused by an intervention" in line.of("stop")[-1]["reason"]
 
 
-class InterruptedDetector(SampleDetector):
-    """Its third acquisition hangs until someone calls :attr:`interrupt` (``RE.abort`` or
-    ``RE.stop``) from another thread — the RunEngine is running, not paused — and the
-    RunEngine has gone idle."""
+class InterruptedDetector(HangingDetector):
+    """:attr:`interrupt` (``RE.abort`` or ``RE.stop``) called from another thread while it
+    acquires: the RunEngine is running, not paused."""
 
-    engine: RunEngine
+    until = "idle"
     interrupt: Callable[[], object]
 
-    def trigger(self) -> DeviceStatus:
-        if self.triggered != 2:
-            return super().trigger()
-        self.triggered += 1
-        status = DeviceStatus(self)
-
-        def interrupt() -> None:
-            time.sleep(0.2)
-            self.interrupt()
-            deadline = time.monotonic() + 120
-            while self.engine.state != "idle" and time.monotonic() < deadline:
-                time.sleep(0.05)
-            status.set_finished()
-
-        threading.Thread(target=interrupt, daemon=True).start()
-        return status
+    def meanwhile(self) -> None:
+        time.sleep(0.2)
+        self.interrupt()
 
 
 @pytest.mark.parametrize(("how", "exit_status"), [("abort", "abort"), ("stop", "success")])
