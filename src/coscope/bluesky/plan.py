@@ -16,10 +16,11 @@ One call of the plan is one Bluesky run (docs/bluesky.md). Per measurement:
 1. ``checkpoint`` — a deferred pause (Ctrl-C once) stops here, between measurements;
 2. the next pending proposal, else ``Campaign.ask()`` (trace first, as ``coscope run``);
 3. ``mv`` every positioner to the proposal's set-points (rewindable: a resume moves again);
-4. ``create`` → ``trigger`` (a ``Triggerable`` reader) → ``read`` the reader and the
-   positioners (rewindable: an immediate pause, Ctrl-C twice, triggers and reads again on
-   resume) → ``Campaign.tell`` the signal (trace, agent, MLflow) → not rewindable from here:
-   ``read`` the :class:`~coscope.bluesky.record.StepRecord` → ``save``: one event.
+4. ``create`` → ``trigger`` and wait (a ``Triggerable`` reader; rewindable: an immediate
+   pause, Ctrl-C twice, triggers again on resume) → not rewindable from here: ``read`` the
+   reader and the positioners → ``Campaign.tell`` the signal (trace, agent, MLflow) → ``read``
+   the :class:`~coscope.bluesky.record.StepRecord` → ``save``: one event, holding what was
+   told.
 
 A read that fails (a failed status, a timeout, a disconnected signal, a signal of the wrong
 shape or with NaN) is recorded as coscope records a failed measurement
@@ -44,7 +45,7 @@ from bluesky.utils import FailedStatus, Msg, RequestStop, RunEngineControlExcept
 
 from coscope.api import Campaign
 from coscope.bluesky.record import StepRecord
-from coscope.bluesky.setup import ReaderLike, Setup, check_setup, triggers
+from coscope.bluesky.setup import Reader, ReaderLike, Setup, check_setup, triggers
 from coscope.errors import (
     BadMeasurement,
     ConfigError,
@@ -227,11 +228,12 @@ def _measure(
 def _read_and_tell(
     campaign: Campaign, setup: Setup, record: StepRecord, proposal: Proposal, t_start: float
 ) -> Generator[Msg, Any, None]:
-    """The measurement's bundle: trigger and read, tell coscope, then the event (or a
+    """The measurement's bundle: trigger, then read, tell coscope and emit the event (or a
     recorded failure and no event).
 
-    Up to the tell the RunEngine may rewind (an immediate pause re-triggers and re-reads on
-    resume); from the tell on it may not, so a resume never reads again what was told.
+    Up to the end of the acquisition the RunEngine may rewind (an immediate pause triggers
+    again on resume); from the first read on it may not, so what is told is what the event
+    holds, and a resume never reads again.
     """
     reader = setup.readers.get(proposal.modality)
     if reader is None:  # an intervention made the agent propose another modality
@@ -243,12 +245,8 @@ def _read_and_tell(
     try:
         if triggers(reader.device):
             yield from bps.trigger(reader.device, wait=True)
-        reading = yield from bps.read(reader.device)
-        for _, device in setup.driven:
-            yield from bps.read(device)
-        signal = _signal_of(reading, reader.key, proposal)
-        cost = float(proposal.expected_cost)
-        row = campaign.tell(proposal, signal, cost=cost, t_start=t_start, t_end=time.time())
+        told = _tell_and_save(campaign, setup, record, reader, proposal, t_start)
+        yield from bpp.rewindable_wrapper(told, False)
     except RunEngineControlException:
         raise  # stop, abort, halt: the proposal stays pending, no failure is recorded
     except Exception as exc:
@@ -258,12 +256,25 @@ def _read_and_tell(
         error = failure_of(exc, reader.device.name, proposal)
         campaign.fail(proposal, error)
         raise error from None
+
+
+def _tell_and_save(
+    campaign: Campaign,
+    setup: Setup,
+    record: StepRecord,
+    reader: Reader,
+    proposal: Proposal,
+    t_start: float,
+) -> Generator[Msg, Any, None]:
+    """Read the detector and the motors, tell coscope (trace first), then read the
+    :class:`StepRecord` into the bundle and emit the event."""
+    reading = yield from bps.read(reader.device)
+    for _, device in setup.driven:
+        yield from bps.read(device)
+    signal = _signal_of(reading, reader.key, proposal)
+    cost = float(proposal.expected_cost)
+    row = campaign.tell(proposal, signal, cost=cost, t_start=t_start, t_end=time.time())
     record.show(proposal, cost, row)
-    yield from bpp.rewindable_wrapper(_event(record), False)
-
-
-def _event(record: StepRecord) -> Generator[Msg, Any, None]:
-    """Read the told step's :class:`StepRecord` into the bundle and emit the event."""
     yield from bps.read(record)
     yield from bps.save()
 
