@@ -197,6 +197,74 @@ def test_a_line_scan_drives_one_motor(tmp_path: Path) -> None:
     _validate(docs)
 
 
+def test_two_modalities_two_streams_and_the_loop_trace(tmp_path: Path) -> None:
+    """A multi-task agent choosing between a cheap loop and a costly Raman spectrum on one
+    instrument: one reader and one event stream per modality, the loop's trace."""
+
+    def spec(where: Path) -> CampaignSpec:
+        return api_spec(
+            where,
+            name="co-bluesky",
+            seed=2,
+            sample={"kind": "combinatorial_library", "params": {"members": 16}},
+            instruments=[
+                {
+                    "name": "scope",
+                    "modalities": ["pfm_loop", "raman"],
+                    "cost": {"pfm_loop": 1.0, "raman": 10.0},
+                    "latency_s": 0.0,
+                    "noise": 0.0,
+                }
+            ],
+            scalarizer={
+                "name": "peak_position",
+                "modality": "raman",
+                "params": {"lo": 120, "hi": 200},
+            },
+            auxiliary=[{"name": "loop_area", "modality": "pfm_loop"}],
+            policy={
+                "name": "gain_per_cost",
+                "model": "multitask",
+                "n_initial": 4,
+                "fit_iterations": 30,
+            },
+            budget={"max_measurements": 10},
+        )
+
+    expected = _loop_trace(spec(tmp_path / "loop"))
+    with coscope.Campaign.create(spec(tmp_path), track=False) as campaign:
+        y, x = SynAxis(name="y"), SynAxis(name="x")
+        stage = StageMap(campaign.space)
+        readers = {
+            modality: SampleDetector(
+                sample=campaign.sample,
+                modality=modality,
+                stage=stage,
+                positioners=[y, x],
+                name=name,
+            )
+            for modality, name in (("pfm_loop", "pfm"), ("raman", "raman"))
+        }
+        RE = RunEngine({})
+        docs: list[tuple[str, dict]] = []
+        RE.subscribe(lambda name, doc: docs.append((name, doc)))
+        RE(coscope_plan(campaign, [y, x], readers))
+    got = TraceStore.open(campaign.store_path, "r")
+    _assert_same_trace(got, expected)
+    _validate(docs)
+    measured = got.measurements()
+    assert {m.modality for m in measured} == {"pfm_loop", "raman"}
+    descriptors = {d["uid"]: d["name"] for name, d in docs if name == "descriptor"}
+    assert sorted(descriptors.values()) == ["pfm_loop", "raman"]
+    events = [doc for name, doc in docs if name == "event"]
+    assert [(descriptors[e["descriptor"]], e["data"]["coscope_step"]) for e in events] == [
+        (m.modality, m.step) for m in measured
+    ]
+    for event, m in zip(events, measured, strict=True):
+        key = "pfm_spectrum" if m.modality == "pfm_loop" else "raman_spectrum"
+        np.testing.assert_array_equal(event["data"][key], m.signal)
+
+
 class SigintDetector(SampleDetector):
     """Presses Ctrl-C (SIGINT to this process) while its third acquisition runs."""
 
