@@ -29,6 +29,7 @@ from coscope.config import CampaignSpec
 from coscope.errors import BadMeasurement, ConfigError, InstrumentDown, InstrumentTimeout
 from coscope.steer_requests import post_intervention
 from coscope.storage import TraceStore
+from tests.agents.test_multitask_agent import _spec as multitask_spec
 from tests.test_api import _loop_trace
 from tests.test_api import _spec as api_spec
 
@@ -202,32 +203,13 @@ def test_two_modalities_two_streams_and_the_loop_trace(tmp_path: Path) -> None:
     instrument: one reader and one event stream per modality, the loop's trace."""
 
     def spec(where: Path) -> CampaignSpec:
-        return api_spec(
+        """The co-orchestration tests' campaign, its first instrument only (the loop then
+        measures one at a time, as the RunEngine does)."""
+        scope = multitask_spec(where).instruments[0].model_dump()
+        return multitask_spec(
             where,
-            name="co-bluesky",
-            seed=2,
             sample={"kind": "combinatorial_library", "params": {"members": 16}},
-            instruments=[
-                {
-                    "name": "scope",
-                    "modalities": ["pfm_loop", "raman"],
-                    "cost": {"pfm_loop": 1.0, "raman": 10.0},
-                    "latency_s": 0.0,
-                    "noise": 0.0,
-                }
-            ],
-            scalarizer={
-                "name": "peak_position",
-                "modality": "raman",
-                "params": {"lo": 120, "hi": 200},
-            },
-            auxiliary=[{"name": "loop_area", "modality": "pfm_loop"}],
-            policy={
-                "name": "gain_per_cost",
-                "model": "multitask",
-                "n_initial": 4,
-                "fit_iterations": 30,
-            },
+            instruments=[scope],
             budget={"max_measurements": 10},
         )
 
