@@ -146,6 +146,8 @@ def test_trace_and_documents_equal_the_loop_run(tmp_path: Path, loop_trace: Trac
     starts, stops = line.of("start"), line.of("stop")
     assert [s["uid"] for s in starts][:1] == [first_uid] and len(starts) == len(stops) == 2
     assert starts[0]["operator"] == "me" and starts[0]["plan_name"] == "coscope_plan"
+    assert starts[0]["motors"] == ["y", "x"] and starts[0]["detectors"] == ["det"]
+    assert starts[0]["hints"] == {"dimensions": [[["y"], "primary"], [["x"], "primary"]]}
     meta = starts[0]["coscope"]
     assert meta["store"] == str(spec.resolved_store().resolve())
     assert (meta["campaign"], meta["seed"], meta["policy"]) == ("bluesky", 4, "ei")

@@ -40,7 +40,7 @@ from typing import Any
 
 import bluesky.plan_stubs as bps
 import bluesky.preprocessors as bpp
-from bluesky.protocols import Status
+from bluesky.protocols import HasHints, Status
 from bluesky.utils import FailedStatus, Msg, RequestStop, RunEngineControlException
 
 from coscope.api import Campaign
@@ -119,12 +119,13 @@ def start_metadata(campaign: Campaign, setup: Setup, md: dict[str, Any]) -> dict
     status = campaign.status()
     first_stream = next(iter(setup.streams.values()))
     motors = [p.name for _, p in setup.driven]
+    fields = [hinted_fields(p) for _, p in setup.driven]
     return {
         **md,
         "plan_name": "coscope_plan",
         "motors": motors,
         "detectors": sorted({r.device.name for r in setup.readers.values()}),
-        "hints": {"dimensions": [([m], first_stream) for m in motors]},
+        "hints": {"dimensions": [[f, first_stream] for f in fields]},
         "coscope": {
             "store": str(campaign.store_path.resolve()),
             "campaign": spec.name,
@@ -141,6 +142,16 @@ def start_metadata(campaign: Campaign, setup: Setup, md: dict[str, Any]) -> dict
             "mlflow_run_id": status.get("mlflow_run_id") or "",
         },
     }
+
+
+def hinted_fields(positioner: Any) -> list[str]:
+    """The data keys a positioner hints at (its readback), else its name: the start
+    document's ``hints.dimensions`` entry for it (what live plots put on the x axis)."""
+    if isinstance(positioner, HasHints):
+        hinted = list(positioner.hints.get("fields", []))
+        if hinted:
+            return hinted
+    return [positioner.name]
 
 
 @dataclass(frozen=True)
