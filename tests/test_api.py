@@ -275,3 +275,25 @@ def test_run_is_coscope_run(tmp_path: Path, prefect_server: str) -> None:
     assert summary["status"] == "finished" and summary["measurements"] == 6
     with coscope.Campaign.open(summary["store"], track=False) as campaign:
         assert campaign.ask() == [] and "budget is used up" in campaign.reason
+
+
+def test_fail_records_a_failed_measurement_and_keeps_the_proposal(tmp_path: Path) -> None:
+    from coscope.errors import InstrumentDown
+
+    spec = _spec(tmp_path)
+    with coscope.Campaign.create(spec, track=False) as campaign:
+        assert campaign.offered == {"afm": ["beps_loop"]} and not campaign.paused
+        assert campaign.space.layout == (20, 20) and campaign.space.units == "um"
+        (proposal,) = campaign.ask()
+        campaign.fail(proposal, InstrumentDown("the detector does not answer"))
+        assert [p.step for p in campaign.pending] == [proposal.step]
+        with pytest.raises(ProposalError, match="never asked"):
+            campaign.fail(5, InstrumentDown("nope"))
+        campaign.tell(proposal, _truth(campaign, proposal))  # measured again, told once
+        with pytest.raises(ProposalError, match="already told"):
+            campaign.fail(proposal, InstrumentDown("too late"))
+    store = TraceStore.open(spec.resolved_store(), "r")
+    (failed,) = [i for i in store.interventions() if i.kind == "failed_measurement"]
+    assert failed.payload["step"] == proposal.step
+    assert failed.payload["failure_class"] == "instrument_down"
+    assert [m.step for m in store.measurements()] == [proposal.step]

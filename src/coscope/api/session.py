@@ -31,12 +31,14 @@ from coscope.api.checks import (
 )
 from coscope.api.opening import SpecLike, as_spec, use_threads
 from coscope.campaign.executors import Executor, LocalExecutor
+from coscope.campaign.failures import record_failure
 from coscope.campaign.loop import CampaignLoop, LoopOutcome
 from coscope.campaign.queues import Slot
 from coscope.config import CampaignSpec
-from coscope.errors import ConfigError, StoreError
+from coscope.errors import ConfigError, InstrumentError, StoreError
 from coscope.infra.compose import mark_running, open_context
 from coscope.instruments import Sample
+from coscope.spaces import PixelGrid, Space
 from coscope.types import Measurement, MeasurementRequest, Proposal
 
 log = logging.getLogger(__name__)
@@ -138,6 +140,24 @@ class Campaign:
     @property
     def spec(self) -> CampaignSpec:
         return self._ctx.spec
+
+    @property
+    def space(self) -> Space:
+        """Where the campaign may measure: candidates, their coordinates (``space.units``)."""
+        return self._ctx.space or PixelGrid(self.sample.shape, self.sample.pixel_size_um)
+
+    @property
+    def offered(self) -> dict[str, list[str]]:
+        """Per instrument that ``ask`` proposes for, the modalities it may propose, in spec
+        order (``{"afm": ["beps_loop"]}``)."""
+        ctx = self._ctx
+        return {name: ctx.offered_modalities(name) for name in ctx.active_instruments()}
+
+    @property
+    def paused(self) -> bool:
+        """Whether a ``pause`` intervention holds the campaign: ``ask`` proposes nothing until
+        a ``resume`` is posted (each ``ask`` takes the interventions posted so far)."""
+        return self._loop.steering.settings.paused
 
     @property
     def pending(self) -> list[Proposal]:
@@ -280,6 +300,23 @@ class Campaign:
         if not queue:
             del loop.inflight[decision.instrument]
         return loop.history[-1]
+
+    def fail(self, proposal: Proposal | int, error: InstrumentError) -> None:
+        """Record that measuring a pending proposal failed, as ``coscope run`` records it.
+
+        One ``failed_measurement`` row goes to the trace (and MLflow): step, instrument,
+        modality, location, ``error.failure_class``, the reason, nothing charged
+        (docs/faults-and-security.md). The proposal stays pending: measure it again and
+        :meth:`tell` it, or close; a re-opened campaign (or ``coscope resume``) hands it back.
+
+        Raises:
+            ProposalError: The step was never asked or is told already.
+        """
+        self._check_open()
+        step = step_of(proposal)
+        pending = {p.step: p for p in self._loop.pending()}
+        decision = pending_step(step, pending, self._ctx.store.measured_steps())
+        record_failure(self._ctx.store, self._ctx.tracker, decision, error)
 
     # --- closing ----------------------------------------------------------------------
     def outcome(self) -> LoopOutcome:
