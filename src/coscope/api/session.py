@@ -31,7 +31,6 @@ from coscope.api.checks import (
 )
 from coscope.api.opening import SpecLike, as_spec, use_threads
 from coscope.campaign.executors import Executor, LocalExecutor
-from coscope.campaign.failures import record_failure
 from coscope.campaign.loop import CampaignLoop, LoopOutcome
 from coscope.campaign.queues import Slot
 from coscope.config import CampaignSpec
@@ -301,22 +300,36 @@ class Campaign:
             del loop.inflight[decision.instrument]
         return loop.history[-1]
 
-    def fail(self, proposal: Proposal | int, error: InstrumentError) -> None:
+    def fail(self, proposal: Proposal | int, error: InstrumentError) -> bool:
         """Record that measuring a pending proposal failed, as ``coscope run`` records it.
 
         One ``failed_measurement`` row goes to the trace (and MLflow): step, instrument,
         modality, location, ``error.failure_class``, the reason, nothing charged
         (docs/faults-and-security.md). The proposal stays pending: measure it again and
-        :meth:`tell` it, or close; a re-opened campaign (or ``coscope resume``) hands it back.
+        :meth:`tell` it, or close; a re-opened campaign (or ``coscope resume``) hands it back —
+        unless the spec's failure policy retires it (a tolerant ``failures.max_rate``, or its
+        ``retire_after``-th failure): then it is recorded ``retired`` and never handed back.
+
+        Returns:
+            Whether the failure policy retired the proposal.
 
         Raises:
             ProposalError: The step was never asked or is told already.
         """
         self._check_open()
+        loop = self._loop
         step = step_of(proposal)
-        pending = {p.step: p for p in self._loop.pending()}
+        pending = {p.step: p for p in loop.pending()}
         decision = pending_step(step, pending, self._ctx.store.measured_steps())
-        record_failure(self._ctx.store, self._ctx.tracker, decision, error)
+        verdict = loop.failures.judge(decision, error, loop.recorder.n_measured)
+        loop.failures.record(self._ctx.store, self._ctx.tracker, decision, error, verdict.retire)
+        if verdict.retire:
+            loop.retired.append(decision)
+            queue = loop.inflight.get(decision.instrument, [])
+            queue[:] = [s for s in queue if s.proposal.step != step]
+            if not queue:
+                loop.inflight.pop(decision.instrument, None)
+        return verdict.retire
 
     # --- closing ----------------------------------------------------------------------
     def outcome(self) -> LoopOutcome:
