@@ -69,7 +69,7 @@ def prefect_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         stderr=subprocess.STDOUT,
     )
     url = f"http://127.0.0.1:{port}/api"
-    deadline = time.time() + 90
+    deadline = time.time() + 600  # generous: a loaded machine starts it slowly, never wrongly
     while time.time() < deadline:
         try:
             with urllib.request.urlopen(f"{url}/health", timeout=2) as response:

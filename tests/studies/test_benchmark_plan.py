@@ -19,3 +19,18 @@ def test_a_warm_started_dkl_spec_is_benchmarked_beside_gp_baselines(tmp_path: Pa
     plan = plan_benchmark(spec, seeds=1, policies=["dkl:ei", "ei", "random"], out=tmp_path / "s")
     warm = {j["keys"]["policy"]: j["spec"]["policy"]["warm_start"] for j in plan.jobs}
     assert warm == {"dkl:ei": True, "ei": False, "random": False}
+
+
+def test_paths_travel_to_the_workers_absolute(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)  # `coscope benchmark … --out runs/bench` from here
+    spec = parse_spec(
+        {
+            "sample": {"kind": "synthetic_film", "params": {"size": 8}},
+            "budget": {"max_measurements": 4},
+        }
+    )
+    plan = plan_benchmark(spec, seeds=2, policies=["ei"], out=Path("runs/bench"))
+    for job in plan.jobs:
+        store, run_dir = Path(job["spec"]["store"]), Path(job["spec"]["run_dir"])
+        assert store.is_absolute() and run_dir.is_absolute()
+        assert store.is_relative_to(tmp_path / "runs" / "bench")

@@ -7,6 +7,7 @@ best target value) and the per-measurement history rows; the deciding side reads
 
 from __future__ import annotations
 
+import logging
 import math
 import time
 from collections.abc import Sequence
@@ -17,6 +18,8 @@ from coscope.campaign.decide import BudgetState
 from coscope.campaign.fits import FitBook
 from coscope.campaign.reconcile import history_row
 from coscope.types import Measurement, Proposal
+
+log = logging.getLogger(__name__)
 
 
 class Recorder:
@@ -100,6 +103,17 @@ class Recorder:
         # from then on every fit is new, even one that repeats an earlier model
         self.fits.resuming = self.fits.resuming and replaying
         ctx.tracker.log_decision(proposal)
+        loc = proposal.location
+        log.info(
+            "step %d: %s -> %s at (%d, %d) on %s, expected cost %.4g",
+            proposal.step,
+            proposal.policy,
+            proposal.modality,
+            loc.row,
+            loc.col,
+            proposal.instrument,
+            proposal.expected_cost,
+        )
         return proposal
 
     def measurement(self, measurement: Measurement, *, replayed: bool = False) -> None:
@@ -130,6 +144,15 @@ class Recorder:
         )
         self.fits.take_agent_fits()  # a report may have adopted a fit the agent made itself
         ctx.tracker.log_step(measurement.step, row)
+        log.info(
+            "step %d measured (%s): reward %.4g, best %.4g, %d measured, cost %.4g",
+            measurement.step,
+            measurement.modality,
+            reward,
+            self.best,
+            self.n_measured,
+            self.spent,
+        )
         if lost:
             self.unlogged.discard(measurement.step)
             return

@@ -6,14 +6,120 @@ the trace names everything else, so the same flow starts, resumes and is deploya
 
 from __future__ import annotations
 
+import logging
+import re
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
 from typing import Any, Literal
 
 from prefect import flow
+from prefect.artifacts import create_markdown_artifact, create_table_artifact
+from prefect.context import FlowRunContext
+from prefect.logging.handlers import APILogHandler
+from prefect.runtime import flow_run
 
 from coscope.campaign import CampaignLoop
 from coscope.flows.finish import finish_campaign
 from coscope.infra.compose import instrument_references, mark_running, open_context
 from coscope.infra.executors import DaskExecutor
+from coscope.storage import TraceStore
+
+TABLE_ROWS = 500
+"""Decisions shown in the flow run's table artifact (the latest)."""
+
+
+class _InRun(logging.Filter):
+    """Stamp records with the flow run's id, so records from any thread reach its logs."""
+
+    def __init__(self, run_id: Any) -> None:
+        super().__init__()
+        self.run_id = run_id
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.flow_run_id = self.run_id
+        return True
+
+
+@contextmanager
+def logs_in_flow_run() -> Iterator[None]:
+    """coscope's log records (decisions, measurements, refusals) in the flow run's logs.
+
+    INFO and above go to the Prefect API only; warnings also to stderr, as before.
+    """
+    context = FlowRunContext.get()
+    if context is None or context.flow_run is None:
+        yield
+        return
+    logger = logging.getLogger("coscope")
+    to_api = APILogHandler()
+    to_api.setLevel(logging.INFO)
+    to_api.addFilter(_InRun(context.flow_run.id))
+    to_terminal = logging.StreamHandler(sys.stderr)
+    to_terminal.setLevel(logging.WARNING)
+    level, propagate = logger.level, logger.propagate
+    logger.addHandler(to_api)
+    logger.addHandler(to_terminal)
+    logger.setLevel(logging.INFO)
+    logger.propagate = False
+    try:
+        yield
+    finally:
+        logger.removeHandler(to_api)
+        logger.removeHandler(to_terminal)
+        logger.setLevel(level)
+        logger.propagate = propagate
+
+
+def artifact_key(campaign: str, what: str) -> str:
+    """A Prefect artifact key (lowercase letters, digits, dashes) for ``campaign``'s ``what``."""
+    return re.sub(r"[^a-z0-9-]+", "-", f"{campaign}-{what}".lower()).strip("-")
+
+
+def publish_artifacts(store_path: str, summary: dict[str, Any]) -> None:
+    """The campaign's summary (markdown) and its latest decisions (a table) in the flow run."""
+    with TraceStore.open(store_path, mode="r") as store:
+        name = str(store.campaign.get("name", "campaign"))
+        decisions = store.decisions()[-TABLE_ROWS:]
+    rows = [
+        {
+            "step": d.step,
+            "instrument": d.instrument,
+            "modality": d.modality,
+            "row": d.location.row,
+            "col": d.location.col,
+            "policy": d.policy,
+            "expected_cost": d.expected_cost,
+        }
+        for d in decisions
+    ]
+    lines = [
+        f"# {name}: {summary['status']}",
+        "",
+        f"* why: {summary['reason']}",
+        f"* measurements: {summary['measurements']}, cost spent {summary['cost_spent']:g}",
+        f"* best so far: {summary.get('best_so_far')}",
+        f"* map RMSE vs truth: {summary.get('rmse')}",
+        f"* trace: `{Path(store_path).resolve()}`",
+        f"* report: `{summary.get('report')}`",
+        f"* MLflow run: `{summary.get('mlflow_run_id')}`",
+    ]
+    create_markdown_artifact("\n".join(lines), key=artifact_key(name, "summary"))
+    if rows:
+        create_table_artifact(rows, key=artifact_key(name, "decisions"))
+
+
+def flow_run_name() -> str:
+    """``<campaign>: <n> decisions`` from the trace the run was given (else ``campaign``)."""
+    path = Path(str(flow_run.parameters.get("store_path", "")))
+    try:
+        with TraceStore.open(path, mode="r") as store:
+            name = str(store.campaign.get("name", "campaign"))
+            done = store.counts()["decisions"]
+    except Exception:  # noqa: BLE001 - a name must never stop the run; the flow says why
+        return "campaign"
+    return f"{name}: from step {done}" if done else f"{name}: new"
 
 
 def execute_campaign(
@@ -44,16 +150,20 @@ def execute_campaign(
 
         loop.pauser = prefect_pauser(ctx.store, loop.inbox)
     try:
-        outcome = loop.run()
+        with logs_in_flow_run():
+            outcome = loop.run()
     except BaseException:
         ctx.store.set_attr("status", "interrupted")
         ctx.store.close()
         ctx.tracker.finish("interrupted")
         raise
-    return finish_campaign(ctx, outcome)
+    summary = finish_campaign(ctx, outcome)
+    if in_flow:
+        publish_artifacts(store_path, summary)
+    return summary
 
 
-@flow(name="campaign", persist_result=False)
+@flow(name="campaign", persist_result=False, flow_run_name=flow_run_name)
 def campaign_flow(store_path: str, dask_address: str, measure_via: str = "dask") -> Any:
     """Prefect flow around :func:`execute_campaign`; connects to the Dask scheduler by address.
 

@@ -107,7 +107,7 @@ def run_theory_batch(
             flow).
     """
     from coscope.infra.compose import instruments_from_spec
-    from coscope.infra.tracking import MlflowTracker
+    from coscope.infra.tracking import MlflowTracker, local_artifact_root, run_tags
     from coscope.twin.report import finish_twin
 
     if n_simulations < 1:
@@ -163,8 +163,12 @@ def run_theory_batch(
     if twin is not None and not register:
         twin.save(folder / "twin" / "artefact")
     elif twin is not None:
+        uri = spec.resolved_tracking_uri()
         tracker = MlflowTracker(
-            spec.resolved_tracking_uri(), spec.name, spec.resolved_run_dir() / "mlartifacts"
+            uri,
+            spec.name,
+            local_artifact_root(uri, spec.resolved_run_dir()),
+            tags=run_tags(spec.name, spec.resolved_store()),
         )
         tracker.start({"name": f"{spec.name}-theory-batch-{batch:04d}"})
         summary["twin"] = finish_twin(agent, tracker, folder, spec.name, batch)

@@ -22,7 +22,7 @@ from coscope.campaign.tracker import Tracker
 from coscope.catalog import CHOOSER_POLICIES
 from coscope.config import CampaignSpec, InstrumentSpec, SampleSpec, parse_spec
 from coscope.errors import ConfigError, StoreError
-from coscope.infra.tracking import MlflowTracker, NullTracker
+from coscope.infra.tracking import MlflowTracker, NullTracker, local_artifact_root, run_tags
 from coscope.instruments import Instrument, Sample, build_instrument, build_sample
 from coscope.scalarizers import scalarize
 from coscope.spaces import PixelGrid, Space, layout_features, space_of
@@ -315,7 +315,12 @@ def open_context(
     if track:
         run_dir = spec.resolved_run_dir()
         uri = spec.resolved_tracking_uri()
-        tracker = MlflowTracker(uri, spec.name, run_dir / "mlartifacts")
+        tracker = MlflowTracker(
+            uri,
+            spec.name,
+            local_artifact_root(uri, run_dir),
+            tags=run_tags(spec.name, store.path),
+        )
         try:
             run_id = tracker.start(
                 spec.to_json_dict(), run_id=store.get_attr("mlflow_run_id", None)

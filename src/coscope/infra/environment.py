@@ -57,7 +57,10 @@ def prepare_environment(settings: Settings, run_dir: Path | None) -> None:
         else:
             os.environ.setdefault(key, value)
     os.environ.setdefault("PREFECT_LOGGING_LEVEL", settings.log_level)
-    os.environ.setdefault("PREFECT_LOGGING_TO_API_ENABLED", "false")
+    # coscope's records (a line per decision and per measurement) reach the flow run's logs;
+    # Prefect's own stay at PREFECT_LOGGING_LEVEL (WARNING: its INFO lines cost ~30 ms a task)
+    os.environ.setdefault("PREFECT_LOGGING_TO_API_ENABLED", "true")
+    os.environ.setdefault("PREFECT_LOGGING_TO_API_WHEN_MISSING_FLOW", "ignore")
     if "PREFECT_API_URL" not in os.environ and "PREFECT_HOME" not in os.environ:
         home = (
             Path(settings.prefect_home)

@@ -11,10 +11,13 @@ metrics are sent with ``log_batch`` (one round trip per event).
 
 from __future__ import annotations
 
+import getpass
 import json
+import subprocess
 import tempfile
 import time
 from collections.abc import Sequence
+from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -89,16 +92,49 @@ class NullTracker:
         return None
 
 
+def local_artifact_root(tracking_uri: str, run_dir: Path) -> Path | None:
+    """Where a new experiment keeps its artifacts: ``<run_dir>/mlartifacts`` for an embedded
+    (``sqlite:``, ``file:``, a path) store; ``None`` for a tracking server, whose own
+    artifact store (``--artifacts-destination``/``--default-artifact-root``) is used."""
+    scheme = tracking_uri.split(":", 1)[0].lower() if ":" in tracking_uri else ""
+    if scheme in ("http", "https", "databricks", "uc"):
+        return None
+    return run_dir / "mlartifacts"
+
+
+def run_tags(campaign: str, store: str | Path | None) -> dict[str, str]:
+    """Tags of a campaign's MLflow run: campaign, store (absolute), user, coscope's version,
+    and the git commit of the working folder when it is a git checkout."""
+    tags = {"coscope.campaign": campaign, "mlflow.user": getpass.getuser()}
+    if store is not None:
+        tags["coscope.store"] = str(Path(store).resolve())
+    try:
+        tags["coscope.version"] = metadata.version("coscope")
+    except metadata.PackageNotFoundError:
+        pass
+    try:
+        done = subprocess.run(
+            ["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5, check=False
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return tags
+    if done.returncode == 0 and done.stdout.strip():
+        tags["mlflow.source.git.commit"] = done.stdout.strip()
+    return tags
+
+
 class MlflowTracker:
     """Log a campaign to MLflow.
 
     Args:
         tracking_uri: ``sqlite:///…`` (default, embedded) or ``http://host:port`` of a server.
         experiment: Experiment name (the campaign name).
-        artifact_root: Folder for artifacts of a new experiment (with a sqlite backend).
+        artifact_root: Folder for artifacts of a new experiment (with a sqlite backend); None
+            leaves it to the tracking server (:func:`local_artifact_root`).
         writer: Writes the per-event metrics (default: a
             :class:`~coscope.infra.metric_writer.MetricWriter` on ``log_batch``, made on first
             use); tests pass one whose writes a simulated crash drops.
+        tags: Tags of a new run (:func:`run_tags`).
     """
 
     def __init__(
@@ -107,12 +143,14 @@ class MlflowTracker:
         experiment: str,
         artifact_root: Path | None = None,
         writer: MetricWriter | None = None,
+        tags: dict[str, str] | None = None,
     ) -> None:
         from mlflow.tracking import MlflowClient
 
         self._client = MlflowClient(tracking_uri=tracking_uri)
         self._experiment = experiment
         self._artifact_root = artifact_root
+        self._tags = dict(tags or {})
         self.run_id: str | None = None
         self._writer = writer
 
@@ -131,12 +169,15 @@ class MlflowTracker:
         return self._client.create_experiment(self._experiment, artifact_location=location)
 
     def start(self, spec: dict[str, Any], run_id: str | None = None) -> str:
-        """Create the campaign's run, or reopen ``run_id`` when resuming; returns the run id."""
+        """Create the campaign's run (tagged), or reopen ``run_id`` when resuming; returns the
+        run id."""
         if run_id is not None:
             self.run_id = run_id
             self._client.update_run(run_id, status="RUNNING")
             return run_id
-        run = self._client.create_run(self._experiment_id(), run_name=spec.get("name"))
+        run = self._client.create_run(
+            self._experiment_id(), run_name=spec.get("name"), tags=dict(self._tags)
+        )
         self.run_id = run.info.run_id
         params: dict[str, str] = {}
         _flatten("", spec, params)

@@ -31,6 +31,7 @@ from coscope.config import CampaignSpec
 from coscope.errors import ConfigError
 from coscope.infra.compose import check_spec_fits_sample, sample_from_spec, space_from_spec
 from coscope.infra.dask import dask_client
+from coscope.infra.tracking import local_artifact_root
 from coscope.studies.plots import plot_curves, plot_spread
 from coscope.studies.runs import run_job
 from coscope.studies.tables import summary_markdown, write_curves
@@ -84,7 +85,12 @@ def grid_pixels(spec: CampaignSpec) -> int:
 
 
 def base_job_spec(spec: CampaignSpec, run_dir: Path, **changes: Any) -> dict[str, Any]:
-    """The spec dict of one campaign: run folder and store under ``run_dir``, no latency."""
+    """The spec dict of one campaign: run folder and store under ``run_dir``, no latency.
+
+    Paths are made absolute here, before the spec travels to a Dask worker whose working
+    folder may be anywhere (the trace lands under ``--out`` whichever worker runs it).
+    """
+    run_dir = run_dir.resolve()
     data = spec.to_json_dict()
     data.update(
         run_dir=str(run_dir),
@@ -122,7 +128,7 @@ def run_study(plan: StudyPlan, echo: Callable[[str], None] = print) -> dict[str,
         )
     )
     uri = plan.spec.tracking_uri or f"sqlite:///{(out / 'mlflow.db').resolve()}"
-    tracker = StudyTracker(uri, f"{plan.spec.name}-{plan.kind}", out / "mlartifacts")
+    tracker = StudyTracker(uri, f"{plan.spec.name}-{plan.kind}", local_artifact_root(uri, out))
     parent = tracker.start(f"{plan.kind} {time.strftime('%Y-%m-%d %H:%M')}", plan.params)
     t0 = time.perf_counter()
     results: list[dict[str, Any]] = []

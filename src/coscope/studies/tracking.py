@@ -26,18 +26,21 @@ class StudyTracker:
     Args:
         tracking_uri: ``sqlite:///…`` or a server URI.
         experiment: Experiment name (created with ``artifact_root`` when missing).
-        artifact_root: Artifact folder of a new experiment.
+        artifact_root: Artifact folder of a new experiment; None: the tracking server's own.
     """
 
-    def __init__(self, tracking_uri: str, experiment: str, artifact_root: Path) -> None:
+    def __init__(self, tracking_uri: str, experiment: str, artifact_root: Path | None) -> None:
         self.client = MlflowClient(tracking_uri=tracking_uri)
         found = self.client.get_experiment_by_name(experiment)
         if found is not None:
             self.experiment_id = found.experiment_id
         else:
-            artifact_root.mkdir(parents=True, exist_ok=True)
+            location = None
+            if artifact_root is not None:
+                artifact_root.mkdir(parents=True, exist_ok=True)
+                location = artifact_root.resolve().as_uri()
             self.experiment_id = self.client.create_experiment(
-                experiment, artifact_location=artifact_root.resolve().as_uri()
+                experiment, artifact_location=location
             )
         self.parent_id: str | None = None
 
