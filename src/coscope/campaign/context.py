@@ -149,6 +149,7 @@ class CampaignContext:
                     kind=inst.kind,
                     modalities=inst.modalities,
                     options=inst.options,
+                    space=self.space,
                 )
             self._pricings[instrument] = instrument_pricing(
                 self._bases[instrument], self.sample, inst.cost, inst.travel_cost_per_um
