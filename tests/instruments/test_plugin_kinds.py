@@ -157,9 +157,13 @@ def test_validation_refuses_what_cannot_be_a_kind_without_importing(kind, words)
         parse_spec({"instruments": [{"name": "afm", "kind": kind}]})
 
 
-def _coscope_run(tmp_path: Path, spec: Path, *path: Path) -> subprocess.CompletedProcess:
-    """``coscope run SPEC`` in a subprocess with ``src`` and ``path`` on PYTHONPATH."""
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(str(p) for p in (ROOT / "src", *path))}
+def _coscope_run(
+    tmp_path: Path, spec: Path, *path: Path, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess:
+    """``coscope run SPEC`` in a subprocess with ``src`` and ``path`` on PYTHONPATH and
+    ``env`` added to this process's environment."""
+    pythonpath = os.pathsep.join(str(p) for p in (ROOT / "src", *path))
+    env = {**os.environ, **(env or {}), "PYTHONPATH": pythonpath}
     env.pop("PREFECT_API_URL", None)
     return subprocess.run(
         [sys.executable, "-m", "coscope.cli", "run", str(spec), "--quiet"],
