@@ -19,11 +19,14 @@ def simulator(
     port: int | None = None,
     options: Sequence[str] = (),
     log: Path | None = None,
+    prefix: str | None = None,
 ) -> Iterator[SimulatorProcess]:
-    """A caproto IOC replaying ``sample`` on loopback (its own port and PV prefix), stopped
-    on exit; this process's Channel Access settings point at it meanwhile."""
+    """A caproto IOC replaying ``sample`` on loopback (its own port and, by default, its own
+    PV prefix: the CA client caches PV names), stopped on exit; this process's Channel
+    Access settings point at it meanwhile."""
     port = free_ca_port() if port is None else port
-    ioc = launch(sample, seed=seed, prefix=f"T{port}:", port=port, options=options, log=log)
+    prefix = f"T{port}:" if prefix is None else prefix
+    ioc = launch(sample, seed=seed, prefix=prefix, port=port, options=options, log=log)
     saved = {key: os.environ.get(key) for key in ioc.env}
     os.environ.update(ioc.env)
     try:

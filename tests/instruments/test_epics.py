@@ -9,6 +9,7 @@ killed IOC end in a recorded failure and a campaign that resumes to the twin's t
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -23,7 +24,7 @@ from tests.epics_support import epics_instrument, simulator, twin_instrument
 from tests.instruments.test_plugin_kinds import _coscope_run
 
 from coscope.campaign.failures import FAILED_MEASUREMENT
-from coscope.config import parse_spec
+from coscope.config import load_spec, parse_spec
 from coscope.errors import ConfigError
 from coscope.infra.compose import check_spec_fits_sample
 from coscope.instruments import build_instrument, build_sample
@@ -234,8 +235,6 @@ def beps(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def _write(folder: Path, name: str, instrument: dict) -> Path:
-    import json
-
     text = BEPS_SPEC.format(
         data=folder / "beps.zarr", instrument=json.dumps(instrument), run_dir=folder / name
     )
@@ -258,6 +257,25 @@ def test_coscope_run_on_the_ioc_equals_the_twin_campaign(beps: Path) -> None:
     epics = TraceStore.open(store, "r")
     assert epics.get_attr("status") == "finished" and epics.counts()["measurements"] == 10
     _same_trace(epics, TraceStore.open(beps / "twin" / "trace.zarr", "r"))
+
+
+@pytest.mark.slow
+def test_the_beps_epics_example_runs_as_it_is(beps: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """examples/beps_epics.yaml (budget cut to 8) against the simulator it names (SIM:)."""
+    spec = load_spec(ROOT / "examples" / "beps_epics.yaml", {"run_dir": str(beps / "example")})
+    sample = {**spec.sample.params, "path": str(beps / "beps.zarr")}
+    spec = spec.model_copy(
+        update={
+            "sample": type(spec.sample)(kind="dataset", params=sample),
+            "budget": type(spec.budget)(max_measurements=8),
+        }
+    )
+    with simulator({"kind": "dataset", "params": sample}, prefix="SIM:"):
+        outcome, ctx = _run(spec)
+    assert outcome.status == "finished" and outcome.n_measurements == 8
+    truth = ctx.sample.truth["beps_loop"]
+    for m in ctx.store.measurements():  # noise 0: the recorded loops, exactly
+        np.testing.assert_array_equal(m.signal, truth[m.location.row, m.location.col])
 
 
 @pytest.mark.slow

@@ -14,13 +14,15 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from tests.campaign.test_loop import _run
 
 from coscope.catalog import check_instrument_kind
-from coscope.config import parse_spec
+from coscope.config import load_spec, parse_spec
 from coscope.errors import ConfigError
 from coscope.infra.compose import build_instrument_from_specs, check_spec_fits_sample
 from coscope.instruments import build_instrument, build_sample
 from coscope.instruments.contract import CHECKS, ContractCase
+from coscope.storage import TraceStore
 from coscope.types import Location, MeasurementRequest
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -199,6 +201,15 @@ def test_the_cli_exits_2_with_one_sentence_and_stores_nothing(tmp_path: Path, ki
     assert not (tmp_path / "run" / "trace.zarr").exists()
 
 
+def test_the_worked_example_runs_in_process(tmp_path: Path, example: None) -> None:
+    """examples/acme_afm.yaml as it is (budget cut to 8, no latency), local executor."""
+    spec = load_spec(EXAMPLE_SPEC, {"run_dir": str(tmp_path / "run"), "time_scale": 0.0})
+    spec = spec.model_copy(update={"budget": type(spec.budget)(max_measurements=8)})
+    outcome, ctx = _run(spec)
+    assert outcome.status == "finished" and outcome.n_measurements == 8
+    assert len({m.location for m in ctx.store.measurements()}) == 8
+
+
 @pytest.mark.slow
 def test_the_worked_example_runs_with_prefect_and_dask(tmp_path: Path) -> None:
     """examples/acme_afm.yaml through `coscope run`: the plug-in is built on a Dask worker."""
@@ -207,8 +218,6 @@ def test_the_worked_example_runs_with_prefect_and_dask(tmp_path: Path) -> None:
     spec.write_text(text + f"dask_workers: 1\nrun_dir: {tmp_path / 'run'}\n")
     done = _coscope_run(tmp_path, spec, EXAMPLE_PACKAGE)
     assert done.returncode == 0, done.stderr[-3000:]
-    from coscope.storage import TraceStore
-
     store = TraceStore.open(tmp_path / "run" / "trace.zarr", "r")
     assert store.counts()["measurements"] == 6
     assert store.get_attr("status") == "finished"
