@@ -171,7 +171,12 @@ class InstrumentSpec(_Strict):
     failures are handled (timeout, retries, injected faults)."""
 
     name: str = Field("afm", description="unique, no spaces")
-    kind: str = "simulated"
+    kind: str = Field(
+        "simulated",
+        description="a built-in kind (simulated, theory_lgd, theory_lattice, epics), a plug-in's "
+        "'package.module:factory', or an installed plug-in's entry point "
+        "(docs/connect-your-instrument.md)",
+    )
     modalities: list[str] = Field(default_factory=lambda: ["beps_loop"], min_length=1)
     latency_s: float | dict[str, float] = Field(
         0.5, description="seconds per measurement: one value or one per modality (>= 0)"

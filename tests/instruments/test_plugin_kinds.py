@@ -131,7 +131,7 @@ def _refusal(kind: str, options: dict | None = None, sample: dict = SAMPLE) -> s
         ("tests.user_instruments:missing", {}, ["cannot be imported", "missing"]),
         ("tests.user_instruments:NOT_CALLABLE", {}, ["not callable"]),
         ("tests.user_instruments:raises", {}, ["RuntimeError", "vendor SDK not licensed"]),
-        ("tests.user_instruments:not_an_instrument", {}, ["returned a int", "not an Instrument"]),
+        ("tests.user_instruments:not_an_instrument", {}, ["of type int", "not an Instrument"]),
         ("tests.user_instruments:strict", {"gain": 1, "offset": 2}, ["invalid options"]),
         ("tests.user_instruments:strict", {}, ["invalid options", "gain"]),
     ],

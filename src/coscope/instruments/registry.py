@@ -152,8 +152,8 @@ def check_built(
     """
     if not isinstance(built, Instrument):
         raise ConfigError(
-            f"instrument kind {kind!r} returned a {type(built).__name__} for instrument "
-            f"{name!r}, not an Instrument: return an object with name, modalities, "
+            f"instrument kind {kind!r} returned a value of type {type(built).__name__} for "
+            f"instrument {name!r}, not an Instrument: return an object with name, modalities, "
             "info(modality) and measure(request)."
         )
     if built.name != name:
