@@ -122,7 +122,7 @@ def test_it_measures_what_the_twin_measures_and_moves_take_time() -> None:
     sample = build_sample(FILM["kind"], FILM["params"], 3)
     twin = build_instrument("afm", sample, noise=0.02)
     with simulator(FILM, seed=3, options=["--speed", "20", "--acquire-s", "0.1"]) as ioc:
-        options = epics_instrument(ioc)["options"]
+        options = {**epics_instrument(ioc)["options"], "settle_s": 0.05}
         inst = build_instrument("afm", sample, kind="epics", noise=0.02, options=options)
         check_spec_fits_sample(
             parse_spec({"sample": FILM, "instruments": [epics_instrument(ioc)]}), sample
@@ -131,7 +131,7 @@ def test_it_measures_what_the_twin_measures_and_moves_take_time() -> None:
             request = MeasurementRequest(step, "afm", "beps_loop", Location(row, col), seed=step)
             measured, expected = inst.measure(request), twin.measure(request)
             np.testing.assert_array_equal(measured.signal, expected.signal)
-            assert measured.t_end - measured.t_start >= 0.1  # at least the acquisition
+            assert measured.t_end - measured.t_start >= 0.15  # at least settling + acquiring
     grid = PixelGrid(sample.shape, sample.pixel_size_um)
     assert grid.coordinates()[-1].tolist() == [11 * sample.pixel_size_um] * 2  # µm
 

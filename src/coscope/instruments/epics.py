@@ -214,24 +214,27 @@ class EpicsInstrument:
         pairs = zip(pvs.motors, target, strict=True)
         moves = [motor.set(float(x), timeout=timeout) for motor, x in pairs]
         for status, positioner in zip(moves, self.positioners, strict=True):
-            self._wait(status, timeout, positioner.setpoint, "move to its target", "move_timeout_s")
+            where = positioner.setpoint
+            self._wait(status, timeout, where, "move to its target", "move_timeout_s", pvs)
 
     def _acquire(self, pvs: _Signals) -> None:
         timeout = self.timeouts.acquire_s
-        status = self._guard(lambda: pvs.trigger.set(1, timeout=timeout), self.trigger, "trigger")
-        self._wait(status, timeout, self.trigger, "finish acquiring", "acquire_timeout_s")
+        status = self._guard(
+            lambda: pvs.trigger.set(1, timeout=timeout), self.trigger, "trigger", pvs
+        )
+        self._wait(status, timeout, self.trigger, "finish acquiring", "acquire_timeout_s", pvs)
 
     def _read(self, pvs: _Signals, modality: str) -> np.ndarray:
         pv = self.signals[modality].waveform
         value = self._guard(
-            lambda: pvs.waves[modality].get(timeout=self.timeouts.read_s), pv, "read"
+            lambda: pvs.waves[modality].get(timeout=self.timeouts.read_s), pv, "read", pvs
         )
         return np.atleast_1d(np.asarray(value))
 
     def _read_axis(self, modality: str, pvs: _Signals) -> ModalityInfo:
         spec = self.signals[modality]
         value = self._guard(
-            lambda: pvs.axes[modality].get(timeout=self.timeouts.read_s), spec.axis, "read"
+            lambda: pvs.axes[modality].get(timeout=self.timeouts.read_s), spec.axis, "read", pvs
         )
         axis = np.atleast_1d(np.asarray(value, dtype=np.float64))
         if axis.ndim != 1 or not axis.size or not np.isfinite(axis).all():
@@ -241,22 +244,26 @@ class EpicsInstrument:
             )
         return ModalityInfo(modality, axis, spec.axis_name, spec.axis_units, spec.signal_units)
 
-    def _wait(self, status: Any, timeout: float, pv: str, what: str, option: str) -> None:
+    def _wait(
+        self, status: Any, timeout: float, pv: str, what: str, option: str, pvs: _Signals
+    ) -> None:
         try:
             status.wait(timeout + _STATUS_MARGIN_S)
         except Exception as exc:  # noqa: BLE001 - ophyd/caproto errors, classified here
-            raise self._classify(exc, pv, what, f"{timeout:g} s ({option})") from None
+            raise self._classify(exc, pv, what, f"{timeout:g} s ({option})", pvs) from None
 
-    def _guard(self, operation: Any, pv: str, what: str) -> Any:
+    def _guard(self, operation: Any, pv: str, what: str, pvs: _Signals) -> Any:
         try:
             return operation()
         except Exception as exc:  # noqa: BLE001 - ophyd/caproto errors, classified here
-            raise self._classify(exc, pv, what, "its timeout") from None
+            raise self._classify(exc, pv, what, "its timeout", pvs) from None
 
-    def _classify(self, exc: BaseException, pv: str, what: str, limit: str) -> InstrumentError:
-        """``exc`` from an operation on ``pv`` as a classified one-sentence error."""
-        pvs = self._pvs
-        if pvs is None or not pvs.connected():
+    def _classify(
+        self, exc: BaseException, pv: str, what: str, limit: str, pvs: _Signals
+    ) -> InstrumentError:
+        """``exc`` from an operation on ``pv`` (one of ``pvs``) as a classified one-sentence
+        error: lost connection, timeout, or another fault of the driver."""
+        if not pvs.connected():
             return InstrumentDown(
                 f"instrument {self.name!r} lost its connection while it tried to {what} "
                 f"(PV {pv!r}): restart the IOC or fix the network, then resume the campaign."
