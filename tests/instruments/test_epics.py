@@ -25,7 +25,7 @@ from tests.instruments.test_plugin_kinds import _coscope_run
 
 from coscope.campaign.failures import FAILED_MEASUREMENT
 from coscope.config import load_spec, parse_spec
-from coscope.errors import ConfigError
+from coscope.errors import ConfigError, InstrumentTimeout
 from coscope.infra.compose import check_spec_fits_sample
 from coscope.instruments import build_instrument, build_sample
 from coscope.instruments.contract import CHECKS, ContractCase
@@ -134,6 +134,18 @@ def test_it_measures_what_the_twin_measures_and_moves_take_time() -> None:
             assert measured.t_end - measured.t_start >= 0.15  # at least settling + acquiring
     grid = PixelGrid(sample.shape, sample.pixel_size_um)
     assert grid.coordinates()[-1].tolist() == [11 * sample.pixel_size_um] * 2  # µm
+
+
+@pytest.mark.slow
+def test_a_stuck_motor_times_out_in_one_sentence() -> None:
+    sample = build_sample(FILM["kind"], FILM["params"], 3)
+    with simulator(FILM, seed=3, options=["--speed", "0.001"]) as ioc:
+        options = {**epics_instrument(ioc)["options"], "move_timeout_s": 0.5}
+        inst = build_instrument("afm", sample, kind="epics", options=options)
+        request = MeasurementRequest(0, "afm", "beps_loop", Location(11, 11), seed=0)
+        with pytest.raises(InstrumentTimeout, match="move_timeout_s") as caught:
+            inst.measure(request)
+    assert "\n" not in str(caught.value) and caught.value.failure_class == "transient"
 
 
 def _campaign(tmp_path: Path, instrument: dict, name: str, **changes):

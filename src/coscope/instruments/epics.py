@@ -1,8 +1,8 @@
 """Instrument kind ``epics``: a microscope or beamline driven over EPICS Channel Access.
 
 Built from ophyd signals (caproto's pure-Python control layer): one positioner per space
-coordinate — a setpoint PV and a readback PV, done when the readback is within
-``tolerance`` of the target, like ophyd's ``Movable`` — a trigger PV (put 1, done at put
+coordinate — a setpoint PV and a readback PV followed by a monitor, done when the readback
+is within ``tolerance`` of the target, like ophyd's ``Movable`` — a trigger PV (put 1, done at put
 completion) and one readable waveform PV per modality (``Readable``), with its axis PV.
 Measuring moves every positioner to the location's coordinates (µm for grids,
 :meth:`coscope.spaces.Space.coordinates`), waits ``settle_s``, triggers, and reads the
@@ -35,6 +35,7 @@ which a LocalCluster's Dask workers inherit. A simulator to test against:
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import threading
@@ -159,6 +160,7 @@ class EpicsInstrument:
                         "EPICS_CA_ADDR_LIST / EPICS_CA_SERVER_PORT."
                     ) from None
             self._infos = {m: self._read_axis(m, pvs) for m in self.modalities}
+            pvs.watch_readbacks()
             self._pvs = pvs
 
     def info(self, modality: str) -> ModalityInfo:
@@ -210,12 +212,16 @@ class EpicsInstrument:
         return self._coordinates[at]
 
     def _move(self, pvs: _Signals, target: np.ndarray) -> None:
+        """Put every setpoint, then wait until every readback is within its tolerance."""
         timeout = self.timeouts.move_s
-        pairs = zip(pvs.motors, target, strict=True)
-        moves = [motor.set(float(x), timeout=timeout) for motor, x in pairs]
-        for status, positioner in zip(moves, self.positioners, strict=True):
-            where = positioner.setpoint
-            self._wait(status, timeout, where, "move to its target", "move_timeout_s", pvs)
+        for motor, x, positioner in zip(pvs.motors, target, self.positioners, strict=True):
+            put = functools.partial(motor.put, float(x))
+            self._guard(put, positioner.setpoint, "start a move", pvs)
+        tolerances = [p.tolerance for p in self.positioners]
+        if not pvs.wait_at(target, tolerances, timeout):
+            where = ", ".join(p.readback for p in self.positioners)
+            limit = f"{timeout:g} s (move_timeout_s)"
+            raise self._classify(TimeoutError(), where, "move to its target", limit, pvs)
 
     def _acquire(self, pvs: _Signals) -> None:
         timeout = self.timeouts.acquire_s
@@ -285,14 +291,41 @@ class _Signals:
     def __init__(self, motors: list[Any], trigger: Any, waves: dict, axes: dict) -> None:
         self.motors, self.trigger, self.waves, self.axes = motors, trigger, waves, axes
         self._named: list[tuple[str, Any]] = []
+        self._positions: list[float | None] = [None] * len(motors)
+        self._moved = threading.Condition()
+
+    def watch_readbacks(self) -> None:
+        """Follow every positioner's readback by a Channel Access monitor (event-driven
+        waits: ophyd's ``set`` polls with a back-off of 10, 20, 40 … ms)."""
+        for i, motor in enumerate(self.motors):
+            motor.subscribe(functools.partial(self._on_readback, i), run=True)
+
+    def _on_readback(self, index: int, value: Any = None, **_: Any) -> None:
+        with self._moved:
+            self._positions[index] = None if value is None else float(value)
+            self._moved.notify_all()
+
+    def wait_at(self, target: np.ndarray, tolerances: Sequence[float], timeout: float) -> bool:
+        """Whether every readback came within its tolerance of ``target`` within ``timeout`` s."""
+        deadline = time.monotonic() + timeout
+
+        def arrived() -> bool:
+            pairs = zip(self._positions, target, tolerances, strict=True)
+            return all(at is not None and abs(at - x) <= tol for at, x, tol in pairs)
+
+        with self._moved:
+            while not arrived():
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return False
+                self._moved.wait(remaining)
+        return True
 
     @classmethod
     def create(cls, inst: EpicsInstrument) -> _Signals:
         ophyd = _ophyd()
         motors = [
-            ophyd.EpicsSignal(
-                p.readback, write_pv=p.setpoint, tolerance=p.tolerance, name=f"{inst.name}_m{i}"
-            )
+            ophyd.EpicsSignal(p.readback, write_pv=p.setpoint, name=f"{inst.name}_m{i}")
             for i, p in enumerate(inst.positioners)
         ]
         trigger = ophyd.EpicsSignal(inst.trigger, put_complete=True, name=f"{inst.name}_trigger")
