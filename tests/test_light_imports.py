@@ -26,6 +26,8 @@ HEAVY = (
     "distributed",
     "mlflow",
     "matplotlib",
+    "ophyd",
+    "caproto",
 )
 """Top-level packages no control command may import."""
 SUBCOMMANDS = (

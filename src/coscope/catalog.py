@@ -20,14 +20,40 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from coscope.errors import ConfigError
+from coscope.plugins import entry_point_names, is_reference, reference_form_error
 from coscope.registry import Names, Registry
 
 SAMPLE_KINDS = Names(
     "sample kind", ("combinatorial_library", "dataset", "synthetic_film", "with_theory")
 )
 """Sample kinds (``sample.kind``), registered in :mod:`coscope.instruments.sample`."""
-INSTRUMENT_KINDS = Names("instrument kind", ("simulated", "theory_lattice", "theory_lgd"))
-"""Instrument kinds (``instruments[].kind``), registered in :mod:`coscope.instruments.registry`."""
+INSTRUMENT_KINDS = Names("instrument kind", ("epics", "simulated", "theory_lattice", "theory_lgd"))
+"""Instrument kinds (``instruments[].kind``), registered in :mod:`coscope.instruments.registry`
+(``epics`` in :mod:`coscope.instruments.epics`)."""
+
+
+def check_instrument_kind(kind: str) -> str:
+    """``kind`` if a spec may name it as an instrument kind, else a ValueError (one sentence).
+
+    A kind is a registered name, a user's ``"package.module:factory"`` (its form is checked
+    here; it is imported only when the campaign builds the instrument), or the name of an
+    installed package's entry point in the group ``coscope.instruments`` (not imported).
+    """
+    if kind in INSTRUMENT_KINDS:
+        return kind
+    if is_reference(kind):
+        fix = "write f(name, space, modalities, **options) -> Instrument there"
+        problem = reference_form_error(kind, "user instrument kind", fix)
+        if problem:
+            raise ValueError(problem)
+        return kind
+    if kind in entry_point_names():
+        return kind
+    raise ValueError(
+        f"unknown instrument kind; use one of {', '.join(INSTRUMENT_KINDS.names())}, a "
+        "plug-in's 'package.module:factory', or an installed plug-in's kind"
+    )
+
 
 Model = Literal["gp", "dkl", "multitask"]
 """The surrogate behind a policy (``policy.model``)."""

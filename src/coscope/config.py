@@ -35,14 +35,10 @@ from pydantic import (
     model_validator,
 )
 
-from coscope.catalog import INSTRUMENT_KINDS, SAMPLE_KINDS, check_policy, policy_names
+from coscope.catalog import SAMPLE_KINDS, check_instrument_kind, check_policy, policy_names
 from coscope.errors import ConfigError
-from coscope.scalarizers import (
-    STANDARD_LIBRARY,
-    USER_REFERENCE,
-    scalarizer_names,
-    validate_scalarizer,
-)
+from coscope.plugins import reference_form_error
+from coscope.scalarizers import scalarizer_names, validate_scalarizer
 
 
 def _takes_bool(annotation: Any) -> bool:
@@ -175,7 +171,12 @@ class InstrumentSpec(_Strict):
     failures are handled (timeout, retries, injected faults)."""
 
     name: str = Field("afm", description="unique, no spaces")
-    kind: str = "simulated"
+    kind: str = Field(
+        "simulated",
+        description="a built-in kind (simulated, theory_lgd, theory_lattice, epics), a plug-in's "
+        "'package.module:factory', or an installed plug-in's entry point "
+        "(docs/connect-your-instrument.md)",
+    )
     modalities: list[str] = Field(default_factory=lambda: ["beps_loop"], min_length=1)
     latency_s: float | dict[str, float] = Field(
         0.5, description="seconds per measurement: one value or one per modality (>= 0)"
@@ -213,7 +214,7 @@ class InstrumentSpec(_Strict):
     @field_validator("kind")
     @classmethod
     def _known_kind(cls, value: str) -> str:
-        return INSTRUMENT_KINDS.check(value)
+        return check_instrument_kind(value)
 
 
 class ScalarizerSpec(_Strict):
@@ -231,15 +232,10 @@ class ScalarizerSpec(_Strict):
     @classmethod
     def _known_name(cls, value: str) -> str:
         if ":" in value:  # a user's "package.module:function": imported only when run
-            if not USER_REFERENCE.fullmatch(value):
-                raise ValueError(
-                    "a user scalarizer is named 'package.module:function' (Python identifiers)"
-                )
-            if value.partition(".")[0].partition(":")[0] in STANDARD_LIBRARY:
-                raise ValueError(
-                    "a user scalarizer must come from your own package, not Python's standard "
-                    "library; write f(signal, axis) -> float there, or use a registered one"
-                )
+            fix = "write f(signal, axis) -> float there, or use a registered one"
+            problem = reference_form_error(value, "user scalarizer", fix)
+            if problem:
+                raise ValueError(problem)
             return value
         return _one_of(value, scalarizer_names(), "scalarizer")
 

@@ -14,17 +14,14 @@ SHO-fit spikes ~100x the loop amplitude), so one spike moves a result by little.
 
 from __future__ import annotations
 
-import importlib
 import inspect
-import re
-import sys
 from collections.abc import Callable, Mapping
-from functools import lru_cache
 from typing import Any
 
 import numpy as np
 
 from coscope.errors import ConfigError
+from coscope.plugins import import_reference
 from coscope.registry import Registry
 
 Scalarizer = Callable[..., float]
@@ -33,10 +30,6 @@ SCALARIZERS: Registry[Scalarizer] = Registry("scalarizer")
 register_scalarizer = SCALARIZERS.register
 """Decorator registering ``f(signal, axis, **params) -> float`` under a name."""
 scalarizer_names = SCALARIZERS.names
-USER_REFERENCE = re.compile(r"[A-Za-z_]\w*(\.[A-Za-z_]\w*)*:[A-Za-z_]\w*(\.[A-Za-z_]\w*)*")
-"""The form of a user scalarizer's name, ``package.module:function``."""
-STANDARD_LIBRARY = frozenset(sys.stdlib_module_names) | {"builtins"}
-"""Top-level modules a user scalarizer may not come from (``builtins:max``, ``os:system``)."""
 _LOOPS = ("loop_area", "loop_height", "coercive_field", "imprint", "remanent")
 """Scalarizers that need a sweep cycle (L >= 4); the others accept any signal length."""
 
@@ -56,18 +49,8 @@ def get_scalarizer(name: str) -> Scalarizer:
     return SCALARIZERS.get(name)
 
 
-@lru_cache(maxsize=32)
 def _user_scalarizer(reference: str) -> Scalarizer:
-    module_name, _, attribute = reference.partition(":")
-    try:
-        target: object = importlib.import_module(module_name)
-        for part in attribute.split("."):
-            target = getattr(target, part)
-    except (ImportError, AttributeError, ValueError) as exc:
-        raise ConfigError(
-            f"scalarizer {reference!r} cannot be imported ({exc}): give "
-            "'package.module:function' that the campaign can import (installed or on PYTHONPATH)."
-        ) from None
+    target = import_reference(reference, "scalarizer")
     if not callable(target):
         raise ConfigError(f"scalarizer {reference!r} is not callable: name a function.")
     return target

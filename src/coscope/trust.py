@@ -1,11 +1,12 @@
 """What reading a trace may do: nothing a stranger wrote into it runs on the reader's machine.
 
-A trace names scalarizers; a user's is ``package.module:function`` and running it means
-importing that module (with ``python -m coscope.cli`` the working directory is on the path,
-so a trace could name a file lying beside it). ``coscope status`` never runs a scalarizer it
-does not ship; ``replay``, ``retrace`` and ``report`` refuse a trace naming user code unless
-the user passes ``--allow-user-code``. Network addresses come from the user's settings and
-environment only, never from a trace (:mod:`coscope.flows.pause`). See
+A trace names scalarizers and instrument kinds; a user's is ``package.module:function`` (or,
+for an instrument kind, an installed plug-in's entry point) and running it means importing
+that module (with ``python -m coscope.cli`` the working directory is on the path, so a trace
+could name a file lying beside it). ``coscope status`` never runs a scalarizer or builds an
+instrument it does not ship; ``replay``, ``retrace`` and ``report`` refuse a trace naming
+user code unless the user passes ``--allow-user-code``. Network addresses come from the
+user's settings and environment only, never from a trace (:mod:`coscope.flows.pause`). See
 ``docs/faults-and-security.md``.
 """
 
@@ -13,21 +14,32 @@ from __future__ import annotations
 
 from typing import Any
 
+from coscope.catalog import INSTRUMENT_KINDS
 from coscope.errors import ConfigError
+from coscope.plugins import is_reference
 
 
 def is_user_code(name: Any) -> bool:
     """Whether a scalarizer name is a user's ``package.module:function``."""
-    return isinstance(name, str) and ":" in name
+    return is_reference(name)
+
+
+def is_user_instrument_kind(kind: Any) -> bool:
+    """Whether an instrument kind is not one coscope ships (a reference or an entry point)."""
+    return isinstance(kind, str) and kind not in INSTRUMENT_KINDS.builtin
 
 
 def user_code_in(store: Any) -> list[str]:
-    """User scalarizers named anywhere in the trace: spec, overrides, interventions; sorted."""
+    """User scalarizers and instrument kinds named anywhere in the trace (spec, overrides,
+    interventions), sorted."""
     campaign = {**store.campaign, **store.get_attr("overrides", {})}
     named = [campaign.get("scalarizer", {}), *campaign.get("auxiliary", [])]
     named += [i.payload for i in store.interventions() if i.kind == "scalarizer"]
     names = {s.get("name") for s in named if isinstance(s, dict)}
-    return sorted(str(n) for n in names if is_user_code(n))
+    kinds = {i.get("kind") for i in campaign.get("instruments", []) if isinstance(i, dict)}
+    users = {str(n) for n in names if is_user_code(n)}
+    users |= {f"instrument kind {k}" for k in kinds if is_user_instrument_kind(k)}
+    return sorted(users)
 
 
 def require_trusted(store: Any, allow_user_code: bool, command: str) -> None:

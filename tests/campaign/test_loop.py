@@ -154,11 +154,15 @@ def test_stop_request_in_inbox_stops_after_in_flight(tmp_path: Path) -> None:
 
 # Examples on an imported dataset run where their data is made: beps_twin.yaml in
 # tests/instruments/test_dataset_twin.py, beps_masked.yaml and process_table.yaml in
-# tests/spaces/test_campaigns.py.
+# tests/spaces/test_campaigns.py. Examples of instruments that are not coscope's run with
+# theirs: acme_afm.yaml (a plug-in package) in tests/instruments/test_plugin_kinds.py,
+# beps_epics.yaml (an EPICS IOC) in tests/instruments/test_epics.py.
+ELSEWHERE = ("beps_twin.yaml", "beps_masked.yaml", "process_table.yaml")
+ELSEWHERE += ("acme_afm.yaml", "beps_epics.yaml")
 EXAMPLES = sorted(
     p
     for p in (Path(__file__).resolve().parents[2] / "examples").glob("*.yaml")
-    if p.name not in ("beps_twin.yaml", "beps_masked.yaml", "process_table.yaml")
+    if p.name not in ELSEWHERE
 )
 
 

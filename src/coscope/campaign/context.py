@@ -119,7 +119,7 @@ class CampaignContext:
         :attr:`spec` is replaced (a ``costs`` intervention)."""
         if self._prices is None or self._prices.spec is not self.spec:
             bases = self._prices
-            self._prices = CampaignPrices(self.spec, self.sample)
+            self._prices = CampaignPrices(self.spec, self.sample, self.space)
             if bases is not None:
                 self._prices.adopt_bases(bases)
         return self._prices

@@ -18,6 +18,7 @@ from coscope.config import CampaignSpec, InstrumentSpec
 from coscope.instruments import Instrument, Pricing, Sample
 from coscope.instruments.pricing import CostModel
 from coscope.instruments.registry import build_base, instrument_pricing
+from coscope.spaces import Space
 from coscope.types import Location
 
 
@@ -27,11 +28,14 @@ class CampaignPrices:
     Args:
         spec: The campaign spec (instruments, their kinds, options, costs, travel).
         sample: The sample the instruments measure (its pixel pitch prices travel).
+        space: The campaign's space (what a kind on a space is built on; None: the
+            sample's unmasked space).
     """
 
-    def __init__(self, spec: CampaignSpec, sample: Sample) -> None:
+    def __init__(self, spec: CampaignSpec, sample: Sample, space: Space | None = None) -> None:
         self.spec = spec
         self.sample = sample
+        self.space = space
         self._bases: dict[str, Instrument] = {}
         self._pricings: dict[tuple[str, str], Pricing] = {}
 
@@ -55,6 +59,7 @@ class CampaignPrices:
                     kind=inst.kind,
                     modalities=inst.modalities,
                     options=inst.options,
+                    space=self.space,
                 )
             self._pricings[key] = instrument_pricing(
                 self._bases[instrument], self.sample, model, inst.travel_cost_per_um

@@ -73,15 +73,21 @@ def truth_probes(sample: Any, modality: str) -> list[np.ndarray]:
     return probe_signals(list(flat[:: max(1, len(flat) // N_PROBES)]), np.zeros(flat.shape[-1]))
 
 
-def check_before_run(spec: Any, sample: Any) -> None:
+def check_before_run(spec: Any, sample: Any, space: Any = None) -> None:
     """Everything a run would only find out on the engines, checked in this process first:
     every scalarizer of the spec tried on its modality (user code is imported here, as the
-    campaign will), and every instrument's options against its kind.
+    campaign will), every instrument's options against its kind, and every instrument on a
+    space (a plug-in, ``epics``) built, connected and checked against the sample.
 
     Raises:
         ConfigError: One sentence naming the scalarizer or instrument.
     """
-    from coscope.instruments.registry import check_options
+    from coscope.instruments.registry import (
+        build_base,
+        check_fits_sample,
+        check_options,
+        reads_sample,
+    )
 
     for scalarizer in (spec.scalarizer, *spec.auxiliary):
         if scalarizer.modality not in sample.modalities:
@@ -90,4 +96,14 @@ def check_before_run(spec: Any, sample: Any) -> None:
         axis = sample.info(scalarizer.modality).axis
         probe_scalarizer(data, axis, truth_probes(sample, scalarizer.modality))
     for inst in spec.instruments:
-        check_options(inst.name, inst.kind, sample, inst.modalities, inst.options)
+        check_options(inst.name, inst.kind, sample, inst.modalities, inst.options, space)
+        if not reads_sample(inst.kind):
+            base = build_base(
+                inst.name,
+                sample,
+                kind=inst.kind,
+                modalities=inst.modalities,
+                options=inst.options,
+                space=space,
+            )
+            check_fits_sample(base, sample, inst.modalities)

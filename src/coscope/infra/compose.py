@@ -65,8 +65,10 @@ def space_from_spec(spec: SampleSpec | dict[str, Any], sample: Sample) -> Space:
         raise ConfigError(f"invalid campaign spec: 'sample.mask': {exc}") from None
 
 
-def _instrument(inst: InstrumentSpec, sample: Sample, time_scale: float) -> Instrument:
-    """The instrument stack one :class:`InstrumentSpec` describes, on ``sample``."""
+def _instrument(
+    inst: InstrumentSpec, sample: Sample, space: Space, time_scale: float
+) -> Instrument:
+    """The instrument stack one :class:`InstrumentSpec` describes, on ``sample``'s ``space``."""
     from coscope.instruments.faults import FaultPlan
     from coscope.instruments.resilience import RetryPolicy
 
@@ -84,6 +86,7 @@ def _instrument(inst: InstrumentSpec, sample: Sample, time_scale: float) -> Inst
         travel_cost_per_um=inst.travel_cost_per_um,
         faults=FaultPlan(**inst.faults.model_dump()) if inst.faults else None,
         retry=RetryPolicy(inst.timeout_s, inst.retries, inst.backoff_s) if guarded else None,
+        space=space,
     )
 
 
@@ -92,12 +95,16 @@ def build_instrument_from_specs(
 ) -> Instrument:
     """Build one instrument stack from JSON specs (used inside Dask workers)."""
     inst = InstrumentSpec.model_validate(instrument_spec)
-    return _instrument(inst, sample_from_spec(sample_spec, seed), time_scale)
+    sample = sample_from_spec(sample_spec, seed)
+    return _instrument(inst, sample, space_from_spec(sample_spec, sample), time_scale)
 
 
 def instruments_from_spec(spec: CampaignSpec, sample: Sample) -> dict[str, Instrument]:
     """All instruments of a spec, built in this process (local executor)."""
-    return {inst.name: _instrument(inst, sample, spec.time_scale) for inst in spec.instruments}
+    space = space_from_spec(spec.sample, sample)
+    return {
+        inst.name: _instrument(inst, sample, space, spec.time_scale) for inst in spec.instruments
+    }
 
 
 def instrument_references(spec: CampaignSpec) -> dict[str, tuple[dict, dict]]:
@@ -128,7 +135,7 @@ def check_spec_fits_sample(spec: CampaignSpec, sample: Sample, space: Space | No
                 f"and columns in 0..{width - 1}."
             )
         space.check(Location(row, col), "seed_points entry")
-    check_before_run(spec, sample)  # scalarizers tried on the sample, instrument options
+    check_before_run(spec, sample, space)  # scalarizers tried, instruments built and connected
 
 
 def truth_map(spec: CampaignSpec, sample: Sample, space: Space | None = None) -> np.ndarray | None:

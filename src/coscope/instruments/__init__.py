@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from coscope.instruments.base import (
     Calibratable,
+    Connects,
     Instrument,
     ParameterisedRequests,
     Priced,
@@ -16,6 +17,7 @@ from coscope.instruments.base import (
     validate_signal,
 )
 from coscope.instruments.dataset_twin import dataset_sample
+from coscope.instruments.epics import EpicsInstrument  # registers the epics kind
 from coscope.instruments.library import combinatorial_library
 from coscope.instruments.pricing import PriceFunction, PriceQuery, Pricing, WithCost, pricing_of
 from coscope.instruments.registry import (
@@ -24,6 +26,7 @@ from coscope.instruments.registry import (
     instrument_kinds,
     instrument_pricing,
     register_instrument,
+    register_space_instrument,
 )
 from coscope.instruments.sample import (
     Sample,
@@ -38,6 +41,8 @@ from coscope.instruments.wrappers import InstrumentWrapper, WithLatency, WithNoi
 
 __all__ = [
     "Calibratable",
+    "Connects",
+    "EpicsInstrument",
     "Instrument",
     "InstrumentWrapper",
     "ParameterisedRequests",
@@ -62,6 +67,7 @@ __all__ = [
     "instrument_pricing",
     "pricing_of",
     "register_instrument",
+    "register_space_instrument",
     "register_sample",
     "sample_kinds",
     "synthetic_film",

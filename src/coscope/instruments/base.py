@@ -12,7 +12,9 @@ only some instruments can do is a separate small protocol the class declares by 
 * :class:`ParameterisedRequests` — requests may carry parameters beyond :data:`COMMON_PARAMS`
   (``theta``, ``fidelity``, ``dwell_s``), with a schema the request checks enforce;
 * :class:`Calibratable` — the instrument has parameters an agent may tune to match experiment;
-* :class:`Stoppable` — a running measurement can be stopped.
+* :class:`Stoppable` — a running measurement can be stopped;
+* :class:`Connects` — the instrument talks to hardware (a control system) and connects to it
+  before the campaign starts, so a PV that does not connect stops it with one sentence.
 
 Latency, noise and cost are wrappers around any instrument
 (:mod:`coscope.instruments.wrappers`, :mod:`coscope.instruments.pricing`); a wrapper's base
@@ -119,6 +121,19 @@ class Stoppable(Protocol):
 
     def stop(self) -> None:
         """Stop what is running as soon as it is safe; a no-op when idle."""
+        ...
+
+
+@runtime_checkable
+class Connects(Protocol):
+    """An instrument that reaches hardware over a connection (EPICS Channel Access …)."""
+
+    def connect(self) -> None:
+        """Connect now (a no-op when connected).
+
+        Raises:
+            InstrumentDown: One sentence naming what did not connect and how to fix it.
+        """
         ...
 
 

@@ -26,6 +26,7 @@ import numpy as np
 from coscope.errors import InstrumentError
 from coscope.instruments.base import (
     Calibratable,
+    Connects,
     Instrument,
     ParameterisedRequests,
     Priced,
@@ -43,6 +44,7 @@ CAPABILITY_MEMBERS: dict[type, tuple[str, ...]] = {
     ParameterisedRequests: ("request_params", "check_params"),
     Calibratable: ("calibration_bounds",),
     Stoppable: ("stop",),
+    Connects: ("connect",),
 }
 """The declared capability protocols and their members."""
 
@@ -209,6 +211,8 @@ def check_capabilities(case: ContractCase) -> None:
                 raise _fail("Calibratable", f"bounds of {key!r} are ({lo}, {hi}): need lo < hi")
     if isinstance(base, Stoppable):
         base.stop()  # idle: a no-op
+    if isinstance(base, Connects):
+        base.connect()  # connected already: a no-op
 
 
 def declared_view(instrument: Instrument) -> Instrument:

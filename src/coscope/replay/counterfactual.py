@@ -142,7 +142,7 @@ class Replayer:
             self.spec, store.sample_shape, {m.step: m.modality for m in self.measurements}
         )
         self.base = Settings.from_spec(self.spec)
-        self.prices = CampaignPrices(self.spec, self.sample)
+        self.prices = CampaignPrices(self.spec, self.sample, self.space)
         self._steered: Steered | None = None
         self._key: tuple | None = None
         self._ingested: set[int] = set()

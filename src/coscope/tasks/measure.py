@@ -13,6 +13,7 @@ from typing import Any
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
+from coscope.errors import ConfigError, InstrumentDown
 from coscope.instruments import Instrument
 from coscope.types import Measurement, MeasurementRequest
 
@@ -43,13 +44,23 @@ def measure_by_reference(
         seed: Campaign seed (the sample's physics is seeded by it).
         time_scale: Multiplier of the instrument latency.
         request: What to measure.
+
+    Raises:
+        InstrumentDown: The instrument cannot be built here (a plug-in this worker cannot
+            import, a PV it cannot reach): recorded as a failed measurement, resumable.
     """
-    instrument = _instrument_from_json(
-        json.dumps(sample_spec, sort_keys=True),
-        json.dumps(instrument_spec, sort_keys=True),
-        seed,
-        time_scale,
-    )
+    try:
+        instrument = _instrument_from_json(
+            json.dumps(sample_spec, sort_keys=True),
+            json.dumps(instrument_spec, sort_keys=True),
+            seed,
+            time_scale,
+        )
+    except ConfigError as exc:
+        raise InstrumentDown(
+            f"instrument {request.instrument!r} cannot be built where it measures: "
+            f"{str(exc).rstrip('.')}."
+        ) from None
     return instrument.measure(request)
 
 
