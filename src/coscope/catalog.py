@@ -23,10 +23,12 @@ from coscope.errors import ConfigError
 from coscope.registry import Names, Registry
 
 SAMPLE_KINDS = Names(
-    "sample kind", ("combinatorial_library", "dataset", "synthetic_film", "with_theory")
+    "sample kind", ("box", "combinatorial_library", "dataset", "synthetic_film", "with_theory")
 )
 """Sample kinds (``sample.kind``), registered in :mod:`coscope.instruments.sample`."""
-INSTRUMENT_KINDS = Names("instrument kind", ("simulated", "theory_lattice", "theory_lgd"))
+INSTRUMENT_KINDS = Names(
+    "instrument kind", ("simulated", "synthetic", "theory_lattice", "theory_lgd")
+)
 """Instrument kinds (``instruments[].kind``), registered in :mod:`coscope.instruments.registry`."""
 
 Model = Literal["gp", "dkl", "multitask"]

@@ -8,6 +8,7 @@ from __future__ import annotations
 from coscope.instruments.base import (
     Calibratable,
     Instrument,
+    MeasuresPoints,
     ParameterisedRequests,
     Priced,
     Stoppable,
@@ -32,6 +33,7 @@ from coscope.instruments.sample import (
     synthetic_film,
 )
 from coscope.instruments.simulated import SimulatedInstrument
+from coscope.instruments.synthetic import SyntheticFunction  # registers box, synthetic
 from coscope.instruments.theory import TheoryInstrument  # registers the theory kinds
 from coscope.instruments.wrappers import InstrumentWrapper, WithLatency, WithNoise, unwrap
 
@@ -39,6 +41,7 @@ __all__ = [
     "Calibratable",
     "Instrument",
     "InstrumentWrapper",
+    "MeasuresPoints",
     "ParameterisedRequests",
     "PriceFunction",
     "PriceQuery",
@@ -47,6 +50,7 @@ __all__ = [
     "Sample",
     "SimulatedInstrument",
     "Stoppable",
+    "SyntheticFunction",
     "TheoryInstrument",
     "WithCost",
     "WithLatency",

@@ -11,7 +11,9 @@ only some instruments can do is a separate small protocol the class declares by 
 * :class:`ParameterisedRequests` — requests may carry parameters beyond :data:`COMMON_PARAMS`
   (``theta``, ``fidelity``, ``dwell_s``), with a schema the request checks enforce;
 * :class:`Calibratable` — the instrument has parameters an agent may tune to match experiment;
-* :class:`Stoppable` — a running measurement can be stopped.
+* :class:`Stoppable` — a running measurement can be stopped;
+* :class:`MeasuresPoints` — it measures points of a continuous box, given by the request
+  param ``x`` (:mod:`coscope.instruments.synthetic`).
 
 Latency, noise and cost are wrappers around any instrument
 (:mod:`coscope.instruments.wrappers`, :mod:`coscope.instruments.pricing`); a wrapper's base
@@ -109,6 +111,17 @@ class Stoppable(Protocol):
 
     def stop(self) -> None:
         """Stop what is running as soon as it is safe; a no-op when idle."""
+        ...
+
+
+@runtime_checkable
+class MeasuresPoints(Protocol):
+    """An instrument that measures points of a continuous box (``docs/spaces.md``): each
+    request carries its coordinates as the param ``x`` (declared by
+    :class:`ParameterisedRequests`)."""
+
+    def point_dimension(self) -> int:
+        """Number of coordinates ``d`` of a point it measures."""
         ...
 
 
