@@ -99,6 +99,10 @@ class BoxAgent(ScheduledAgent):
         """Learn the point of decision ``step`` from its request params (``x``)."""
         self._points[int(step)] = self.box.point_in(params, f"decision {step}")
 
+    def point(self, step: int) -> np.ndarray:
+        """The point ``(d,)`` of decision ``step`` (KeyError when it does not know it)."""
+        return self._points[int(step)].copy()
+
     def points(self) -> tuple[np.ndarray, np.ndarray]:
         """Steps ``(n,)`` and points ``n x d`` (box units) of every decision it knows."""
         steps = np.array(sorted(self._points), dtype=np.int64)

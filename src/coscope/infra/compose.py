@@ -9,6 +9,7 @@ import os
 import socket
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +28,7 @@ from coscope.instruments import (
     Instrument,
     MeasuresPoints,
     Sample,
+    SyntheticFunction,
     build_base,
     build_instrument,
     build_sample,
@@ -148,9 +150,16 @@ def check_box_instruments(spec: CampaignSpec, sample: Sample, box: Box) -> None:
     """ConfigError unless every instrument of a box campaign measures points of its
     dimension (:class:`~coscope.instruments.base.MeasuresPoints`)."""
     for inst in spec.instruments:
-        base = build_base(
-            inst.name, sample, kind=inst.kind, modalities=inst.modalities, options=inst.options
-        )
+        try:
+            base = build_base(
+                inst.name, sample, kind=inst.kind, modalities=inst.modalities, options=inst.options
+            )
+        except ConfigError as exc:
+            raise ConfigError(
+                f"instrument '{inst.name}' of kind '{inst.kind}' cannot measure points of a box "
+                f"({str(exc).rstrip('.')}): use kind synthetic (or another kind that measures "
+                "points)."
+            ) from None
         if not isinstance(base, MeasuresPoints):
             raise ConfigError(
                 f"instrument '{inst.name}' of kind '{inst.kind}' measures grid locations, not "
@@ -182,6 +191,41 @@ def truth_map(spec: CampaignSpec, sample: Sample, space: Space | None = None) ->
     space = space if space is not None else space_from_spec(spec.sample, sample)
     values[~space.allowed] = np.nan
     return values.reshape(height, width)
+
+
+@dataclass(frozen=True)
+class BoxTruth:
+    """The noise-free target of a box campaign whose instrument is a synthetic function.
+
+    Attributes:
+        value: Points ``n x d`` (box units) -> the scalarized noise-free target ``(n,)``.
+        maximum: The scalarized known maximum of the function (the scalarizer is assumed
+            to increase with the value, as ``value_at`` does).
+    """
+
+    value: Callable[[np.ndarray], np.ndarray]
+    maximum: float
+
+
+def box_truth(spec: CampaignSpec, sample: Sample) -> BoxTruth | None:
+    """The truth of a box campaign measured by a :class:`~coscope.instruments.
+    SyntheticFunction` (the first instrument of the target modality), else ``None``."""
+    modality = spec.scalarizer.modality
+    inst = next(i for i in spec.instruments if modality in i.modalities)
+    base = build_base(
+        inst.name, sample, kind=inst.kind, modalities=inst.modalities, options=inst.options
+    )
+    if not isinstance(base, SyntheticFunction):
+        return None
+    axis = sample.info(modality).axis
+    name, params = spec.scalarizer.name, spec.scalarizer.params
+
+    def value(points: np.ndarray) -> np.ndarray:
+        raw = base.truth(points)
+        return np.array([scalarize(name, np.array([v]), axis, params) for v in raw])
+
+    maximum = float(scalarize(name, np.array([base.function.maximum]), axis, params))
+    return BoxTruth(value, maximum)
 
 
 def agent_from_spec(
