@@ -57,7 +57,8 @@ def test_box_campaign_runs_resumes_to_the_same_points_and_reads_back(
 
     store = tmp_path / "killed" / "trace.zarr"
     proc = _coscope("run", str(_spec(tmp_path, "killed")), api_url=prefect_server)
-    _wait_until(store, proc, lambda c: c["measurements"] >= 6 and c["decisions"] > c["measurements"])
+    in_flight = lambda c: c["measurements"] >= 6 and c["decisions"] > c["measurements"]  # noqa: E731
+    _wait_until(store, proc, in_flight)
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait(timeout=30)
     assert _counts(store)["measurements"] < BUDGET
