@@ -21,7 +21,7 @@ import numpy as np
 import torch
 
 from coscope.agents.acquisition import believing, build_acquisition, evaluate, policy_names
-from coscope.agents.base import GridAgent
+from coscope.agents.base import GridAgent, ScheduledAgent
 from coscope.agents.box_agent import BoxAgent
 from coscope.agents.protocols import AgentAbilities, HasPolicy
 from coscope.campaign.adopt import restrict
@@ -77,7 +77,7 @@ class RetraceResult:
 
 
 def _conditioned(
-    agent: GridAgent, final_state: GPState | DKLState, steps: list[int], known: set[int]
+    agent: ScheduledAgent, final_state: GPState | DKLState, steps: list[int], known: set[int]
 ) -> GPState | DKLState | None:
     """The final state restricted to training rows whose step is in ``known``."""
     idx = [i for i, s in enumerate(steps) if s in known]

@@ -23,6 +23,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402
 
 from coscope.agents.protocols import PredictsPoints  # noqa: E402
 from coscope.spaces import Box  # noqa: E402
@@ -102,7 +103,7 @@ def write_learner_maps(
     )
 
 
-def _map(box: Box, predict: Predict, points: np.ndarray, best: int, resolution: int):
+def _map(box: Box, predict: Predict, points: np.ndarray, best: int, resolution: int) -> Figure:
     a, b, grid = box_grid(box, resolution)
     mean, std = predict(grid)
     fig, axes = plt.subplots(1, 2, figsize=(9.6, 4.2), constrained_layout=True)
@@ -150,7 +151,7 @@ def _slices(
     values: np.ndarray,
     best: int,
     resolution: int,
-):
+) -> Figure:
     centre = points[best] if best >= 0 else (box.lo + box.hi) / 2
     cols = min(box.dim, 3)
     rows = int(np.ceil(box.dim / cols))
