@@ -492,9 +492,9 @@ def _check_auxiliary(
         )
 
 
-def _check_box_campaign(spec: CampaignSpec) -> None:
-    """ValueError unless a box campaign's policy, model and seed points suit a box."""
-    policy = spec.policy
+def check_box_policy(policy: PolicySpec) -> None:
+    """ValueError (one clause) unless ``policy`` runs on a continuous box: an acquisition
+    policy or ``random``, on a GP."""
     family = catalog.POLICIES.get(policy.name).family
     if family != "acquisition" and policy.name != "random":
         raise ValueError(
@@ -503,6 +503,11 @@ def _check_box_campaign(spec: CampaignSpec) -> None:
         )
     if policy.model != "gp":
         raise ValueError(f"a box campaign fits a GP on its points; remove model: {policy.model}")
+
+
+def _check_box_campaign(spec: CampaignSpec) -> None:
+    """ValueError unless a box campaign's policy, model and seed points suit a box."""
+    check_box_policy(spec.policy)
     if spec.seed_points:
         raise ValueError(
             "seed_points are grid pixels; give a box's first points as sample.box.seed_points "

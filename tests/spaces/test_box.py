@@ -238,3 +238,22 @@ def test_a_six_dimensional_box_reports_slices(tmp_path: Path) -> None:
     page = write_html_report(tmp_path / "trace.zarr", tmp_path / "html")
     assert page.exists() and (tmp_path / "html" / "maps.png").stat().st_size > 10_000
     assert json.loads(json.dumps(campaign_status(tmp_path / "trace.zarr")))["best"]["point"]
+
+
+def test_steering_a_box_refuses_pixels_and_grid_policies_in_one_sentence(tmp_path: Path) -> None:
+    from coscope.campaign.adopt import facts_of
+    from coscope.campaign.steering import InterventionError, Settings, validate
+
+    spec = parse_spec(_spec(tmp_path))
+    facts = facts_of(spec, (64, 1), {})
+    settings = Settings.from_spec(spec)
+    for kind, payload, words in (
+        ("seed_points", {"points": [[1, 0]]}, "seed points name grid pixels"),
+        ("exclude", {"pixels": [[1, 0]]}, "continuous box"),
+        ("policy", {"name": "raster"}, "does not run on a continuous box"),
+        ("policy", {"model": "dkl"}, "remove model: dkl"),
+    ):
+        with pytest.raises(InterventionError) as exc:
+            validate(kind, payload, settings, facts)
+        assert words in str(exc.value) and str(exc.value).endswith("."), str(exc.value)
+    assert validate("policy", {"name": "ucb"}, settings, facts)["name"] == "ucb"
