@@ -257,3 +257,22 @@ def test_steering_a_box_refuses_pixels_and_grid_policies_in_one_sentence(tmp_pat
             validate(kind, payload, settings, facts)
         assert words in str(exc.value) and str(exc.value).endswith("."), str(exc.value)
     assert validate("policy", {"name": "ucb"}, settings, facts)["name"] == "ucb"
+
+
+def test_grid_agents_seed_studies_and_metrics_know_a_box_apart(tmp_path: Path) -> None:
+    from coscope.agents import make_agent
+    from coscope.studies.metrics import BoxMetrics
+    from coscope.studies.seeds import plan_seeds
+
+    with pytest.raises(ConfigError, match="BoxAgent"):
+        make_agent("ei", Box(["a"], [0.0], [1.0]))
+    with pytest.raises(ConfigError) as exc:
+        plan_seeds(parse_spec(_spec(tmp_path)), seed_sets=2, out=tmp_path / "study")
+    assert "coscope benchmark --seeds N" in str(exc.value)
+    metrics = BoxMetrics(lambda X: -np.sum((X - 0.5) ** 2, axis=1), 0.0)
+    assert metrics.row()["best_so_far"] is None
+    metrics.add(np.array([0.1, 0.5]), -0.2)
+    metrics.add(np.array([0.4, 0.5]), -0.3)  # noisy: observed lower, truly better
+    row = metrics.row()
+    assert row["best_so_far"] == -0.2 and row["regret"] == pytest.approx(0.16)
+    assert row["rmse"] is None and row["top1_fraction"] is None

@@ -21,7 +21,7 @@ import torch
 from coscope.agents.protocols import AgentReport, Ask, ScalarTarget
 from coscope.errors import ConfigError, ModelError
 from coscope.models import GPState, fit_gp, load_model, predict
-from coscope.spaces import PixelGrid, Space, layout_features
+from coscope.spaces import Box, PixelGrid, Space, layout_features
 from coscope.types import FitRecord, Location, Measurement, Observation, Proposal
 
 
@@ -223,6 +223,11 @@ class GridAgent(ScheduledAgent):
                 )
             grid_shape = PixelGrid((int(grid_shape[0]), int(grid_shape[1])))
         space: Space = grid_shape
+        if isinstance(space, Box):
+            raise ConfigError(
+                "a box has no finite candidates to score: its points are proposed by "
+                "coscope.agents.BoxAgent (policies ei, ucb, maxvar, random)."
+            )
         H, W = space.layout
         self._start(seed, refit_every, fit_iterations, scalar_target)
         for loc in seed_points:
