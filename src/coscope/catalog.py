@@ -24,12 +24,15 @@ from coscope.plugins import entry_point_names, is_reference, reference_form_erro
 from coscope.registry import Names, Registry
 
 SAMPLE_KINDS = Names(
-    "sample kind", ("combinatorial_library", "dataset", "synthetic_film", "with_theory")
+    "sample kind", ("box", "combinatorial_library", "dataset", "synthetic_film", "with_theory")
 )
 """Sample kinds (``sample.kind``), registered in :mod:`coscope.instruments.sample`."""
-INSTRUMENT_KINDS = Names("instrument kind", ("epics", "simulated", "theory_lattice", "theory_lgd"))
+INSTRUMENT_KINDS = Names(
+    "instrument kind", ("epics", "simulated", "synthetic", "theory_lattice", "theory_lgd")
+)
 """Instrument kinds (``instruments[].kind``), registered in :mod:`coscope.instruments.registry`
-(``epics`` in :mod:`coscope.instruments.epics`)."""
+(``epics`` in :mod:`coscope.instruments.epics`, ``synthetic`` in
+:mod:`coscope.instruments.synthetic`)."""
 
 
 def check_instrument_kind(kind: str) -> str:

@@ -35,6 +35,7 @@ from pydantic import (
     model_validator,
 )
 
+from coscope import catalog
 from coscope.catalog import SAMPLE_KINDS, check_instrument_kind, check_policy, policy_names
 from coscope.errors import ConfigError
 from coscope.plugins import reference_form_error
@@ -125,26 +126,93 @@ class MaskSpec(_Strict):
         return self
 
 
+class DimensionSpec(_Strict):
+    """One dimension of a continuous box: its name, bounds ``lo < hi`` and units."""
+
+    name: str = Field(..., min_length=1)
+    lo: float
+    hi: float
+    units: str = ""
+
+    @model_validator(mode="after")
+    def _bounds(self) -> DimensionSpec:
+        if not (math.isfinite(self.lo) and math.isfinite(self.hi)):
+            raise ValueError(f"dimension '{self.name}' needs finite bounds lo and hi")
+        if self.lo >= self.hi:
+            raise ValueError(
+                f"dimension '{self.name}' has lo {self.lo:g} >= hi {self.hi:g}; give lo < hi"
+            )
+        return self
+
+
+class BoxSpec(_Strict):
+    """A continuous box of named dimensions (``docs/spaces.md``), and the points to measure
+    first, each ``{name: value}`` inside the bounds."""
+
+    dimensions: list[DimensionSpec] = Field(..., min_length=1, max_length=32)
+    seed_points: list[dict[str, float]] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> BoxSpec:
+        names = [d.name for d in self.dimensions]
+        if len(set(names)) != len(names):
+            raise ValueError(f"dimension names {names} repeat a name; name each dimension once")
+        bounds = {d.name: (d.lo, d.hi) for d in self.dimensions}
+        for i, point in enumerate(self.seed_points):
+            unknown = sorted(set(point) - set(names))
+            missing = [n for n in names if n not in point]
+            if unknown or missing:
+                raise ValueError(
+                    f"seed point {i} names unknown dimension(s) {unknown} and lacks {missing}; "
+                    f"give exactly {names}"
+                )
+            for name, value in point.items():
+                lo, hi = bounds[name]
+                if not (math.isfinite(value) and lo <= value <= hi):
+                    raise ValueError(
+                        f"seed point {i} has {name} = {value:g}, outside [{lo:g}, {hi:g}]; "
+                        "give a point inside the box"
+                    )
+        return self
+
+
 class SampleSpec(_Strict):
-    """Which sample to explore: a registered sample kind, its parameters, a candidate mask."""
+    """Which sample to explore: a registered sample kind, its parameters, a candidate mask
+    (grids) or a continuous box (kind ``box``)."""
 
     kind: str = "synthetic_film"
     params: dict[str, Any] = Field(default_factory=lambda: {"size": 50})
     mask: MaskSpec | None = Field(
         None, description="candidate pixels of a grid sample (default: every pixel)"
     )
+    box: BoxSpec | None = Field(
+        None, description="dimensions and bounds of a continuous box (sample kind box)"
+    )
 
     @model_serializer(mode="wrap")
     def _drop_unset_mask(self, handler: Any) -> dict[str, Any]:
         data = handler(self)  # without a mask, the stored spec is the one of before spaces
-        if isinstance(data, dict) and data.get("mask") is None:
-            data.pop("mask", None)
+        if isinstance(data, dict):
+            for key in ("mask", "box"):
+                if data.get(key) is None:
+                    data.pop(key, None)
         return data
 
     @field_validator("kind")
     @classmethod
     def _known_kind(cls, value: str) -> str:
         return SAMPLE_KINDS.check(value)
+
+    @model_validator(mode="after")
+    def _box_with_its_kind(self) -> SampleSpec:
+        if (self.kind == "box") != (self.box is not None):
+            raise ValueError(
+                "sample kind 'box' and sample.box go together: give both (a continuous box) "
+                "or neither (a grid or table sample)"
+            )
+        if self.box is not None and self.mask is not None:
+            raise ValueError("sample.mask applies to grid samples, not to a box; drop it")
+        return self
 
 
 class FaultsSpec(_Strict):
@@ -384,6 +452,8 @@ class CampaignSpec(_Strict):
                 f"use one of {', '.join(sorted(offered))}"
             )
         _check_auxiliary(self.scalarizer, self.auxiliary, offered, self.policy)
+        if self.sample.box is not None:
+            _check_box_campaign(self)
         return self
 
     # --- derived paths -------------------------------------------------------------------
@@ -433,6 +503,29 @@ def _check_auxiliary(
         raise ValueError(
             "model: multitask needs at least one auxiliary scalarizer "
             "(auxiliary: [{name, modality}]) for a second modality"
+        )
+
+
+def check_box_policy(policy: PolicySpec) -> None:
+    """ValueError (one clause) unless ``policy`` runs on a continuous box: an acquisition
+    policy or ``random``, on a GP."""
+    family = catalog.POLICIES.get(policy.name).family
+    if family != "acquisition" and policy.name != "random":
+        raise ValueError(
+            f"policy '{policy.name}' does not run on a continuous box; use an acquisition "
+            "policy (ei, ucb, maxvar) or random"
+        )
+    if policy.model != "gp":
+        raise ValueError(f"a box campaign fits a GP on its points; remove model: {policy.model}")
+
+
+def _check_box_campaign(spec: CampaignSpec) -> None:
+    """ValueError unless a box campaign's policy, model and seed points suit a box."""
+    check_box_policy(spec.policy)
+    if spec.seed_points:
+        raise ValueError(
+            "seed_points are grid pixels; give a box's first points as sample.box.seed_points "
+            "({name: value} each)"
         )
 
 

@@ -47,6 +47,7 @@ THEORY = build_sample(
     1,
 )
 CALIBRATE = {"coercive_field": [1.0, 5.0]}
+BOX = build_sample("box", {"capacity": 16}, 0)
 
 
 def _req(name: str, modality: str, loc: Location, step: int = 4, **params) -> MeasurementRequest:
@@ -155,6 +156,30 @@ def _twin(root: Path) -> ContractCase:
     return ContractCase(make, requests, sample.shape)
 
 
+def _synthetic(root: Path, wrapped: bool) -> ContractCase:
+    def make():
+        if not wrapped:
+            return INSTRUMENTS.get("synthetic")("fn", BOX, ["value"], function="branin")
+        return build_instrument(
+            "fn",
+            BOX,
+            kind="synthetic",
+            modalities=["value"],
+            cost=2.5,
+            latency_s=0.001,
+            time_scale=0.0,
+            options={"function": "hartmann6", "noise_sd": 0.1},
+        )
+
+    x = [0.2, 0.4] if not wrapped else [0.1, 0.2, 0.3, 0.4, 0.5, 0.6]
+    requests = [
+        _req("fn", "value", Location(3, 0), x=x),
+        _req("fn", "value", Location(15, 0), step=6, x=[v / 2 for v in x]),
+    ]
+    bad = [{"x": [1.0]}, {"x": [0.0] * (len(x) - 1) + [float("nan")]}, {"x": "here"}]
+    return ContractCase(make, requests, BOX.shape, bad)
+
+
 CASES: dict[str, tuple[str, Callable[[Path], ContractCase]]] = {
     "simulated": ("simulated", _film(lambda: SimulatedInstrument("afm", FILM))),
     "latency": (
@@ -197,6 +222,8 @@ CASES: dict[str, tuple[str, Callable[[Path], ContractCase]]] = {
     "theory_lgd_bare": ("theory_lgd", lambda root: _lgd(root, wrapped=False)),
     "theory_lgd": ("theory_lgd", lambda root: _lgd(root, wrapped=True)),
     "theory_lattice": ("theory_lattice", _lattice),
+    "synthetic_bare": ("synthetic", lambda root: _synthetic(root, wrapped=False)),
+    "synthetic": ("synthetic", lambda root: _synthetic(root, wrapped=True)),
 }
 
 

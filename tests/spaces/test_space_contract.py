@@ -9,6 +9,7 @@ import pytest
 
 from coscope.errors import ConfigError
 from coscope.spaces import (
+    Box,
     CandidateTable,
     MaskedGrid,
     PixelGrid,
@@ -39,6 +40,7 @@ BUILDERS = {
     "pixel_grid": lambda: PixelGrid((5, 7), 0.5),
     "masked_grid": _masked,
     "table": _table,
+    "box": lambda: Box(["temp", "time"], [300.0, 1.0], [900.0, 60.0], ["K", "min"], 12),
 }
 
 
@@ -184,3 +186,44 @@ def test_a_corrupt_description_is_one_sentence() -> None:
     _one_sentence(exc)
     with pytest.raises(ConfigError):
         space_from_description({"kind": "sphere"})
+
+
+def test_box_maps_points_to_the_unit_cube_and_checks_them() -> None:
+    box = BUILDERS["box"]()
+    assert isinstance(box, Box) and box.layout == (12, 1) and box.dim == 2
+    point = np.array([450.0, 30.5])
+    np.testing.assert_allclose(box.to_unit(point), [0.25, 0.5])
+    np.testing.assert_allclose(box.from_unit(box.to_unit(point)), point)
+    np.testing.assert_array_equal(box.from_unit([[-1.0, 2.0]]), [[300.0, 60.0]])  # clipped
+    assert box.point_in(box.point_params(point)).tolist() == point.tolist()  # exact in JSON
+    assert json.loads(json.dumps(box.point_params(point))) == box.point_params(point)
+    np.testing.assert_array_equal(box.point_of({"time": 2.0, "temp": 310.0}), [310.0, 2.0])
+    assert box.slot(7) == Location(7, 0) and not box.contains(Location(12, 0))
+    with pytest.raises(SpaceError) as exc:
+        box.check_point([1000.0, 2.0], "seed point 0")
+    assert "temp = 1000, outside the box's [300, 900]" in _one_sentence(exc)
+    with pytest.raises(SpaceError) as exc:
+        box.point_of({"temp": 310.0, "pressure": 1.0})
+    assert "unknown dimension(s) ['pressure']" in _one_sentence(exc)
+    with pytest.raises(SpaceError) as exc:
+        box.point_in({}, "decision 3")
+    assert "decision 3 carries no box point" in _one_sentence(exc)
+    for bad in ([0.0, float("nan")], [1.0], "x"):
+        with pytest.raises(SpaceError) as exc:
+            box.check_point(bad)
+        _one_sentence(exc)
+
+
+def test_box_refuses_bad_bounds_and_names_in_one_sentence() -> None:
+    for args, words in (
+        ((["a"], [1.0], [1.0]), "lo < hi"),
+        ((["a"], [2.0], [1.0]), "lo < hi"),
+        ((["a"], [0.0], [float("inf")]), "finite bounds"),
+        ((["a", "a"], [0, 0], [1, 1]), "distinct"),
+        ((["a", "b"], [0.0], [1.0]), "2 lower and upper bounds"),
+    ):
+        with pytest.raises(SpaceError) as exc:
+            Box(*args)
+        assert words in _one_sentence(exc)
+    with pytest.raises(SpaceError):
+        Box(["a"], [0.0], [1.0], capacity=0)

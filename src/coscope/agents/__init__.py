@@ -26,6 +26,8 @@ _EXPORTS = {
     "agent_policy_names": "agent",
     "make_agent": "agent",
     "GridAgent": "base",
+    "ScheduledAgent": "base",
+    "BoxAgent": "box_agent",
     "RandomAgent": "baselines",
     "RasterAgent": "baselines",
     "DKLAgent": "dkl_agent",

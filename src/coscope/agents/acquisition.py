@@ -24,6 +24,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 import gpytorch
+import numpy as np
 import torch
 from botorch.acquisition import AcquisitionFunction
 from botorch.acquisition.analytic import (
@@ -36,6 +37,7 @@ from botorch.models.model import Model
 from coscope import catalog
 from coscope.catalog import declare_acquisition
 from coscope.errors import ConfigError
+from coscope.models import predict
 from coscope.registry import Registry
 
 PolicyBuilder = Callable[..., AcquisitionFunction]
@@ -113,6 +115,22 @@ def validate_policy(name: str, params: Mapping[str, Any] | None = None) -> Polic
             except ValueError as exc:
                 raise ConfigError(f"policy {name!r}: {exc}.") from None
     return builder
+
+
+def believing(model: Model, points: np.ndarray) -> Model:
+    """``model`` conditioned on ``points`` (``m x d``, in flight) at its own posterior mean:
+    the "kriging believer" — the mean is unchanged, the uncertainty around them shrinks, so
+    the next choice does not crowd a point already being measured. ``m = 0``: ``model``."""
+    if not len(points):
+        return model
+    mean, _ = predict(model, points)  # also builds the caches that conditioning needs
+    with torch.no_grad():
+        believed = model.condition_on_observations(
+            torch.as_tensor(points, dtype=torch.float64),
+            torch.as_tensor(mean, dtype=torch.float64).unsqueeze(-1),
+        )
+    believed.eval()
+    return believed
 
 
 def evaluate(acqf: AcquisitionFunction, X: torch.Tensor, *, batch_size: int = 4096) -> torch.Tensor:

@@ -12,9 +12,14 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
-import torch
 
-from coscope.agents.acquisition import build_acquisition, evaluate, policy_names, validate_policy
+from coscope.agents.acquisition import (
+    believing,
+    build_acquisition,
+    evaluate,
+    policy_names,
+    validate_policy,
+)
 from coscope.agents.base import GridAgent
 from coscope.agents.baselines import RandomAgent, RasterAgent
 from coscope.agents.selection import select
@@ -69,16 +74,7 @@ class GPAgent(GridAgent):
         ``params`` (what :meth:`scores` computes for the agent's own policy)."""
         if self._model is None or self._state is None:
             raise ConfigError("No model is loaded; call fit() or load_fit() first.")
-        model = self._model
-        if len(believed):
-            xb = self.candidates[list(believed)]
-            mean, _ = predict(model, xb)  # also builds the caches that conditioning needs
-            with torch.no_grad():
-                model = model.condition_on_observations(
-                    torch.as_tensor(xb, dtype=torch.float64),
-                    torch.as_tensor(mean, dtype=torch.float64).unsqueeze(-1),
-                )
-            model.eval()
+        model = believing(self._model, self.candidates[list(believed)])
         acqf = build_acquisition(name, model, best_f=float(self._state.y.max()), params=params)
         return self._evaluate(acqf)
 

@@ -21,11 +21,188 @@ import torch
 from coscope.agents.protocols import AgentReport, Ask, ScalarTarget
 from coscope.errors import ConfigError, ModelError
 from coscope.models import DKLState, GPState, fit_gp, load_latent_model, load_model, predict
-from coscope.spaces import PixelGrid, Space, layout_features
+from coscope.spaces import Box, PixelGrid, Space, layout_features
 from coscope.types import FitRecord, Location, Measurement, Observation, Proposal
 
 
-class GridAgent:
+class ScheduledAgent:
+    """What every single-target GP agent shares, on a finite space or a box: its target,
+    its observations keyed by step, and the fit schedule (module docstring).
+
+    Subclasses set the attributes listed below in ``__init__`` (:meth:`_start`) and
+    implement :meth:`training_data` and :meth:`ingest`.
+    """
+
+    policy_name = "base"
+    model_kind = "gp"
+    """Registered model kind (:func:`coscope.models.fitting.fit_model`) this agent's fits use."""
+    _target: ScalarTarget | None
+    _obs: dict[int, Observation]
+    seed: int
+    refit_every: int
+    fit_iterations: int
+
+    def _start(
+        self, seed: int, refit_every: int, fit_iterations: int, target: ScalarTarget | None
+    ) -> None:
+        """Set the shared state (no model yet)."""
+        if refit_every < 1:
+            raise ConfigError(f"refit_every must be >= 1; got {refit_every!r}.")
+        self.seed = int(seed)
+        self._target = target
+        self.refit_every = int(refit_every)
+        self.fit_iterations = int(fit_iterations)
+        self._obs = {}
+        self._state: GPState | DKLState | None = None
+        self._model: Any = None
+        self._fit_steps: tuple[int, ...] | None = None
+        self.model_version = -1
+        self.last_fit: FitRecord | None = None
+
+    def fit_options(self) -> dict[str, Any]:
+        """Keyword options for :func:`coscope.models.fitting.fit_model` (none for the GP)."""
+        return {}
+
+    @property
+    def scalar_target(self) -> ScalarTarget:
+        """What this agent learns (ConfigError when it was built without one)."""
+        if self._target is None:
+            raise ConfigError(
+                f"{type(self).__name__} was built without a scalar_target; build it with "
+                "coscope.infra.compose.agent_from_spec or pass scalar_target=."
+            )
+        return self._target
+
+    @property
+    def modalities(self) -> tuple[str, ...]:
+        """The target modality, the only one it learns from and proposes."""
+        return (self.scalar_target.modality,)
+
+    def ingest_measurements(self, measurements: Sequence[Measurement]) -> None:
+        """Scalarize the measurements of the target modality and :meth:`ingest` them."""
+        target = self.scalar_target
+        self.ingest([target.observe(m) for m in measurements if m.modality == target.modality])
+
+    def ingest(self, observations: Sequence[Observation]) -> None:
+        """Add observations (subclasses check where they lie)."""
+        raise NotImplementedError
+
+    def _keep(self, ob: Observation) -> None:
+        """Store one observation; ModelError for a non-finite value or a changed step."""
+        value = float(ob.value)
+        if not np.isfinite(value):
+            raise ModelError(
+                f"Observation of step {ob.step} at {ob.location} has non-finite value "
+                f"{value}; fix the scalarizer or drop that measurement before ingesting."
+            )
+        old = self._obs.get(ob.step)
+        if old is not None and old != ob:
+            raise ModelError(
+                f"Step {ob.step} was already ingested with different content ({old}); "
+                "each decision step must have one observation."
+            )
+        self._obs[ob.step] = ob
+
+    @property
+    def observations(self) -> tuple[Observation, ...]:
+        """All observations, sorted by step."""
+        return tuple(self._obs[k] for k in sorted(self._obs))
+
+    @property
+    def n_observations(self) -> int:
+        """Number of observations ingested."""
+        return len(self._obs)
+
+    def _report(self, mean: np.ndarray, std: np.ndarray) -> AgentReport:
+        """The report of maps ``mean``, ``std`` and the best observation (earliest on ties)."""
+        obs = self.observations
+        best = max(obs, key=lambda o: o.value) if obs else None  # first max = earliest step
+        return AgentReport(
+            mean=mean,
+            std=std,
+            model_version=self.model_version,
+            n_observations=len(obs),
+            best_value=float(best.value) if best else float("nan"),
+            best_location=best.location if best else None,
+            last_fit=self.last_fit,
+        )
+
+    # ------------------------------------------------------------------ fitting
+    def _n_fit(self) -> int:
+        n = self.n_observations
+        return n if n < self.refit_every else self.refit_every * (n // self.refit_every)
+
+    def _fit_subset(self) -> tuple[Observation, ...]:
+        return self.observations[: self._n_fit()]
+
+    def training_data(self) -> tuple[np.ndarray, np.ndarray]:
+        """What the next fit should train on: ``X`` (``n x d``) and ``y`` (``(n,)``)."""
+        raise NotImplementedError
+
+    def fit_seed(self) -> int:
+        """Seed for the next fit, a function of the campaign seed and the data size."""
+        return int(np.random.SeedSequence([self.seed, 104729, self._n_fit()]).generate_state(1)[0])
+
+    def needs_fit(self, step: int) -> bool:
+        """Whether the loaded model does not serve the current data (see module docstring).
+
+        Args:
+            step: The next decision step (the schedule itself depends only on the data).
+        """
+        del step
+        subset = self._fit_subset()
+        return bool(subset) and tuple(o.step for o in subset) != self._fit_steps
+
+    def load_fit(self, state: GPState, version: int, step: int | None = None) -> FitRecord:
+        """Use a fitted state (e.g. from a Dask worker) as model ``version``; no refit."""
+        n = state.n_train
+        X, y = self.training_data()
+        subset = self._fit_subset()
+        same = n == len(subset) and np.array_equal(X, state.X) and np.array_equal(y, state.y)
+        self._fit_steps = tuple(o.step for o in subset) if same else None
+        self._state = state
+        self._model = load_model(state)
+        self.model_version = int(version)
+        self.last_fit = state.record(version, self.n_observations if step is None else step)
+        return self.last_fit
+
+    def fit(self, step: int) -> FitRecord:
+        """Fit locally on :meth:`training_data` and load the result as the next version."""
+        X, y = self.training_data()
+        if X.shape[0] == 0:
+            raise ModelError("Cannot fit a surrogate before any observation was ingested.")
+        state = fit_gp(X, y, seed=self.fit_seed(), iterations=self.fit_iterations)
+        return self.load_fit(state, self.model_version + 1, step)
+
+    def _ensure_model(self, step: int) -> bool:
+        """Fit if due; True when a model is available."""
+        if self.needs_fit(step):
+            self.fit(step)
+        return self._model is not None
+
+    # ------------------------------------------------------------------ retrace
+    @property
+    def surrogate(self) -> Any:
+        """The loaded surrogate (a botorch model), or None before the first fit."""
+        return self._model
+
+    def final_surrogate(self, step: int) -> tuple[GPState | DKLState, list[int]] | None:
+        """The surrogate serving the data now (fitted if due) and the steps of its training
+        rows, in row order; None before any observation."""
+        if self.n_observations == 0 or not self._ensure_model(step):
+            return None
+        if self._state is None:
+            return None
+        return self._state, [o.step for o in self._fit_subset()]
+
+    def condition_on(self, state: GPState | DKLState) -> None:
+        """Predict and score with ``state`` from now on (retrace: the final fit's
+        hyperparameters conditioned on the data of an earlier step)."""
+        model = load_latent_model(state) if isinstance(state, DKLState) else load_model(state)
+        self._state, self._model = state, model
+
+
+class GridAgent(ScheduledAgent):
     """Base of the agents over a finite space; subclasses implement ``suggest``.
 
     Everything is indexed by the space's layout (``H x W``, flat row-major): a pixel grid
@@ -48,14 +225,6 @@ class GridAgent:
             :meth:`ingest_measurements` and :meth:`propose`, not by :meth:`ingest`).
     """
 
-    policy_name = "base"
-    model_kind = "gp"
-    """Registered model kind (:func:`coscope.models.fitting.fit_model`) this agent's fits use."""
-
-    def fit_options(self) -> dict[str, Any]:
-        """Keyword options for :func:`coscope.models.fitting.fit_model` (none for the GP)."""
-        return {}
-
     def __init__(
         self,
         grid_shape: tuple[int, int] | Space,
@@ -75,55 +244,29 @@ class GridAgent:
                 )
             grid_shape = PixelGrid((int(grid_shape[0]), int(grid_shape[1])))
         space: Space = grid_shape
+        if isinstance(space, Box):
+            raise ConfigError(
+                "a box has no finite candidates to score: its points are proposed by "
+                "coscope.agents.BoxAgent (policies ei, ucb, maxvar, random)."
+            )
         H, W = space.layout
-        if refit_every < 1:
-            raise ConfigError(f"refit_every must be >= 1; got {refit_every!r}.")
+        self._start(seed, refit_every, fit_iterations, scalar_target)
         for loc in seed_points:
             space.check(loc, "seed point")
         self.space = space
         self.grid_shape = (H, W)
-        self.seed = int(seed)
         self.n_initial = int(n_initial)
         self.seed_points = tuple(seed_points)
-        self._target = scalar_target
-        self.refit_every = int(refit_every)
-        self.fit_iterations = int(fit_iterations)
         self.batch_size = int(batch_size)
         self.candidates = layout_features(space)
         """Model inputs of every layout cell, ``(H*W) x d``, row-major: the space's features
         (normalised pixel coordinates for a grid; zeros at cells off a mask, never used)."""
         self.outside = ~space.allowed
         """``(H*W,)`` cells that are not candidates of the space: never proposed."""
-        self._obs: dict[int, Observation] = {}
-        self._state: GPState | DKLState | None = None
-        self._model = None
-        self._fit_steps: tuple[int, ...] | None = None
-        self.model_version = -1
-        self.last_fit: FitRecord | None = None
         self.blocked = np.zeros(H * W, dtype=bool)
         """``(H*W,)`` pixels a steering intervention excluded: never proposed."""
 
     # ------------------------------------------------------------------ the Agent contract
-    @property
-    def scalar_target(self) -> ScalarTarget:
-        """What this agent learns (ConfigError when it was built without one)."""
-        if self._target is None:
-            raise ConfigError(
-                f"{type(self).__name__} was built without a scalar_target; build it with "
-                "coscope.infra.compose.agent_from_spec or pass scalar_target=."
-            )
-        return self._target
-
-    @property
-    def modalities(self) -> tuple[str, ...]:
-        """The target modality, the only one it learns from and proposes."""
-        return (self.scalar_target.modality,)
-
-    def ingest_measurements(self, measurements: Sequence[Measurement]) -> None:
-        """Scalarize the measurements of the target modality and :meth:`ingest` them."""
-        target = self.scalar_target
-        self.ingest([target.observe(m) for m in measurements if m.modality == target.modality])
-
     def propose(self, ask: Ask) -> Proposal | None:
         """One proposal of :meth:`suggest` for ``ask``, priced by ``ask.price`` where it lands.
 
@@ -168,35 +311,13 @@ class GridAgent:
         """
         H, W = self.grid_shape
         for ob in observations:
-            value = float(ob.value)
-            if not np.isfinite(value):
-                raise ModelError(
-                    f"Observation of step {ob.step} at {ob.location} has non-finite value "
-                    f"{value}; fix the scalarizer or drop that measurement before ingesting."
-                )
             if not self.space.contains(ob.location):
                 raise ModelError(
                     f"Observation of step {ob.step} at {ob.location} lies outside the "
                     f"{H} x {W} {self.space.kind.replace('_', ' ')}; check the instrument's "
                     "sample and the spec's sample.mask."
                 )
-            old = self._obs.get(ob.step)
-            if old is not None and old != ob:
-                raise ModelError(
-                    f"Step {ob.step} was already ingested with different content ({old}); "
-                    "each decision step must have one observation."
-                )
-            self._obs[ob.step] = ob
-
-    @property
-    def observations(self) -> tuple[Observation, ...]:
-        """All observations, sorted by step."""
-        return tuple(self._obs[k] for k in sorted(self._obs))
-
-    @property
-    def n_observations(self) -> int:
-        """Number of observations ingested."""
-        return len(self._obs)
+            self._keep(ob)
 
     def _flat(self, loc: Location) -> int:
         return loc.flat(self.grid_shape[1])
@@ -211,13 +332,6 @@ class GridAgent:
         return mask
 
     # ------------------------------------------------------------------ fitting
-    def _n_fit(self) -> int:
-        n = self.n_observations
-        return n if n < self.refit_every else self.refit_every * (n // self.refit_every)
-
-    def _fit_subset(self) -> tuple[Observation, ...]:
-        return self.observations[: self._n_fit()]
-
     def training_data(self) -> tuple[np.ndarray, np.ndarray]:
         """What the next fit should train on: ``X`` (``n x d``) and ``y`` (``(n,)``)."""
         obs = self._fit_subset()
@@ -225,70 +339,6 @@ class GridAgent:
         X = X.reshape(-1, self.candidates.shape[1])
         y = np.array([o.value for o in obs], dtype=np.float64)
         return X, y
-
-    def fit_seed(self) -> int:
-        """Seed for the next fit, a function of the campaign seed and the data size."""
-        return int(np.random.SeedSequence([self.seed, 104729, self._n_fit()]).generate_state(1)[0])
-
-    def needs_fit(self, step: int) -> bool:
-        """Whether the loaded model does not serve the current data (see module docstring).
-
-        Args:
-            step: The next decision step (the schedule itself depends only on the data).
-        """
-        del step
-        subset = self._fit_subset()
-        return bool(subset) and tuple(o.step for o in subset) != self._fit_steps
-
-    def load_fit(self, state: GPState, version: int, step: int | None = None) -> FitRecord:
-        """Use a fitted state (e.g. from a Dask worker) as model ``version``; no refit."""
-        n = state.n_train
-        X, y = self.training_data()
-        subset = self._fit_subset()
-        same = n == len(subset) and np.array_equal(X, state.X) and np.array_equal(y, state.y)
-        self._fit_steps = tuple(o.step for o in subset) if same else None
-        self._state = state
-        self._model = load_model(state)
-        self.model_version = int(version)
-        self.last_fit = state.record(version, self.n_observations if step is None else step)
-        return self.last_fit
-
-    def fit(self, step: int) -> FitRecord:
-        """Fit locally on :meth:`training_data` and load the result as the next version."""
-        X, y = self.training_data()
-        if X.shape[0] == 0:
-            raise ModelError("Cannot fit a surrogate before any observation was ingested.")
-        state = fit_gp(X, y, seed=self.fit_seed(), iterations=self.fit_iterations)
-        return self.load_fit(state, self.model_version + 1, step)
-
-    def _ensure_model(self, step: int) -> bool:
-        """Fit if due; True when a model is available."""
-        if self.needs_fit(step):
-            self.fit(step)
-        return self._model is not None
-
-    # ------------------------------------------------------------------ retrace
-    def final_surrogate(self, step: int) -> tuple[GPState | DKLState, list[int]] | None:
-        """The surrogate serving the data now (fitted if due) and the steps of its training
-        rows, in row order; None before any observation."""
-        if self.n_observations == 0 or not self._ensure_model(step):
-            return None
-        if self._state is None:
-            return None
-        return self._state, [o.step for o in self._fit_subset()]
-
-    def condition_on(self, state: GPState | DKLState) -> None:
-        """Predict and score with ``state`` from now on (retrace: the final fit's
-        hyperparameters conditioned on the data of an earlier step)."""
-        model = load_latent_model(state) if isinstance(state, DKLState) else load_model(state)
-        self._state, self._model = state, model
-
-    def predict_candidates(self) -> tuple[np.ndarray, np.ndarray]:
-        """Posterior mean and std of the loaded surrogate at every candidate, ``(H*W,)`` each
-        (ModelError without one)."""
-        if self._model is None:
-            raise ModelError("no surrogate is loaded: fit or condition the agent first.")
-        return predict(self._model, self.candidates)
 
     # ------------------------------------------------------------------ output
     def report(self) -> AgentReport:
@@ -303,17 +353,14 @@ class GridAgent:
                 std.flat[self.outside] = np.nan
         else:
             mean = std = np.full((H, W), np.nan)
-        obs = self.observations
-        best = max(obs, key=lambda o: o.value) if obs else None  # first max = earliest step
-        return AgentReport(
-            mean=mean,
-            std=std,
-            model_version=self.model_version,
-            n_observations=len(obs),
-            best_value=float(best.value) if best else float("nan"),
-            best_location=best.location if best else None,
-            last_fit=self.last_fit,
-        )
+        return self._report(mean, std)
+
+    def predict_candidates(self) -> tuple[np.ndarray, np.ndarray]:
+        """Posterior mean and std of the loaded surrogate at every candidate, ``(H*W,)`` each
+        (ModelError without one)."""
+        if self._model is None:
+            raise ModelError("no surrogate is loaded: fit or condition the agent first.")
+        return predict(self._model, self.candidates)
 
     def _seed_choices(self, n: int, excluded: np.ndarray) -> list[int]:
         """Seed points not yet measured or pending, in order; marks them excluded."""

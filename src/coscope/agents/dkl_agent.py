@@ -47,7 +47,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from coscope.agents.acquisition import evaluate
+from coscope.agents.acquisition import believing, evaluate
 from coscope.agents.agent import GPAgent
 from coscope.agents.dkl_scoring import EXACT_MAX, lattice_scores
 from coscope.agents.map_objective import (
@@ -317,17 +317,8 @@ class DKLAgent(GPAgent):
         if self._model is None:
             raise ConfigError("No model is loaded; call fit() or load_fit() first.")
         excluded = self._excluded(())
-        model = self._gp
-        if len(believed):
-            excluded[list(believed)] = True
-            zb = self.candidates[list(believed)]
-            mean, _ = predict(model, zb)  # also builds the caches that conditioning needs
-            with torch.no_grad():
-                model = model.condition_on_observations(
-                    torch.as_tensor(zb, dtype=torch.float64),
-                    torch.as_tensor(mean, dtype=torch.float64).unsqueeze(-1),
-                )
-            model.eval()
+        excluded[list(believed)] = True
+        model = believing(self._gp, self.candidates[list(believed)])
         rng = self._draw_rng or np.random.default_rng([self.seed, self.n_observations, 7])
         return thompson_scores(model, self.candidates, excluded, rng)
 

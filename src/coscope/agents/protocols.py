@@ -256,6 +256,20 @@ class Retraceable(Protocol):
 
 
 @runtime_checkable
+class PredictsPoints(Protocol):
+    """Learns on points of a continuous box (:mod:`coscope.agents.box_agent`): its
+    points and its predictions anywhere in the box (the report's maps and slices)."""
+
+    def points(self) -> tuple[np.ndarray, np.ndarray]:
+        """Steps ``(n,)`` and points ``n x d`` (box units) of every decision it knows."""
+        ...
+
+    def predict_points(self, points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Posterior mean and std ``(n,)`` at ``points`` (``n x d``); NaN without a model."""
+        ...
+
+
+@runtime_checkable
 class Closable(Protocol):
     """Holds a resource (a background thread) to release at the end."""
 
@@ -281,6 +295,8 @@ class AgentAbilities:
     retraceable: Retraceable | None = None
     single_target: LearnsOneTarget | None = None
     """It learns one scalar of one modality (what replay and retrace follow)."""
+    points: PredictsPoints | None = None
+    """It learns on points of a continuous box."""
 
 
 def abilities_of(agent: Agent) -> AgentAbilities:
@@ -303,6 +319,7 @@ def abilities_of(agent: Agent) -> AgentAbilities:
         policy=agent if isinstance(agent, HasPolicy) else None,
         retraceable=agent if isinstance(agent, Retraceable) else None,
         single_target=agent if isinstance(agent, LearnsOneTarget) else None,
+        points=agent if isinstance(agent, PredictsPoints) else None,
     )
 
 

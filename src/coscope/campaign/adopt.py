@@ -126,4 +126,5 @@ def facts_of(
         dict(axes or {}),
         dict(signals or {}),
         allowed,
+        box=spec.sample.box is not None,
     )

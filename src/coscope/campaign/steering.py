@@ -46,6 +46,7 @@ from coscope.config import (
     PolicySpec,
     ScalarizerSpec,
     _describe,
+    check_box_policy,
     check_per_modality,
 )
 from coscope.errors import ConfigError
@@ -124,6 +125,7 @@ class CampaignFacts:
         measured: Step -> modality of every measured step.
         allowed: ``H x W`` bool candidate mask of the campaign's space (``sample.mask``),
             or None when every pixel is a candidate.
+        box: Whether the space is a continuous box (docs/spaces.md).
         axes: Modality -> its signal axis ``(L,)`` (empty: scalarizers are not probed).
         signals: Modality -> a few of its stored signals, each ``(L,)``, to probe a new
             scalarizer on (:mod:`coscope.campaign.probe`).
@@ -135,6 +137,8 @@ class CampaignFacts:
     axes: dict[str, Any] = field(default_factory=dict)
     signals: dict[str, tuple[Any, ...]] = field(default_factory=dict)
     allowed: np.ndarray | None = field(default=None, compare=False, repr=False)
+    box: bool = False
+    """The campaign explores a continuous box (no pixels to exclude or to seed)."""
 
 
 Validator = Callable[[dict[str, Any], Settings, CampaignFacts], dict[str, Any]]
@@ -234,7 +238,16 @@ def _pixels(payload: dict[str, Any], key: str, facts: CampaignFacts, what: str) 
     return out
 
 
+def _no_pixels_on_a_box(facts: CampaignFacts, what: str) -> None:
+    if facts.box:
+        raise InterventionError(
+            f"{what} name grid pixels, but this campaign explores a continuous box: steer it "
+            "with policy, scalarizer, costs, pause or stop."
+        )
+
+
 def _region(payload: dict[str, Any], s: Settings, facts: CampaignFacts) -> dict[str, Any]:
+    _no_pixels_on_a_box(facts, "exclude and include")
     unknown = set(payload) - {"rect", "pixels"}
     if unknown or not payload:
         raise InterventionError(
@@ -266,9 +279,15 @@ def _validate_policy(payload: dict, s: Settings, facts: CampaignFacts) -> dict:
     if "name" in payload and payload["name"] != s.policy["name"] and "params" not in payload:
         merged["params"] = {}
     try:
-        checked = PolicySpec.model_validate(merged).model_dump(mode="json")
+        policy = PolicySpec.model_validate(merged)
     except ValidationError as exc:
         raise InterventionError(_sentence("policy", exc)) from None
+    if facts.box:
+        try:
+            check_box_policy(policy)
+        except ValueError as exc:
+            raise InterventionError(f"{exc}.") from None
+    checked = policy.model_dump(mode="json")
     if _chooses_modality(checked["name"]) != _chooses_modality(s.policy["name"]):
         raise InterventionError(
             f"policy {checked['name']!r} and the running {s.policy['name']!r} are of different "
@@ -337,6 +356,7 @@ def _validate_costs(payload: dict, s: Settings, facts: CampaignFacts) -> dict:
 
 
 def _validate_seed_points(payload: dict, s: Settings, facts: CampaignFacts) -> dict:
+    _no_pixels_on_a_box(facts, "seed points")
     points = _pixels(payload, "points", facts, "seed point")
     if set(payload) - {"points"} or not points:
         raise InterventionError("give seed points as points [[r, c], ...] (at least one).")

@@ -9,6 +9,7 @@ import os
 import socket
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -23,9 +24,17 @@ from coscope.catalog import CHOOSER_POLICIES
 from coscope.config import CampaignSpec, InstrumentSpec, SampleSpec, parse_spec
 from coscope.errors import ConfigError, StoreError
 from coscope.infra.tracking import MlflowTracker, NullTracker, local_artifact_root, run_tags
-from coscope.instruments import Instrument, Sample, build_instrument, build_sample
+from coscope.instruments import (
+    Instrument,
+    MeasuresPoints,
+    Sample,
+    SyntheticFunction,
+    build_base,
+    build_instrument,
+    build_sample,
+)
 from coscope.scalarizers import scalarize
-from coscope.spaces import PixelGrid, Space, layout_features, space_of
+from coscope.spaces import Box, PixelGrid, Space, layout_features, space_of
 from coscope.storage import TraceStore
 from coscope.types import Intervention, Location
 
@@ -59,10 +68,14 @@ def space_from_spec(spec: SampleSpec | dict[str, Any], sample: Sample) -> Space:
     """
     sample_spec = spec if isinstance(spec, SampleSpec) else SampleSpec.model_validate(spec)
     mask = sample_spec.mask.model_dump() if sample_spec.mask is not None else None
+    box = sample_spec.box.model_dump() if sample_spec.box is not None else None
     try:
-        return space_of(sample.shape, sample.pixel_size_um, mask=mask, table=sample.features)
+        return space_of(
+            sample.shape, sample.pixel_size_um, mask=mask, table=sample.features, box=box
+        )
     except ConfigError as exc:
-        raise ConfigError(f"invalid campaign spec: 'sample.mask': {exc}") from None
+        where = "sample.box" if box is not None else "sample.mask"
+        raise ConfigError(f"invalid campaign spec: '{where}': {exc}") from None
 
 
 def _instrument(
@@ -126,6 +139,8 @@ def check_spec_fits_sample(spec: CampaignSpec, sample: Sample, space: Space | No
                     f"'{spec.sample.kind}'; use one of {', '.join(sorted(sample.modalities))}."
                 )
     space = space if space is not None else space_from_spec(spec.sample, sample)
+    if isinstance(space, Box):
+        check_box_instruments(spec, sample, space)
     height, width = sample.shape
     for row, col in spec.seed_points:
         if not (0 <= row < height and 0 <= col < width):
@@ -136,6 +151,33 @@ def check_spec_fits_sample(spec: CampaignSpec, sample: Sample, space: Space | No
             )
         space.check(Location(row, col), "seed_points entry")
     check_before_run(spec, sample, space)  # scalarizers tried, instruments built and connected
+
+
+def check_box_instruments(spec: CampaignSpec, sample: Sample, box: Box) -> None:
+    """ConfigError unless every instrument of a box campaign measures points of its
+    dimension (:class:`~coscope.instruments.base.MeasuresPoints`)."""
+    for inst in spec.instruments:
+        try:
+            base = build_base(
+                inst.name, sample, kind=inst.kind, modalities=inst.modalities, options=inst.options
+            )
+        except ConfigError as exc:
+            raise ConfigError(
+                f"instrument '{inst.name}' of kind '{inst.kind}' cannot measure points of a box "
+                f"({str(exc).rstrip('.')}): use kind synthetic (or another kind that measures "
+                "points)."
+            ) from None
+        if not isinstance(base, MeasuresPoints):
+            raise ConfigError(
+                f"instrument '{inst.name}' of kind '{inst.kind}' measures grid locations, not "
+                "points of a box: use kind synthetic (or another kind that measures points)."
+            )
+        if base.point_dimension() != box.dim:
+            raise ConfigError(
+                f"instrument '{inst.name}' measures points of {base.point_dimension()} "
+                f"dimensions but sample.box has {box.dim} ({', '.join(box.names)}): give the "
+                "box one dimension per input of the instrument."
+            )
 
 
 def truth_map(spec: CampaignSpec, sample: Sample, space: Space | None = None) -> np.ndarray | None:
@@ -158,6 +200,41 @@ def truth_map(spec: CampaignSpec, sample: Sample, space: Space | None = None) ->
     return values.reshape(height, width)
 
 
+@dataclass(frozen=True)
+class BoxTruth:
+    """The noise-free target of a box campaign whose instrument is a synthetic function.
+
+    Attributes:
+        value: Points ``n x d`` (box units) -> the scalarized noise-free target ``(n,)``.
+        maximum: The scalarized known maximum of the function (the scalarizer is assumed
+            to increase with the value, as ``value_at`` does).
+    """
+
+    value: Callable[[np.ndarray], np.ndarray]
+    maximum: float
+
+
+def box_truth(spec: CampaignSpec, sample: Sample) -> BoxTruth | None:
+    """The truth of a box campaign measured by a :class:`~coscope.instruments.
+    SyntheticFunction` (the first instrument of the target modality), else ``None``."""
+    modality = spec.scalarizer.modality
+    inst = next(i for i in spec.instruments if modality in i.modalities)
+    base = build_base(
+        inst.name, sample, kind=inst.kind, modalities=inst.modalities, options=inst.options
+    )
+    if not isinstance(base, SyntheticFunction):
+        return None
+    axis = sample.info(modality).axis
+    name, params = spec.scalarizer.name, spec.scalarizer.params
+
+    def value(points: np.ndarray) -> np.ndarray:
+        raw = base.truth(points)
+        return np.array([scalarize(name, np.array([v]), axis, params) for v in raw])
+
+    maximum = float(scalarize(name, np.array([base.function.maximum]), axis, params))
+    return BoxTruth(value, maximum)
+
+
 def agent_from_spec(
     spec: CampaignSpec,
     sample: Sample,
@@ -172,6 +249,8 @@ def agent_from_spec(
     from coscope.agents.chooser_spec import chooser_from_spec
 
     space = space if space is not None else space_from_spec(spec.sample, sample)
+    if isinstance(space, Box):
+        return box_agent_from_spec(spec, sample, space, reward)
     pixel_only = policy.name in CHOOSER_POLICIES or policy.name == "conavigate"
     if pixel_only and space.kind != PixelGrid.kind:
         raise ConfigError(
@@ -228,6 +307,34 @@ def agent_from_spec(
             **common,
         )
     return make_agent(policy.name, space, **common)
+
+
+def box_agent_from_spec(
+    spec: CampaignSpec,
+    sample: Sample,
+    box: Box,
+    reward: Callable[[np.ndarray], float] | None = None,
+) -> Agent:
+    """The :class:`~coscope.agents.box_agent.BoxAgent` of a box campaign."""
+    from coscope.agents.box_agent import BoxAgent  # botorch's optimiser: only for a box
+
+    policy = spec.policy
+    box_spec = spec.sample.box
+    seeds = [
+        box.point_of(p, f"sample.box.seed_points[{i}]")
+        for i, p in enumerate(box_spec.seed_points if box_spec is not None else [])
+    ]
+    return BoxAgent(
+        box,
+        policy=policy.name,
+        policy_params=dict(policy.params),
+        seed=spec.seed,
+        n_initial=policy.n_initial,
+        seed_points=seeds,
+        refit_every=policy.refit_every,
+        fit_iterations=policy.fit_iterations,
+        scalar_target=scalar_target(spec, sample, reward),
+    )
 
 
 def _differences(old: dict[str, Any], new: dict[str, Any]) -> list[str]:

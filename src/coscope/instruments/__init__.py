@@ -9,6 +9,7 @@ from coscope.instruments.base import (
     Calibratable,
     Connects,
     Instrument,
+    MeasuresPoints,
     ParameterisedRequests,
     Priced,
     PriceFloor,
@@ -36,6 +37,7 @@ from coscope.instruments.sample import (
     synthetic_film,
 )
 from coscope.instruments.simulated import SimulatedInstrument
+from coscope.instruments.synthetic import SyntheticFunction  # registers box, synthetic
 from coscope.instruments.theory import TheoryInstrument  # registers the theory kinds
 from coscope.instruments.wrappers import InstrumentWrapper, WithLatency, WithNoise, unwrap
 
@@ -45,6 +47,7 @@ __all__ = [
     "EpicsInstrument",
     "Instrument",
     "InstrumentWrapper",
+    "MeasuresPoints",
     "ParameterisedRequests",
     "PriceFunction",
     "PriceQuery",
@@ -54,6 +57,7 @@ __all__ = [
     "Sample",
     "SimulatedInstrument",
     "Stoppable",
+    "SyntheticFunction",
     "TheoryInstrument",
     "WithCost",
     "WithLatency",

@@ -15,6 +15,8 @@ only some instruments can do is a separate small protocol the class declares by 
 * :class:`Stoppable` — a running measurement can be stopped;
 * :class:`Connects` — the instrument talks to hardware (a control system) and connects to it
   before the campaign starts, so a PV that does not connect stops it with one sentence.
+* :class:`MeasuresPoints` — it measures points of a continuous box, given by the request
+  param ``x`` (:mod:`coscope.instruments.synthetic`).
 
 Latency, noise and cost are wrappers around any instrument
 (:mod:`coscope.instruments.wrappers`, :mod:`coscope.instruments.pricing`); a wrapper's base
@@ -134,6 +136,17 @@ class Connects(Protocol):
         Raises:
             InstrumentDown: One sentence naming what did not connect and how to fix it.
         """
+        ...
+
+
+@runtime_checkable
+class MeasuresPoints(Protocol):
+    """An instrument that measures points of a continuous box (``docs/spaces.md``): each
+    request carries its coordinates as the param ``x`` (declared by
+    :class:`ParameterisedRequests`)."""
+
+    def point_dimension(self) -> int:
+        """Number of coordinates ``d`` of a point it measures."""
         ...
 
 

@@ -30,9 +30,10 @@ from coscope.campaign.adopt import Steered, facts_of, restrict, steer
 from coscope.campaign.pricing import CampaignPrices
 from coscope.campaign.steering import CampaignFacts, Settings, fold, validate
 from coscope.errors import ConfigError
+from coscope.spaces import Box
 from coscope.storage import TraceStore
 from coscope.studies.metrics import gaussian_nlpd, rmse
-from coscope.types import Intervention, Location, Measurement
+from coscope.types import Intervention, Location, Measurement, Proposal
 
 
 @dataclass(frozen=True)
@@ -203,8 +204,18 @@ class Replayer:
         restrict(self.steered.abilities.steerable, settings)
         return self.steered.agent
 
-    def ingest(self, measurements: list[Measurement]) -> None:
-        """Tell the agent the measurements it has not been told (re-scalarized by its target)."""
+    def ingest(self, measurements: list[Measurement], before: int | None = None) -> None:
+        """Tell the agent the measurements it has not been told (re-scalarized by its target).
+
+        An agent that remembers request params (a box agent: its points) is first told those
+        of every recorded decision before step ``before`` (default: all), so it follows the
+        recorded path even where it proposed otherwise.
+        """
+        remembers = self.steered.abilities.remembers_params
+        if remembers is not None:
+            for decision in self.decisions:
+                if before is None or decision.step < before:
+                    remembers.remember_params(decision.step, decision.params)
         new = [m for m in measurements if m.step not in self._ingested]
         self.steered.agent.ingest_measurements(new)
         self._ingested |= {m.step for m in new}
@@ -222,6 +233,27 @@ class Replayer:
         if np.all(np.isfinite(report.std)):
             out["nlpd"] = gaussian_nlpd(report.mean, report.std, truth)
         return out
+
+
+def same_request(chosen: Proposal, recorded: Proposal) -> bool:
+    """Whether a replayed proposal asks for what was recorded: the same location and request
+    params (on a box the point, compared exactly: a replay re-optimises the acquisition)."""
+    return chosen.location == recorded.location and chosen.params == recorded.params
+
+
+def box_row(box: Box, recorded: Proposal, chosen: Proposal | None) -> dict[str, Any]:
+    """``recorded_x``, ``x`` (lists, box units) and ``distance`` (Euclidean, in the unit
+    cube; NaN without a replayed point) of one replayed box decision."""
+    old = box.point_in(recorded.params, f"decision {recorded.step}")
+    new = box.point_in(chosen.params, "the replayed proposal") if chosen else None
+    distance = (
+        float(np.linalg.norm(box.to_unit(new) - box.to_unit(old))) if new is not None else np.nan
+    )
+    return {
+        "recorded_x": old.tolist(),
+        "x": new.tolist() if new is not None else None,
+        "distance": distance,
+    }
 
 
 def replay(
@@ -244,7 +276,7 @@ def replay(
         settings = rp.settings_at(decision.step, what)
         agent = rp.adopt(settings, with_truth=metrics)
         seen = rp.seen_before(decision.step)
-        rp.ingest(seen)
+        rp.ingest(seen, before=decision.step)
         seen_steps = {m.step for m in seen}
         pending = [d for d in rp.decisions if d.step < decision.step and d.step not in seen_steps]
         ask = Ask(
@@ -261,12 +293,14 @@ def replay(
             "recorded_col": decision.location.col,
             "row": chosen.location.row if chosen else -1,
             "col": chosen.location.col if chosen else -1,
-            "agree": bool(chosen is not None and chosen.location == decision.location),
+            "agree": bool(chosen is not None and same_request(chosen, decision)),
             "recorded_cost": decision.expected_cost,
             "cost": chosen.expected_cost if chosen else float("nan"),
             "policy": chosen.policy if chosen else "",
             "n_obs": agent.n_observations,
         }
+        if isinstance(rp.space, Box):  # the points, and how far the replayed one lies
+            row.update(box_row(rp.space, decision, chosen))
         row.update(rp.metrics() if metrics else {})
         result.rows.append(row)
     if rp.decisions:

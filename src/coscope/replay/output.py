@@ -84,9 +84,51 @@ def _panel(ax: Any, result: Any, values: np.ndarray, row: dict, path: list) -> N
     ax.plot(emb[row["row"], 0], emb[row["row"], 1], "r*", ms=9)
 
 
+def write_box_retrace(result: Any, out: Path) -> None:
+    """A box's retrace: ``retrace.csv``, ``retrace.npz`` (points), ``steps.png`` (mean ± 2 std
+    and rank of each recorded point under the final model) and ``trajectory.png`` (the
+    points in the box's first two dimensions, normalised)."""
+    _csv(out / "retrace.csv", result.rows)
+    np.savez_compressed(out / "retrace.npz", points=result.points, embedding=result.embedding)
+    steps = [r["step"] for r in result.rows]
+    plt, fig = _figure(9.0, 5.6)
+    ax = fig.add_subplot(2, 1, 1)
+    mean = np.array([r["mean"] for r in result.rows])
+    std = np.array([r["std"] for r in result.rows])
+    ax.errorbar(steps, mean, yerr=2 * std, fmt=".", ms=4, lw=0.8, color="C0")
+    ax.set_ylabel("final model at the point (± 2 std)")
+    ax.grid(alpha=0.3)
+    ax = fig.add_subplot(2, 1, 2)
+    ax.plot(steps, [r["rank"] or np.nan for r in result.rows], ".-", lw=0.8, color="C3")
+    ax.set_ylabel("rank among Sobol points")
+    ax.set_xlabel("decision step")
+    ax.grid(alpha=0.3)
+    fig.suptitle("final model along the recorded points (rank 1: the acquisition's best)")
+    fig.tight_layout()
+    fig.savefig(out / "steps.png", dpi=90)
+    plt.close(fig)
+    plt, fig = _figure(6.0, 5.0)
+    ax = fig.add_subplot(1, 1, 1)
+    emb = result.embedding
+    ax.plot(emb[:, 0], emb[:, 1], "-", c="0.4", lw=0.6)
+    sc = ax.scatter(emb[:, 0], emb[:, 1], c=np.arange(len(emb)), cmap="plasma", s=14)
+    fig.colorbar(sc, ax=ax, label="step")
+    names = list(result.dimensions) + [""]
+    ax.set_xlabel(f"{names[0]} (normalised)")
+    ax.set_ylabel(f"{names[1]} (normalised)" if len(result.dimensions) > 1 else "")
+    ax.set_xlim(0, 1)
+    ax.set_title(f"trajectory in the {result.space}")
+    fig.tight_layout()
+    fig.savefig(out / "trajectory.png", dpi=110)
+    plt.close(fig)
+
+
 def write_retrace(result: Any, out: Path, panels: int = 6) -> None:
     """``retrace.csv``, ``retrace.npz`` (maps), ``steps.png`` (panels), ``trajectory.png``."""
     out.mkdir(parents=True, exist_ok=True)
+    if result.points is not None:
+        write_box_retrace(result, out)
+        return
     _csv(out / "retrace.csv", result.rows)
     np.savez_compressed(
         out / "retrace.npz",

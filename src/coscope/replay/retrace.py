@@ -18,13 +18,17 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 
+from coscope.agents.acquisition import believing, build_acquisition, evaluate, policy_names
+from coscope.agents.base import ScheduledAgent
+from coscope.agents.box_agent import BoxAgent
 from coscope.agents.protocols import AgentAbilities, HasPolicy, Retraceable
 from coscope.campaign.adopt import restrict
 from coscope.errors import ConfigError
-from coscope.models import DKLState, GPState, patch_features
+from coscope.models import DKLState, GPState, patch_features, predict
 from coscope.replay.counterfactual import Counterfactual, Replayer
-from coscope.spaces import CandidateTable, layout_features
+from coscope.spaces import CandidateTable, layout_features, points_of
 from coscope.storage import TraceStore
 
 
@@ -44,6 +48,10 @@ class RetraceResult:
         space: Name of that space (``"DKL latent"``, ``"patch PCA"``).
         path: Recorded ``(row, col)`` of every decision, in order.
         grid_shape: ``(H, W)``.
+        points: On a box: the recorded points, ``K x d`` in the box's units (None on a
+            finite space); the maps are then empty and ``rank`` is among
+            :data:`BOX_REFERENCE` quasi-random points of the box.
+        dimensions: On a box: its dimension names.
     """
 
     rows: list[dict[str, Any]] = field(default_factory=list)
@@ -54,6 +62,8 @@ class RetraceResult:
     space: str = ""
     path: list[tuple[int, int]] = field(default_factory=list)
     grid_shape: tuple[int, int] = (0, 0)
+    points: np.ndarray | None = None
+    dimensions: tuple[str, ...] = ()
 
     def summary(self) -> str:
         """A few lines for the terminal."""
@@ -67,7 +77,10 @@ class RetraceResult:
 
 
 def _conditioned(
-    agent: Retraceable, final_state: GPState | DKLState, steps: list[int], known: set[int]
+    agent: Retraceable | ScheduledAgent,
+    final_state: GPState | DKLState,
+    steps: list[int],
+    known: set[int],
 ) -> GPState | DKLState | None:
     """The final state restricted to training rows whose step is in ``known``, loaded."""
     idx = [i for i, s in enumerate(steps) if s in known]
@@ -112,11 +125,13 @@ def retrace(store_path: str | Path, *, top_k: int = 5) -> RetraceResult:
     result.grid_shape = (H, W)
     end = rp.decisions[-1].step + 1 if rp.decisions else 0
     final_settings = rp.settings_at(end, what)
-    rp.adopt(final_settings, with_truth=False)
+    adopted = rp.adopt(final_settings, with_truth=False)
+    if isinstance(adopted, BoxAgent):
+        return _retrace_box(rp, adopted, end, result)
     abilities = rp.steered.abilities
     agent = abilities.retraceable
     if agent is None:  # a single-target agent (checked by adopt) without a grid surrogate
-        name = type(rp.steered.agent).__name__
+        name = type(adopted).__name__
         raise ConfigError(
             f"retrace needs an agent whose surrogate can be conditioned on earlier data; "
             f"{name} cannot be: use replay instead."
@@ -175,12 +190,66 @@ def retrace(store_path: str | Path, *, top_k: int = 5) -> RetraceResult:
     return result
 
 
+BOX_REFERENCE = 256
+"""Scrambled Sobol points of the box a chosen point is ranked among (retrace on a box)."""
+
+
+def _retrace_box(rp: Replayer, agent: BoxAgent, end: int, result: RetraceResult) -> RetraceResult:
+    """Retrace on a box: per decision, the final model's mean, std and acquisition at the
+    recorded point (the final hyperparameters, the data known then, pending points
+    believed), and its rank among :data:`BOX_REFERENCE` Sobol points of the box."""
+    box = agent.box
+    rp.ingest(rp.measurements)
+    final = agent.final_surrogate(end)
+    final_state, steps = final if final is not None else (None, [])
+    _, points = points_of(box, rp.decisions)
+    unit = box.to_unit(points)
+    sobol = torch.quasirandom.SobolEngine(box.dim, scramble=True, seed=rp.spec.seed)
+    reference = sobol.draw(BOX_REFERENCE, dtype=torch.float64)
+    scored = agent.policy_name in policy_names()
+    for k, decision in enumerate(rp.decisions):
+        seen = {m.step for m in rp.seen_before(decision.step)}
+        row: dict[str, Any] = {
+            "step": decision.step,
+            "row": decision.location.row,
+            "col": decision.location.col,
+            "policy": decision.policy,
+            "rank": 0,
+            "score": float("nan"),
+            "mean": float("nan"),
+            "std": float("nan"),
+            "runners_up": [],
+            "n_obs": len(seen & set(steps)),
+            "x": points[k].tolist(),
+        }
+        state = _conditioned(agent, final_state, steps, seen) if final_state is not None else None
+        if state is not None:
+            mean, std = predict(agent.surrogate, unit[k : k + 1])
+            row["mean"], row["std"] = float(mean[0]), float(std[0])
+            if scored:
+                pending = [j for j in range(k) if rp.decisions[j].step not in seen]
+                model = believing(agent.surrogate, unit[pending])
+                acqf = build_acquisition(
+                    agent.policy_name,
+                    model,
+                    best_f=float(state.y.max()),
+                    params=agent.policy_params,
+                )
+                here = evaluate(acqf, torch.as_tensor(unit[k : k + 1]))
+                others = evaluate(acqf, reference)
+                row["score"] = float(here[0])
+                row["rank"] = 1 + int((others > here[0]).sum())
+        result.rows.append(row)
+    result.points, result.dimensions = points, box.names
+    result.embedding = unit[:, :2] if box.dim >= 2 else np.hstack([unit, np.zeros_like(unit)])
+    result.space = "box" if box.dim <= 2 else f"box (first 2 of {box.dim} dimensions)"
+    return result
+
+
 def _set_policy(agent: HasPolicy, policy: dict[str, Any] | None, final: tuple[str, dict]) -> None:
     """Use the step's acquisition policy when it runs on this surrogate kind, else the final."""
     name, params = final
     if policy is not None and policy.get("model", "gp") == agent.model_kind:
-        from coscope.agents import policy_names
-
         if policy["name"] in policy_names() or policy["name"] == "thompson":
             name, params = policy["name"], dict(policy.get("params", {}))
     agent.policy_name, agent.policy_params = name, params

@@ -7,7 +7,9 @@ from pathlib import Path
 from typing import Any
 
 from coscope.campaign.context import CampaignContext
+from coscope.report.box_maps import write_learner_maps
 from coscope.report.maps import write_learning_curve, write_space_maps
+from coscope.spaces import Box
 
 
 def write_report(ctx: CampaignContext, history: list[dict[str, float]], folder: Path) -> Path:
@@ -30,17 +32,22 @@ def write_report(ctx: CampaignContext, history: list[dict[str, float]], folder: 
         f"{spec.name}: {spec.policy.name} on {spec.scalarizer.name}, {len(visited)} measurements"
     )
     mean, std = getattr(report, "mean", None), getattr(report, "std", None)
-    write_space_maps(
-        folder,
-        ctx.space,
-        structure=ctx.sample.structure,
-        mean=mean,
-        std=std,
-        truth=ctx.truth_map,
-        visited=visited,
-        title=title,
-        value_label=spec.scalarizer.name,
-    )
+    learner = ctx.abilities.points
+    if isinstance(ctx.space, Box) and learner is not None:  # no image: map or slices
+        observed = [ctx.observe(m) for m in measurements if m.modality == ctx.target_modality]
+        write_learner_maps(folder, ctx.space, learner, observed, title)
+    else:
+        write_space_maps(
+            folder,
+            ctx.space,
+            structure=ctx.sample.structure,
+            mean=mean,
+            std=std,
+            truth=ctx.truth_map,
+            visited=visited,
+            title=title,
+            value_label=spec.scalarizer.name,
+        )
     rows = [r for r in history if "rmse" in r]
     if rows:
         write_learning_curve(

@@ -16,7 +16,7 @@ from coscope.campaign.theory_intake import batch_summary, campaign_measured
 from coscope.errors import CoscopeError
 from coscope.report.utilisation import utilisation
 from coscope.scalarizers import SCALARIZERS, scalarize
-from coscope.spaces import space_summary
+from coscope.spaces import POINT_PARAM, space_summary
 from coscope.steer_requests import steering_summary
 from coscope.storage import TraceStore
 
@@ -55,14 +55,15 @@ def campaign_status(path: str | Path) -> dict[str, Any]:
     if status == "running" and alive is False:
         status = "interrupted"
     last = decisions[-1] if decisions else None
-    best = _best(store, campaign, measurements)
+    space = space_summary(store.get_attr("space", None), store.sample_shape)
+    best = _with_point(_best(store, campaign, measurements), space, decisions)
     failures = _failures(store)
     retired = set(failures["retired"])
     return {
         "status_version": STATUS_VERSION,
         "store": str(Path(path)),
         "campaign": campaign.get("name"),
-        "space": space_summary(store.get_attr("space", None), store.sample_shape),
+        "space": space,
         "status": status,
         "finished": status == "finished",
         "finished_reason": store.get_attr("finished_reason", None),
@@ -91,6 +92,7 @@ def campaign_status(path: str | Path) -> dict[str, Any]:
             "modality": last.modality,
             "location": [last.location.row, last.location.col],
             "policy": last.policy,
+            **_point_of(last, space),
             "score": None if math.isnan(last.score) else last.score,
             "t_decided": last.t_decided,
         },
@@ -163,9 +165,39 @@ def _best(store: TraceStore, campaign: dict[str, Any], measurements: list) -> di
     return best
 
 
+def _point_of(decision: Any, space: dict[str, Any]) -> dict[str, Any]:
+    """``{"point": {name: value}}`` of a box campaign's decision (its params' ``x``), else
+    ``{}`` (also when the decision carries no valid point)."""
+    names = [d["name"] for d in space.get("dimensions", [])]
+    x = decision.params.get(POINT_PARAM) if names else None
+    if not isinstance(x, list) or len(x) != len(names):
+        return {}
+    return {"point": {n: float(v) for n, v in zip(names, x, strict=True)}}
+
+
+def _with_point(
+    best: dict[str, Any] | None, space: dict[str, Any], decisions: list
+) -> dict[str, Any] | None:
+    """``best`` with the coordinates of its point on a box (see :func:`_point_of`)."""
+    if best is None:
+        return None
+    decision = next((d for d in decisions if d.step == best["step"]), None)
+    return {**best, **(_point_of(decision, space) if decision is not None else {})}
+
+
+def _named(point: dict[str, float]) -> str:
+    return ", ".join(f"{name} = {value:.6g}" for name, value in point.items())
+
+
 def _space_line(space: dict[str, Any] | None) -> list[str]:
     if not space:
         return []
+    if space.get("dimensions"):
+        dims = ", ".join(
+            f"{d['name']} in [{d['lo']:g}, {d['hi']:g}]" + (f" {d['units']}" if d["units"] else "")
+            for d in space["dimensions"]
+        )
+        return [f"space      box of {len(space['dimensions'])} dimensions: {dims}"]
     h, w = space["layout"]
     where = f"{h} x {w} layout" if space["kind"] != "table" else "rows of the table"
     return [f"space      {space['kind']}: {space['candidates']} candidates ({where})"]
@@ -208,10 +240,12 @@ def format_status(status: dict[str, Any]) -> str:
         )
     if status["best"]:
         b = status["best"]
-        lines.append(
-            f"best       {b['value']:.4g} at (row {b['location'][0]}, "
-            f"col {b['location'][1]}), step {b['step']}"
+        where = (
+            _named(b["point"])
+            if "point" in b
+            else f"(row {b['location'][0]}, col {b['location'][1]})"
         )
+        lines.append(f"best       {b['value']:.4g} at {where}, step {b['step']}")
     if status.get("utilisation"):
         lines.append(
             "busy       "
@@ -219,9 +253,10 @@ def format_status(status: dict[str, Any]) -> str:
         )
     if status["last_decision"]:
         d = status["last_decision"]
+        where = _named(d["point"]) if "point" in d else f"({d['location'][0]}, {d['location'][1]})"
         lines.append(
-            f"last       step {d['step']}: {d['policy']} -> {d['modality']} at "
-            f"({d['location'][0]}, {d['location'][1]}) on {d['instrument']}"
+            f"last       step {d['step']}: {d['policy']} -> {d['modality']} at {where} on "
+            f"{d['instrument']}"
         )
     theory = status.get("theory_batches") or {}
     if theory.get("recorded") or theory.get("refused"):

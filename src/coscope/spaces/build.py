@@ -15,6 +15,7 @@ import numpy as np
 
 from coscope.registry import Registry
 from coscope.spaces.base import Space, SpaceError
+from coscope.spaces.box import DEFAULT_CAPACITY, Box
 from coscope.spaces.grid import MaskedGrid, PixelGrid, mask_of_runs
 from coscope.spaces.masks import interior_mask, pixels_mask, read_mask_file, rect_mask
 from coscope.spaces.table import CandidateTable
@@ -46,18 +47,25 @@ def space_of(
     *,
     mask: Mapping[str, Any] | None = None,
     table: Mapping[str, np.ndarray] | None = None,
+    box: Mapping[str, Any] | None = None,
 ) -> Space:
-    """The space of a sample: its table, its masked pixels, or every pixel.
+    """The space of a sample: a box, its table, its masked pixels, or every pixel.
 
     Args:
         shape: The sample's ``(H, W)``.
         pixel_size_um: Its pixel pitch, µm.
         mask: The spec's ``sample.mask`` as a dict (None: no mask).
         table: Feature columns of a table sample, name -> ``N x 1`` (None or empty: a grid).
+        box: The spec's ``sample.box`` as a dict (None: a finite space); its layout is the
+            sample's ``H x 1`` slots.
 
     Raises:
-        SpaceError: A bad mask, a mask on a table, or bad table columns.
+        SpaceError: A bad mask, a mask on a table or a box, bad table columns or bounds.
     """
+    if box is not None:
+        if mask is not None:
+            raise SpaceError("sample.mask applies to grid samples only, not to a box: drop it.")
+        return box_from_spec(box, capacity=shape[0])
     if table:
         if mask is not None:
             raise SpaceError(
@@ -68,6 +76,18 @@ def space_of(
     if mask is not None:
         return MaskedGrid(shape, mask_from_spec(mask, shape), pixel_size_um)
     return PixelGrid(shape, pixel_size_um)
+
+
+def box_from_spec(box: Mapping[str, Any], capacity: int = DEFAULT_CAPACITY) -> Box:
+    """The :class:`Box` of a spec's ``sample.box`` (``{"dimensions": [{name, lo, hi, units}]}``)."""
+    dims = list(box.get("dimensions") or [])
+    return Box(
+        [d["name"] for d in dims],
+        [d["lo"] for d in dims],
+        [d["hi"] for d in dims],
+        [d.get("units", "") for d in dims],
+        capacity=capacity,
+    )
 
 
 Rebuild = Callable[[dict[str, Any]], Space]
@@ -91,6 +111,11 @@ def _table(desc: dict[str, Any]) -> Space:
     return CandidateTable(np.asarray(desc["values"], dtype=np.float64), desc["names"])
 
 
+@SPACES.register("box")
+def _box(desc: dict[str, Any]) -> Space:
+    return Box(desc["names"], desc["lo"], desc["hi"], desc["units"], int(desc["capacity"]))
+
+
 def space_from_description(desc: Mapping[str, Any]) -> Space:
     """The space :meth:`Space.describe` described; SpaceError for a corrupt description."""
     data = dict(desc)
@@ -105,10 +130,25 @@ def space_from_description(desc: Mapping[str, Any]) -> Space:
 
 
 def space_summary(desc: Mapping[str, Any] | None, shape: tuple[int, int]) -> dict[str, Any]:
-    """``{"kind", "candidates", "layout"}`` of a stored description (None: a trace written
-    before spaces, i.e. every pixel of ``shape``)."""
+    """``{"kind", "candidates", "layout"}`` (a box: also ``dimensions``) of a stored
+    description (None: a trace written before spaces, i.e. every pixel of ``shape``)."""
     space = space_from_description(desc) if desc else PixelGrid(shape)
-    return {"kind": space.kind, "candidates": space.size, "layout": list(space.layout)}
+    out = {"kind": space.kind, "candidates": space.size, "layout": list(space.layout)}
+    if isinstance(space, Box):  # continuous: its dimensions, not a candidate count
+        out["dimensions"] = [
+            {"name": n, "lo": float(a), "hi": float(b), "units": u}
+            for n, a, b, u in zip(
+                space.names, space.lo, space.hi, space.dimension_units, strict=True
+            )
+        ]
+    return out
 
 
-__all__ = ["SPACES", "space_summary", "mask_from_spec", "space_from_description", "space_of"]
+__all__ = [
+    "SPACES",
+    "box_from_spec",
+    "space_summary",
+    "mask_from_spec",
+    "space_from_description",
+    "space_of",
+]

@@ -111,6 +111,9 @@ def invariant_findings(path: Path, doc: dict[str, Any], n: dict[str, int]) -> li
                     f"(first: step {rows_m[bad[0]]})",
                 )
             )
+    space = attrs.get("state", {}).get("space")
+    if isinstance(space, dict) and space.get("kind") == "box":
+        found += box_findings(space, cols("decisions", ["step", "row", "col", "params"]))
     for table_name, column in (("fits", "hyperparameters"), ("interventions", "payload")):
         for i, text in enumerate(cols(table_name, [column])[column].tolist()):
             try:
@@ -118,4 +121,47 @@ def invariant_findings(path: Path, doc: dict[str, Any], n: dict[str, int]) -> li
             except ValueError:
                 found.append(Finding("error", f"{table_name} row {i}: {column} is not valid JSON"))
                 break
+    return found
+
+
+def box_findings(space: dict[str, Any], dec: dict[str, np.ndarray]) -> list[Finding]:
+    """A box campaign's decisions (``docs/spaces.md``): decision ``k`` sits at ``(k, 0)`` and
+    its params carry ``x``, one finite coordinate per dimension inside the box's bounds.
+
+    Args:
+        space: The trace's ``space`` description (``names``, ``lo``, ``hi``).
+        dec: The decisions' ``step``, ``row``, ``col`` and ``params`` columns.
+    """
+    try:
+        lo = np.asarray(space["lo"], dtype=np.float64)
+        hi = np.asarray(space["hi"], dtype=np.float64)
+        names = [str(n) for n in space["names"]]
+    except (KeyError, TypeError, ValueError):
+        return [Finding("error", "the trace's box description lacks names or bounds")]
+    found: list[Finding] = []
+    steps = dec["step"].astype(np.int64)
+    off = np.flatnonzero((dec["row"].astype(np.int64) != steps) | (dec["col"] != 0))
+    if off.size:
+        found.append(
+            Finding(
+                "error",
+                f"{off.size} box decision(s) are not at their slot (step, 0) (first: step "
+                f"{int(steps[off[0]])})",
+            )
+        )
+    for step, text in zip(steps.tolist(), dec["params"].tolist(), strict=True):
+        try:
+            point = np.asarray(json.loads(str(text)).get("x"), dtype=np.float64)
+        except (ValueError, TypeError, AttributeError):
+            point = np.full(0, np.nan)
+        ok = point.shape == lo.shape and bool(np.isfinite(point).all())
+        if not ok or bool(np.any((point < lo) | (point > hi))):
+            found.append(
+                Finding(
+                    "error",
+                    f"box decision step {step} does not carry a point of {len(names)} "
+                    f"coordinates inside the box in params['x'] (first such decision)",
+                )
+            )
+            break
     return found

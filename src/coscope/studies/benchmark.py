@@ -96,7 +96,10 @@ def plan_benchmark(
         )
     )
     sample_note = (
-        "The sample is re-drawn per seed (synthetic sample seeded by the campaign seed)."
+        "The box and its instrument are the same for every seed; the random points and the "
+        "optimiser's raw samples change."
+        if spec.sample.box is not None
+        else "The sample is re-drawn per seed (synthetic sample seeded by the campaign seed)."
         if spec.sample.kind != "dataset"
         else "The sample (a dataset) is the same for every seed."
     )

@@ -23,7 +23,7 @@ Metrics (``None`` when they need a ground truth the sample does not have):
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 import numpy as np
 
@@ -110,4 +110,43 @@ class StepMetrics:
             out["rmse"] = rmse(mean, self.truth)
             if std is not None and np.all(np.isfinite(np.asarray(std)[known])):
                 out["nlpd"] = gaussian_nlpd(mean, std, self.truth, self.std_floor)
+        return out
+
+
+class BoxMetrics:
+    """Curve rows of a campaign over a continuous box (no map to compare: no ``rmse``,
+    ``nlpd`` or ``top1_fraction``).
+
+    Args:
+        truth: Noise-free target at points, ``n x d -> (n,)``, or ``None`` when unknown.
+        maximum: The target's known maximum over the box, or ``None``.
+
+    ``regret`` is ``maximum - truth(best observed point)`` (simple regret of the point a
+    user who trusts the measurements would pick).
+    """
+
+    def __init__(
+        self,
+        truth: Callable[[np.ndarray], np.ndarray] | None = None,
+        maximum: float | None = None,
+    ) -> None:
+        self.truth = truth
+        self.maximum = maximum
+        self._best_value = -math.inf
+        self._best_point: np.ndarray | None = None
+
+    def add(self, point: np.ndarray, value: float) -> None:
+        """Record one observation: its point ``(d,)`` and observed target value."""
+        if value > self._best_value:  # first max wins on ties, as the agent's report
+            self._best_value, self._best_point = float(value), np.asarray(point, dtype=float)
+
+    def row(self, mean: np.ndarray | None = None, std: np.ndarray | None = None) -> dict:
+        """Metrics now (``mean``, ``std`` are accepted for symmetry and unused)."""
+        del mean, std
+        out: dict[str, float | None] = dict.fromkeys(METRICS)
+        if self._best_point is None:
+            return out
+        out["best_so_far"] = self._best_value
+        if self.truth is not None and self.maximum is not None:
+            out["regret"] = float(self.maximum - self.truth(self._best_point[None, :])[0])
         return out

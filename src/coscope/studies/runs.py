@@ -22,19 +22,22 @@ from typing import Any
 import numpy as np
 
 from coscope.agents.base import GridAgent
-from coscope.campaign import CampaignLoop, LocalExecutor
+from coscope.agents.box_agent import BoxAgent
+from coscope.campaign import CampaignContext, CampaignLoop, LocalExecutor
 from coscope.campaign.inbox import Inbox
 from coscope.config import parse_spec
 from coscope.errors import ConfigError
 from coscope.infra.compose import (
+    box_truth,
     check_spec_fits_sample,
     create_or_open_store,
     instruments_from_spec,
     open_context,
     sample_from_spec,
 )
+from coscope.instruments import Sample
 from coscope.spaces import PixelGrid, Space
-from coscope.studies.metrics import StepMetrics
+from coscope.studies.metrics import BoxMetrics, StepMetrics
 from coscope.types import Location
 
 ROW_HEAD = ("step", "n_measurements", "cost_spent")
@@ -70,6 +73,12 @@ def run_job(job: dict[str, Any]) -> dict[str, Any]:
     create_or_open_store(spec, sample)[0].close()
     ctx, _ = open_context(spec.resolved_store(), track=False)
     agent = ctx.agent
+    inject = job.get("inject")
+    if isinstance(agent, BoxAgent):
+        if inject:
+            ctx.store.close()
+            raise ConfigError("seed-point injection needs a finite space, not a box.")
+        return _run_box_job(job, ctx, agent, sample, t0)
     if not isinstance(agent, GridAgent):  # the study reads its observations and seed points
         raise ConfigError(
             f"policy '{spec.policy.name}' cannot run in a study: benchmark and seed studies "
@@ -81,7 +90,6 @@ def run_job(job: dict[str, Any]) -> dict[str, Any]:
     width = sample.shape[1]
     seen: set[int] = set()
     rows: list[dict[str, Any]] = []
-    inject = job.get("inject")
     injected: list[tuple[int, int]] = []
 
     def on_measurement(row: dict[str, float]) -> None:
@@ -125,6 +133,51 @@ def run_job(job: dict[str, Any]) -> dict[str, Any]:
         "rows": rows,
         "points": points,
         "injected": [list(p) for p in injected],
+        "status": outcome.status,
+        "reason": outcome.reason,
+        "seconds": time.perf_counter() - t0,
+        "store": str(spec.resolved_store()),
+    }
+
+
+def _run_box_job(
+    job: dict[str, Any], ctx: CampaignContext, agent: BoxAgent, sample: Sample, t0: float
+) -> dict[str, Any]:
+    """:func:`run_job` of a box campaign: curve rows of :class:`BoxMetrics` (best so far,
+    simple regret when the instrument is a synthetic function); ``points`` are the
+    measured coordinates."""
+    spec = ctx.spec
+    truth = box_truth(spec, sample)
+    metrics = BoxMetrics(truth.value, truth.maximum) if truth else BoxMetrics()
+    seen: set[int] = set()
+    rows: list[dict[str, Any]] = []
+
+    def on_measurement(row: dict[str, float]) -> None:
+        for ob in agent.observations:
+            if ob.step not in seen:
+                seen.add(ob.step)
+                metrics.add(agent.point(ob.step), ob.value)
+        rows.append(
+            {
+                "step": int(row["step"]),
+                "n_measurements": int(row["n_measurements"]),
+                "cost_spent": float(row["cost_spent"]),
+                **metrics.row(),
+            }
+        )
+
+    ctx.on_measurement = on_measurement
+    try:
+        outcome = CampaignLoop(ctx, LocalExecutor(instruments_from_spec(spec, sample))).run()
+        steps = sorted(m.step for m in ctx.store.measurements())
+        points = [agent.point(s).tolist() for s in steps]
+    finally:
+        ctx.store.close()
+    return {
+        "keys": dict(job["keys"]),
+        "rows": rows,
+        "points": points,
+        "injected": [],
         "status": outcome.status,
         "reason": outcome.reason,
         "seconds": time.perf_counter() - t0,

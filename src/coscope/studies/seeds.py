@@ -58,6 +58,12 @@ def plan_seeds(
     """
     if seed_sets < 1:
         raise ConfigError(f"--seed-sets must be at least 1, got {seed_sets}.")
+    if spec.sample.box is not None:
+        raise ConfigError(
+            "the seed study draws initial designs among a finite space's candidates; a box "
+            "campaign's first points are sample.box.seed_points: compare seeds with "
+            "`coscope benchmark --seeds N` instead."
+        )
     if workers < 1:
         raise ConfigError(f"--workers must be at least 1, got {workers}.")
     k = spec.policy.n_initial if initial is None else initial
