@@ -10,7 +10,13 @@ flows"):
 3. **record** it (:mod:`.record`): the trace first (durable), then the agent, the fits
    (:mod:`.fits`), the tracker and the history;
 4. between steps, take the inbox's requests: interventions go to steering (:mod:`.live`),
-   requests of a :class:`~coscope.campaign.sources.MeasurementSource` (theory batches) to it.
+   requests of a :class:`~coscope.campaign.sources.MeasurementSource` (theory batches) to it,
+   answers to waiting decisions to the approval gate (:mod:`.gate`).
+
+Under the approval gate (``approval`` in the spec) a decision of a gated instrument is stored
+and then held, not submitted, until a person approves (or modifies) it: it is pending for the
+agent and the budget meanwhile. A rejected (or skipped) decision is never measured; the agent
+keeps seeing it as pending, so that it proposes something else.
 
 With ``queue_depth`` q > 0 every instrument holds up to 1 + q requests: the one it measures
 and q queued behind it, decided ahead (seeing all of them as pending) and chained on the
@@ -43,6 +49,7 @@ from coscope.campaign.decide import decide, may_decide_ahead, wants_decision
 from coscope.campaign.executors import Executor
 from coscope.campaign.failures import record_failure
 from coscope.campaign.fits import FitBook
+from coscope.campaign.gate import APPROVAL, ApprovalGate
 from coscope.campaign.inbox import Inbox
 from coscope.campaign.live import LiveSteering
 from coscope.campaign.queues import Slot
@@ -98,6 +105,11 @@ class CampaignLoop:
         self.recorder = Recorder(ctx, self.fits)
         self.sources = list(sources) if sources is not None else [TheoryBatches(ctx)]
         self.steering = LiveSteering(ctx)
+        self.gate = ApprovalGate(ctx)
+        self.approver: Callable[[int, float | None], None] | None = None
+        """Blocks while only decisions waiting for approval are left, until an answer may have
+        arrived or ``seconds`` (its 2nd argument, None: no timeout) passed (Prefect form);
+        None: sleep ``pause_poll_s`` (at most the seconds left) and look again."""
         self.pauser: Callable[[int], None] | None = None
         """Blocks while paused until something may have been posted (Prefect pause); None:
         sleep ``pause_poll_s`` and look at the inbox again."""
@@ -143,7 +155,7 @@ class CampaignLoop:
         log_missing_records(ctx.tracker, store.decisions(), fits, logged)
         self.fits.restore(fits)
         self.recorder.restore(measurements, paid, unlogged)
-        return slots
+        return self.gate.restore(slots)
 
     # --- the queues ----------------------------------------------------------------------
     def slots(self) -> list[Slot]:
@@ -151,8 +163,13 @@ class CampaignLoop:
         return [slot for queue in self.inflight.values() for slot in queue]
 
     def pending(self) -> list[Proposal]:
-        """Every proposal decided but not yet recorded as measured, over all instruments."""
-        return [s.proposal for s in self.slots()]
+        """Every proposal decided but not yet recorded as measured (in flight, queued or
+        waiting for approval), over all instruments."""
+        return [s.proposal for s in self.slots()] + list(self.gate.waiting.values())
+
+    def n_queued(self, instrument: str) -> int:
+        """Requests of ``instrument`` in flight, queued or waiting for approval."""
+        return len(self.inflight.get(instrument, ())) + self.gate.n_waiting(instrument)
 
     # --- one decision --------------------------------------------------------------------
     def propose(self, instrument: str, step: int) -> Proposal | None:
@@ -168,7 +185,7 @@ class CampaignLoop:
             step=step,
             instrument=instrument,
             offered=tuple(ctx.offered_modalities(instrument)),
-            pending=tuple(pending),
+            pending=tuple(pending) + tuple(self.gate.dropped),  # rejected: not proposed again
             price=ctx.expected_cost,
         )
         proposal = decide(ctx.agent, ask, ctx.spec.budget, self.recorder.budget_state(pending))
@@ -180,7 +197,7 @@ class CampaignLoop:
         return may_decide_ahead(
             ctx.spec,
             instrument,
-            len(self.inflight.get(instrument, ())),
+            self.n_queued(instrument),
             ctx.active_instruments(),
             ctx.instrument_cost,
             self.recorder.budget_state(self.pending()),
@@ -197,6 +214,13 @@ class CampaignLoop:
         else:
             handle = self.executor.submit(request, after=after)
         queue.append(Slot(proposal, handle))
+
+    def _release_or_hold(self, proposal: Proposal) -> None:
+        """Submit a stored decision, or hold it for approval when its instrument is gated."""
+        if self.gate.applies(proposal.instrument):
+            self.gate.hold(proposal)
+        else:
+            self._submit(proposal)
 
     def _resubmit(self, slot: Slot) -> None:
         if slot.stored is None:
@@ -237,6 +261,10 @@ class CampaignLoop:
             source = by_kind.get(item.kind)
             if source is not None:  # measurements from elsewhere: into the trace
                 step = source.take(item, step, self.recorder.n_measured)
+            elif item.kind == APPROVAL:  # an answer to a waiting decision
+                released = self.gate.take(item, step)
+                if released is not None:
+                    self._submit(released)
             elif self.steering.take([item], step, stale=stale):  # re-scalarized
                 self.recorder.rescore()
 
@@ -246,6 +274,15 @@ class CampaignLoop:
             self.pauser(step)
         else:
             time.sleep(self.pause_poll_s)
+
+    def _wait_answers(self, step: int) -> None:
+        """Only decisions waiting for approval are left: block until an answer may have
+        arrived or the first timeout is due."""
+        left = self.gate.seconds_left()
+        if self.approver is not None:
+            self.approver(step, left)
+        else:
+            time.sleep(self.pause_poll_s if left is None else min(self.pause_poll_s, left))
 
     # --- the loop ------------------------------------------------------------------------
     def run(self, should_stop: Callable[[], bool] = lambda: False) -> LoopOutcome:
@@ -267,6 +304,7 @@ class CampaignLoop:
             step = ctx.store.counts()["decisions"]  # a source may have added decisions
             stopping = stopping or should_stop() or self._stop_requested(step)
             step = ctx.store.counts()["decisions"]
+            stopping = stopping or self.gate.expire(step)
             paused = self.steering.settings.paused and not stopping
             arrived = False  # a request came in while deciding: take it before deciding
             if not stopping and not exhausted and not paused:
@@ -274,6 +312,9 @@ class CampaignLoop:
             if arrived:
                 continue
             if not self.inflight:
+                if self.gate.waiting and not stopping:
+                    self._wait_answers(step)
+                    continue
                 if paused:
                     self._wait_paused(step)
                     continue
@@ -296,7 +337,7 @@ class CampaignLoop:
                 else:
                     recorder.measurement(self.steering.priced(measurement, slot.proposal))
         if stopping and status != "failed":
-            status, reason = "stopped", "stopped on request"
+            status, reason = "stopped", self.gate.stop_reason or "stopped on request"
         if status == "finished":
             reason = self._finish_reason()
         return LoopOutcome(status, reason, recorder.n_measured, recorder.spent, self.history)
@@ -310,7 +351,7 @@ class CampaignLoop:
         ctx = self.ctx
         for level in range(ctx.spec.queue_depth + 1):
             for name in ctx.active_instruments():
-                n_queued = len(self.inflight.get(name, ()))
+                n_queued = self.n_queued(name)
                 if not wants_decision(level, n_queued, partial(self._may_decide_ahead, name)):
                     continue
                 proposal = self.propose(name, step)
@@ -319,7 +360,7 @@ class CampaignLoop:
                 if proposal is None:
                     return False, True
                 replaying = any(s.stored is not None for s in self.slots())
-                self._submit(self.recorder.decision(proposal, replaying=replaying))
+                self._release_or_hold(self.recorder.decision(proposal, replaying=replaying))
                 step += 1
         return False, False
 

@@ -1,0 +1,248 @@
+"""The approval gate on the local executor: answers from the inbox, timeouts on an injected
+clock (no sleeps), resume while a decision waits, replay of approved/modified/rejected steps."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from coscope.campaign import CampaignLoop, LocalExecutor
+from coscope.campaign.approval import APPROVAL, gate_state
+from coscope.campaign.approval_checks import AnswerChecks
+from coscope.campaign.inbox import Inbox
+from coscope.config import CampaignSpec, parse_spec
+from coscope.infra.compose import (
+    create_or_open_store,
+    instruments_from_spec,
+    open_context,
+    sample_from_spec,
+    space_from_spec,
+)
+from coscope.replay import replay
+from coscope.storage import TraceStore
+from coscope.types import Location
+
+
+def _spec(tmp_path: Path, **approval) -> CampaignSpec:
+    return parse_spec(
+        {
+            "name": "gate",
+            "seed": 3,
+            "sample": {"kind": "synthetic_film", "params": {"size": 16}},
+            "instruments": [{"name": "afm", "latency_s": 0.0, "cost": 1.0, "noise": 0.02}],
+            "policy": {"name": "ei", "n_initial": 3, "fit_iterations": 30},
+            "budget": {"max_measurements": 8},
+            "time_scale": 0.0,
+            "run_dir": str(tmp_path / "run"),
+            "approval": {"required": True, **approval},
+        }
+    )
+
+
+class Clock:
+    """A clock the test moves; the gate's timeouts read it."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def _loop(spec: CampaignSpec, approver: Callable, clock: Clock | None = None):
+    sample = sample_from_spec(spec.sample, spec.seed)
+    create_or_open_store(spec, sample)[0].close()
+    ctx, _ = open_context(spec.resolved_store(), track=False)
+    loop = CampaignLoop(ctx, LocalExecutor(instruments_from_spec(spec, sample)))
+    if clock is not None:
+        loop.gate.clock = clock
+    loop.approver = lambda step, left: approver(loop, step, left)
+    return loop, ctx
+
+
+def _waiting(loop: CampaignLoop) -> list[int]:
+    return sorted(loop.gate.waiting)
+
+
+def test_every_decision_waits_and_answers_are_recorded(tmp_path: Path) -> None:
+    spec = _spec(tmp_path)
+    answers = iter(
+        [
+            {"action": "approve"},
+            {"action": "approve", "location": [0, 0]},
+            {"action": "reject", "reason": "too close to the electrode"},
+        ]
+    )
+    seen: list[int] = []
+
+    def approver(loop, step, left):
+        assert not loop.inflight  # nothing measured while it waits
+        (waiting,) = _waiting(loop)
+        seen.append(waiting)
+        payload = next(answers, {"action": "approve"})
+        Inbox(loop.ctx.store.path).post(APPROVAL, {"step": waiting, **payload}, why="checked")
+
+    loop, ctx = _loop(spec, approver)
+    outcome = loop.run()
+    store = ctx.store
+    assert outcome.status == "finished" and outcome.n_measurements == 8
+    decisions, measured = store.decisions(), {m.step: m for m in store.measurements()}
+    assert seen == [d.step for d in decisions]  # every decision waited, one at a time
+    assert len(decisions) == 9 and 2 not in measured  # step 2 rejected: never measured
+    assert measured[1].location == Location(0, 0) != decisions[1].location  # modified
+    assert decisions[2].location not in {d.location for d in decisions[3:]}  # not proposed again
+    rows = [i for i in store.interventions() if i.kind == APPROVAL]
+    assert [r.payload["answer"] for r in rows[:3]] == ["approved", "modified", "rejected"]
+    assert rows[1].payload["location"] == [0, 0] and rows[2].payload["reason"]
+    assert all(r.why == "checked" for r in rows)
+    state = gate_state(spec, decisions, set(measured), store.interventions())
+    assert not state.waiting and [p.step for p in state.dropped] == [2]
+    store.close()
+    assert all(r["agree"] for r in replay(spec.resolved_store(), metrics=False).rows)
+
+
+def test_skip_timeout_drops_the_proposal_and_the_agent_decides_again(tmp_path: Path) -> None:
+    spec = _spec(tmp_path, timeout_s=60.0, on_timeout="skip")
+    clock = Clock()
+    calls: list[float | None] = []
+
+    def approver(loop, step, left):
+        calls.append(left)
+        (waiting,) = _waiting(loop)
+        if waiting == 1:  # nobody answers step 1: its minute passes
+            clock.now += 61.0
+        else:
+            Inbox(loop.ctx.store.path).post(APPROVAL, {"step": waiting, "action": "approve"})
+
+    loop, ctx = _loop(spec, approver, clock)
+    outcome = loop.run()
+    store = ctx.store
+    assert outcome.status == "finished" and outcome.n_measurements == 8
+    assert calls[0] == pytest.approx(60.0)  # the approver is told when the timeout is due
+    decisions = store.decisions()
+    assert 1 not in store.measured_steps() and len(decisions) == 9
+    assert decisions[1].location not in {d.location for d in decisions[2:]}
+    (skipped,) = [i for i in store.interventions() if i.payload.get("answer") == "timed_out"]
+    assert skipped.payload == {"step": 1, "answer": "timed_out", "on_timeout": "skip"}
+    assert skipped.who == "coscope"
+    store.close()
+    assert all(r["agree"] for r in replay(spec.resolved_store(), metrics=False).rows)
+
+
+def test_stop_timeout_stops_and_resume_waits_for_the_same_proposal(tmp_path: Path) -> None:
+    spec = _spec(tmp_path, timeout_s=30.0, on_timeout="stop")
+    clock = Clock()
+
+    def first_run(loop, step, left):
+        (waiting,) = _waiting(loop)
+        if waiting < 3:
+            Inbox(loop.ctx.store.path).post(APPROVAL, {"step": waiting, "action": "approve"})
+        else:
+            clock.now += 31.0  # step 3 waits past its timeout
+
+    loop, ctx = _loop(spec, first_run, clock)
+    outcome = loop.run()
+    assert outcome.status == "stopped" and "step 3 waited 30 s" in outcome.reason
+    assert ctx.store.counts()["decisions"] == 4 and ctx.store.measured_steps() == {0, 1, 2}
+    waiting_location = ctx.store.decisions()[3].location
+    ctx.store.close()
+
+    held: list[list[int]] = []
+
+    def second_run(loop, step, left):
+        held.append(_waiting(loop))
+        Inbox(loop.ctx.store.path).post(APPROVAL, {"step": held[-1][0], "action": "approve"})
+
+    loop, ctx = _loop(spec, second_run, Clock())
+    outcome = loop.run()
+    assert outcome.status == "finished" and outcome.n_measurements == 8
+    assert held[0] == [3]  # the same proposal, waiting again
+    store = ctx.store
+    assert store.decisions()[3].location == waiting_location
+    assert [m.step for m in store.measurements()] == list(range(8))  # nothing twice
+    answers = [i.payload["answer"] for i in store.interventions() if i.kind == APPROVAL]
+    assert answers == ["approved"] * 3 + ["timed_out"] + ["approved"] * 5
+    store.close()
+
+
+class Killed(BaseException):
+    """The campaign process dies while a decision waits."""
+
+
+def test_killed_while_waiting_resumes_waiting_and_measures_once(tmp_path: Path) -> None:
+    spec = _spec(tmp_path)
+
+    def dies_at_step_4(loop, step, left):
+        (waiting,) = _waiting(loop)
+        if waiting == 4:
+            raise Killed
+        Inbox(loop.ctx.store.path).post(APPROVAL, {"step": waiting, "action": "approve"})
+
+    loop, ctx = _loop(spec, dies_at_step_4)
+    with pytest.raises(Killed):
+        loop.run()
+    ctx.store.close()  # what the OS does for a killed process (the lock goes with it)
+    # an answer posted while no campaign runs, checked against the trace as it is
+    store = TraceStore.open(spec.resolved_store(), "r")
+    sample = sample_from_spec(spec.sample, spec.seed)
+    checks = AnswerChecks(
+        spec,
+        sample,
+        space_from_spec(spec.sample, sample),
+        store.decisions(),
+        store.measurements(),
+        store.interventions(),
+    )
+    assert [p.step for p in checks.state.waiting] == [4]
+    answer = checks.check({"step": 4, "action": "approve", "location": [15, 15]})
+    assert answer.answer == "modified" and answer.location == Location(15, 15)
+    Inbox(store.path).post(APPROVAL, {"step": 4, "action": "approve", "location": [15, 15]})
+
+    def approves(loop, step, left):
+        (waiting,) = _waiting(loop)
+        Inbox(loop.ctx.store.path).post(APPROVAL, {"step": waiting, "action": "approve"})
+
+    loop, ctx = _loop(spec, approves)
+    assert loop.run().n_measurements == 8
+    measured = {m.step: m for m in ctx.store.measurements()}
+    assert sorted(measured) == list(range(8)) and measured[4].location == Location(15, 15)
+    assert ctx.store.counts()["decisions"] == 8  # nothing decided twice
+    ctx.store.close()
+
+
+@pytest.mark.parametrize(
+    ("payload", "words"),
+    [
+        ({"step": 9, "action": "approve"}, "step 9 does not wait"),
+        ({"step": 0, "action": "maybe"}, "action must be approve or reject"),
+        ({"step": 0, "action": "approve", "location": [99, 0]}, "off the 16 x 16 sample"),
+        ({"step": 0, "action": "approve", "location": "here"}, "location must be [row, col]"),
+        ({"step": 0, "action": "approve", "params": {"volts": 3}}, "volts"),
+        ({"step": 0, "action": "reject", "location": [1, 1]}, "a rejection takes a reason"),
+        ({"action": "approve"}, "--step N"),
+    ],
+)
+def test_a_bad_answer_is_one_sentence_and_recorded_as_refused(
+    tmp_path: Path, payload: dict, words: str
+) -> None:
+    spec = _spec(tmp_path)
+    posted: list[int] = []
+
+    def approver(loop, step, left):
+        (waiting,) = _waiting(loop)
+        if not posted:  # first the bad answer, then a good one
+            posted.append(waiting)
+            Inbox(loop.ctx.store.path).post(APPROVAL, payload)
+        else:
+            Inbox(loop.ctx.store.path).post(APPROVAL, {"step": waiting, "action": "approve"})
+
+    loop, ctx = _loop(spec, approver)
+    assert loop.run().n_measurements == 8
+    rows = [i for i in ctx.store.interventions() if i.kind == APPROVAL]
+    assert "rejected" in rows[0].payload and words in rows[0].payload["rejected"]
+    assert "\n" not in rows[0].payload["rejected"]
+    assert rows[1].payload == {"step": 0, "answer": "approved"}  # the bad one changed nothing
+    assert ctx.store.measurements()[0].location == ctx.store.decisions()[0].location
+    ctx.store.close()
