@@ -38,6 +38,8 @@ SUBCOMMANDS = (
     "seeds",
     "serve",
     "intervene",
+    "approve",
+    "reject",
     "replay",
     "retrace",
     "report",
@@ -101,6 +103,7 @@ def test_help_is_light(argv: list[str]) -> None:
         ["intervene", "{store}", "costs", "afm=2"],
         ["intervene", "{store}", "pause"],
         ["intervene", "{store}", "stop"],
+        ["approve", "{store}"],
     ],
     ids=lambda argv: " ".join(a for a in argv if a != "{store}"),
 )

@@ -1,4 +1,4 @@
-"""The command line: ``coscope demo | run | resume | status | dataset | benchmark | seeds``.
+"""The command line: ``coscope demo | run | resume | status | approve | dataset | benchmark``.
 
 Errors a user can fix (a bad spec, a missing or foreign store) print one sentence and exit
 with status 2 — never a traceback. Ctrl-C leaves the trace consistent and says how to resume.
@@ -19,7 +19,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from coscope import cli_check, cli_steer
+from coscope import cli_approve, cli_check, cli_steer
 from coscope.campaign.inbox import Inbox
 from coscope.cli_serve import serve_command, serve_parsers
 from coscope.config import CampaignSpec, load_spec, parse_spec
@@ -65,6 +65,7 @@ def _parser() -> argparse.ArgumentParser:
     serve_parsers(sub)  # coscope serve
     cli_steer.add_parsers(sub)  # coscope intervene | replay | retrace | report
     cli_check.add_parser(sub)  # coscope check
+    cli_approve.add_parsers(sub)  # coscope approve | reject
     return parser
 
 
@@ -327,6 +328,8 @@ def _command(args: argparse.Namespace) -> int:
         return _study_command(args)
     if args.command in cli_steer.COMMANDS:
         return cli_steer.command(args)
+    if args.command in cli_approve.COMMANDS:
+        return cli_approve.command(args)
     if args.command == "check":
         return cli_check.command(args)
     if args.command == "status":

@@ -246,3 +246,74 @@ def test_a_bad_answer_is_one_sentence_and_recorded_as_refused(
     assert rows[1].payload == {"step": 0, "answer": "approved"}  # the bad one changed nothing
     assert ctx.store.measurements()[0].location == ctx.store.decisions()[0].location
     ctx.store.close()
+
+
+def _stopped_waiting(tmp_path: Path) -> CampaignSpec:
+    """A campaign stopped (stop timeout) with step 2 waiting."""
+    spec = _spec(tmp_path, timeout_s=5.0, on_timeout="stop")
+    clock = Clock()
+
+    def approver(loop, step, left):
+        (waiting,) = _waiting(loop)
+        if waiting < 2:
+            Inbox(loop.ctx.store.path).post(APPROVAL, {"step": waiting, "action": "approve"})
+        else:
+            clock.now += 10.0
+
+    loop, ctx = _loop(spec, approver, clock)
+    assert loop.run().status == "stopped"
+    ctx.store.close()
+    return spec
+
+
+def test_cli_lists_validates_and_posts_answers(tmp_path: Path, capsys) -> None:
+    from coscope.cli import main
+
+    spec = _stopped_waiting(tmp_path)
+    store = str(spec.resolved_store())
+    inbox = Inbox(spec.resolved_store())
+    assert main(["approve", store]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert len(out) == 1 and out[0].startswith("step    2  afm") and "price 1" in out[0]
+    assert "ei score" in out[0] or "random score" in out[0]  # the agent's reason
+    for argv, words in [
+        (["approve", store, "--step", "1"], "step 1 does not wait"),
+        (["approve", store, "--step", "2", "--location", "16,0"], "off the 16 x 16 sample"),
+        (["approve", store, "--step", "2", "--location", "x"], "is not ROW,COL"),
+        (["approve", store, "--step", "2", "--params", "volts=3"], "volts"),
+        (["approve", store, "--location", "1,1"], "--step N"),
+    ]:
+        assert main(argv) == 2
+        err = capsys.readouterr().err.strip()
+        assert err.startswith("error: ") and words in err and "\n" not in err
+    assert inbox.pending() == []  # nothing posted
+    measured = {(m.location.row, m.location.col) for m in TraceStore.open(store).measurements()}
+    taken = ",".join(str(v) for v in sorted(measured)[0])
+    assert main(["approve", store, "--step", "2", "--location", taken]) == 2
+    assert "measured or pending already" in capsys.readouterr().err
+    assert main(["approve", store, "--step", "2", "--location", "7,9", "--why", "nicer"]) == 0
+    err = capsys.readouterr().err
+    assert "modified at (7, 9)" in err and "coscope resume" in err
+    assert main(["reject", store, "--step", "2"]) == 2  # answered already (in the inbox)
+    assert "in the inbox already" in capsys.readouterr().err
+    assert main(["status", store]) == 0
+    status = capsys.readouterr().out
+    assert "waiting    step 2 on afm" in status and "approval   answers: approved 2" in status
+
+    def approves(loop, step, left):
+        (waiting,) = _waiting(loop)
+        Inbox(loop.ctx.store.path).post(APPROVAL, {"step": waiting, "action": "approve"})
+
+    loop, ctx = _loop(_spec(tmp_path, timeout_s=5.0, on_timeout="stop"), approves)
+    assert loop.run().status == "finished"
+    measured_at = {m.step: m.location for m in ctx.store.measurements()}
+    assert measured_at[2] == Location(7, 9)
+    row = next(i for i in ctx.store.interventions() if i.payload.get("answer") == "modified")
+    assert row.why == "nicer" and row.payload["step"] == 2
+    ctx.store.close()
+    assert main(["status", store, "--json"]) == 0
+    import json
+
+    block = json.loads(capsys.readouterr().out)["approval"]
+    assert block["waiting"] == [] and block["answers"]["modified"] == 1
+    assert block["answers"]["timed_out"] == 1 and block["dropped"] == []

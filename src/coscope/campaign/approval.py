@@ -151,11 +151,15 @@ class GateState:
         answers: The deciding answer per answered step.
         waiting: Decisions that wait for an answer (gated, unmeasured, unanswered), step order.
         dropped: Decisions rejected or skipped (never measured), step order.
+        history: Every recorded answer in trace order (``stop`` timeouts included).
+        refused: Answers refused when they arrived (recorded, changed nothing).
     """
 
     answers: dict[int, Answer] = field(default_factory=dict)
     waiting: tuple[Proposal, ...] = ()
     dropped: tuple[Proposal, ...] = ()
+    history: tuple[Answer, ...] = ()
+    refused: int = 0
 
     def as_measured(self, proposal: Proposal, before: int | None = None) -> Proposal:
         """``proposal`` as released (modified ones changed); ``before``: only by answers
@@ -173,7 +177,10 @@ def gate_state(
     interventions: Iterable[Intervention],
 ) -> GateState:
     """Fold the trace's answers over its decisions (see the module docstring)."""
-    answers = answers_of(interventions)
+    items = list(interventions)
+    answers = answers_of(items)
+    history = tuple(a for a in map(Answer.from_record, items) if a is not None)
+    refused = sum(i.kind == APPROVAL and REFUSED in i.payload for i in items)
     waiting, dropped = [], []
     for decision in decisions:
         answer = answers.get(decision.step)
@@ -181,7 +188,7 @@ def gate_state(
             dropped.append(decision)
         elif answer is None and decision.step not in measured and gated(spec, decision.instrument):
             waiting.append(decision)
-    return GateState(answers, tuple(waiting), tuple(dropped))
+    return GateState(answers, tuple(waiting), tuple(dropped), history, refused)
 
 
 def describe_waiting(proposal: Proposal, waited_s: float | None = None) -> str:
@@ -201,7 +208,7 @@ def describe_waiting(proposal: Proposal, waited_s: float | None = None) -> str:
 def approval_summary(state: GateState, spec: CampaignSpec) -> dict[str, Any]:
     """The ``approval`` block of ``coscope status``."""
     counts = dict.fromkeys(ANSWERS, 0)
-    for answer in state.answers.values():
+    for answer in state.history:
         counts[answer.answer] += 1
     return {
         "required": spec.approval.required,
@@ -221,6 +228,8 @@ def approval_summary(state: GateState, spec: CampaignSpec) -> dict[str, Any]:
             for p in state.waiting
         ],
         "answers": counts,
+        "refused": state.refused,
+        "dropped": [p.step for p in state.dropped],
     }
 
 
