@@ -21,6 +21,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
+from typing import Any
 
 from coscope.campaign.approval import (
     APPROVAL,
@@ -102,21 +103,32 @@ class ApprovalGate:
             The decision to measure (as answered) when it is released, else None (rejected,
             or the answer was refused: recorded with ``rejected`` and nothing changed).
         """
+        try:
+            return self.answer(item.payload, step, who=item.who, why=item.why)
+        except ConfigError as exc:
+            log.warning("answer refused: %s", exc)
+            self._record(refused_record(item.payload, str(exc), step, item.who, item.why, item.t))
+            return None
+
+    def answer(self, payload: dict[str, Any], step: int, *, who: str, why: str) -> Proposal | None:
+        """Validate and record an answer ``{step, action, location?, params?, reason?}``.
+
+        Returns:
+            The decision to measure (as answered), or None when it was rejected.
+
+        Raises:
+            ApprovalError: The answer is invalid now (one sentence; nothing recorded).
+        """
         ctx = self.ctx
         store = ctx.store
         checks = AnswerChecks(
             ctx.spec, ctx.sample, ctx.space, store.decisions(), store.measurements(),
             store.interventions(),
         )  # fmt: skip
-        try:
-            answer = checks.check(item.payload)
-            if answer.step not in self.waiting:  # stored as waiting, but not held by this run
-                raise ApprovalError(f"step {answer.step} does not wait in this run.")
-        except ConfigError as exc:
-            log.warning("answer refused: %s", exc)
-            self._record(refused_record(item.payload, str(exc), step, item.who, item.why, item.t))
-            return None
-        return self._answer(answer, step, item.who, item.why)
+        answer = checks.check(payload)
+        if answer.step not in self.waiting:  # stored as waiting, but not held by this run
+            raise ApprovalError(f"step {answer.step} does not wait in this run.")
+        return self._answer(answer, step, who, why)
 
     def _answer(self, answer: Answer, step: int, who: str, why: str) -> Proposal | None:
         self._record(answer_record(answer, step, who, why, time.time()))
@@ -129,8 +141,11 @@ class ApprovalGate:
         return answer.applied_to(proposal) if answer.releases else None
 
     def _record(self, item: Intervention) -> None:
+        """The trace first, then the tracker, written at once (answers come at human pace,
+        and MLflow must hold each one even if the campaign is killed right after)."""
         self.ctx.store.append_intervention(item)
         self.ctx.tracker.log_intervention(item)
+        self.ctx.tracker.flush()
 
     def seconds_left(self) -> float | None:
         """Seconds until the first waiting decision times out (None: no timeout applies)."""

@@ -14,6 +14,7 @@ from coscope.campaign import CampaignLoop
 from coscope.flows.finish import finish_campaign
 from coscope.infra.compose import instrument_references, mark_running, open_context
 from coscope.infra.executors import DaskExecutor
+from coscope.types import Proposal
 
 
 def execute_campaign(
@@ -40,9 +41,13 @@ def execute_campaign(
     )
     loop = CampaignLoop(ctx, executor)
     if in_flow:  # a pause shows in the Prefect UI as a paused run waiting for typed input
-        from coscope.flows.pause import prefect_pauser
+        from coscope.flows.pause import PAUSE_ATTR, prefect_approver, prefect_pauser
 
+        ctx.store.set_attr(PAUSE_ATTR, None)  # a pause of a killed run is over
         loop.pauser = prefect_pauser(ctx.store, loop.inbox)
+        loop.approver = prefect_approver(
+            ctx.store, loop.inbox, lambda: sorted(loop.gate.waiting.values(), key=_step)
+        )
     try:
         outcome = loop.run()
     except BaseException:
@@ -51,6 +56,10 @@ def execute_campaign(
         ctx.tracker.finish("interrupted")
         raise
     return finish_campaign(ctx, outcome)
+
+
+def _step(proposal: Proposal) -> int:
+    return proposal.step
 
 
 @flow(name="campaign", persist_result=False)
