@@ -25,7 +25,7 @@ from coscope.storage import TraceStore
 from coscope.types import Location
 
 
-def _spec(tmp_path: Path, **approval) -> CampaignSpec:
+def _spec(tmp_path: Path, budget: int = 8, **approval) -> CampaignSpec:
     return parse_spec(
         {
             "name": "gate",
@@ -33,7 +33,7 @@ def _spec(tmp_path: Path, **approval) -> CampaignSpec:
             "sample": {"kind": "synthetic_film", "params": {"size": 16}},
             "instruments": [{"name": "afm", "latency_s": 0.0, "cost": 1.0, "noise": 0.02}],
             "policy": {"name": "ei", "n_initial": 3, "fit_iterations": 30},
-            "budget": {"max_measurements": 8},
+            "budget": {"max_measurements": budget},
             "time_scale": 0.0,
             "run_dir": str(tmp_path / "run"),
             "approval": {"required": True, **approval},
@@ -317,3 +317,77 @@ def test_cli_lists_validates_and_posts_answers(tmp_path: Path, capsys) -> None:
     block = json.loads(capsys.readouterr().out)["approval"]
     assert block["waiting"] == [] and block["answers"]["modified"] == 1
     assert block["answers"]["timed_out"] == 1 and block["dropped"] == []
+
+
+def test_a_rejection_at_the_end_gives_its_budget_back(tmp_path: Path) -> None:
+    spec = _spec(tmp_path, budget=3)
+    rejected: list[int] = []
+
+    def approver(loop, step, left):
+        (waiting,) = _waiting(loop)
+        if waiting == 2 and not rejected:  # the last one the budget allows: rejected
+            rejected.append(waiting)
+            Inbox(loop.ctx.store.path).post(APPROVAL, {"step": 2, "action": "reject"})
+        else:
+            Inbox(loop.ctx.store.path).post(APPROVAL, {"step": waiting, "action": "approve"})
+
+    loop, ctx = _loop(spec, approver)
+    outcome = loop.run()
+    assert outcome.n_measurements == 3 and "measurement budget reached (3 of 3)" in outcome.reason
+    assert ctx.store.measured_steps() == {0, 1, 3}
+    ctx.store.close()
+
+
+def test_params_modification_on_a_gated_simulator_only(tmp_path: Path) -> None:
+    """Only the lattice simulator is gated; its fidelity-8 requests are modified to 4 and
+    priced again; the microscope's requests run without waiting."""
+    from tests.agents.test_conavigation import _spec as conav_spec
+
+    data = conav_spec(tmp_path, 14)
+    data["instruments"][1].update(
+        {
+            "kind": "theory_lattice",
+            "cost": 2.0,
+            "options": {
+                "sizes": [4, 8],
+                "theta": {"disorder": 0.3, "kappa": 0.5},
+                "calibrate": {"coercive_field": [1.0, 5.0], "imprint_gain": [-1.0, 1.0]},
+            },
+        }
+    )
+    data["approval"] = {"required": True, "instruments": ["lgd"]}
+    spec = parse_spec(data)
+    held: list[str] = []
+
+    def approver(loop, step, left):
+        posted = {i.payload.get("step") for i in loop.inbox.peek()}
+        for proposal in loop.gate.waiting.values():
+            if proposal.step in posted:
+                continue
+            held.append(proposal.instrument)
+            answer = {"step": proposal.step, "action": "approve"}
+            if proposal.params.get("fidelity") == 8:
+                answer["params"] = {"fidelity": 4}
+            Inbox(loop.ctx.store.path).post(APPROVAL, answer)
+
+    loop, ctx = _loop(spec, approver)
+    # a person answering while the microscope measures: after each of its measurements
+    ctx.on_measurement = lambda row: approver(loop, None, None)
+    loop.run()
+    store = ctx.store
+    decisions = {d.step: d for d in store.decisions()}
+    sims = [m for m in store.measurements() if m.instrument == "lgd"]
+    assert sims and set(held) == {"lgd"}  # the microscope never waited
+    modified = {
+        i.payload["step"]: i.payload
+        for i in store.interventions()
+        if i.payload.get("answer") == "modified"
+    }
+    assert modified  # some fidelity-8 requests came, and were modified
+    for m in sims:
+        if m.step in modified:
+            assert decisions[m.step].params["fidelity"] == 8
+            assert modified[m.step]["params"]["fidelity"] == 4
+            assert modified[m.step]["expected"] == pytest.approx(2.0 * (4 / 8) ** 2)
+            assert m.cost == pytest.approx(0.5)  # measured at fidelity 4
+    store.close()

@@ -300,7 +300,10 @@ class CampaignLoop:
         self.steer(step, stale=True)  # posted while no loop ran (a stale stop is refused)
         exhausted = stopping = False
         status, reason = "finished", ""
+        n_dropped = len(self.gate.dropped)
         while True:
+            if len(self.gate.dropped) != n_dropped:  # a rejection gives its budget back
+                exhausted, n_dropped = stopping, len(self.gate.dropped)
             step = ctx.store.counts()["decisions"]  # a source may have added decisions
             stopping = stopping or should_stop() or self._stop_requested(step)
             step = ctx.store.counts()["decisions"]
