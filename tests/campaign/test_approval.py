@@ -10,7 +10,7 @@ import pytest
 
 from coscope.campaign import CampaignLoop, LocalExecutor
 from coscope.campaign.approval import APPROVAL, gate_state
-from coscope.campaign.approval_checks import AnswerChecks
+from coscope.campaign.approval_checks import AnswerChecks, ApprovalError
 from coscope.campaign.inbox import Inbox
 from coscope.config import CampaignSpec, parse_spec
 from coscope.infra.compose import (
@@ -20,8 +20,9 @@ from coscope.infra.compose import (
     sample_from_spec,
     space_from_spec,
 )
-from coscope.replay import replay
+from coscope.replay import Counterfactual, replay
 from coscope.storage import TraceStore
+from coscope.storage.integrity import check_trace
 from coscope.types import Location
 
 
@@ -100,7 +101,11 @@ def test_every_decision_waits_and_answers_are_recorded(tmp_path: Path) -> None:
     state = gate_state(spec, decisions, set(measured), store.interventions())
     assert not state.waiting and [p.step for p in state.dropped] == [2]
     store.close()
+    assert check_trace(spec.resolved_store()).ok  # `coscope check` knows the answers
     assert all(r["agree"] for r in replay(spec.resolved_store(), metrics=False).rows)
+    # a counterfactual walks the same answered path: 9 decisions, the rejected one pending
+    other = replay(spec.resolved_store(), Counterfactual(policy="ucb"), metrics=False)
+    assert [r["step"] for r in other.rows] == list(range(9))
 
 
 def test_skip_timeout_drops_the_proposal_and_the_agent_decides_again(tmp_path: Path) -> None:
@@ -391,3 +396,37 @@ def test_params_modification_on_a_gated_simulator_only(tmp_path: Path) -> None:
             assert modified[m.step]["expected"] == pytest.approx(2.0 * (4 / 8) ** 2)
             assert m.cost == pytest.approx(0.5)  # measured at fidelity 4
     store.close()
+
+
+def test_a_modification_must_fit_the_cost_budget(tmp_path: Path) -> None:
+    """With stage travel priced, a far location costs more than the budget has left."""
+    data = _spec(tmp_path, timeout_s=5.0, on_timeout="stop").to_json_dict()
+    data["instruments"][0]["travel_cost_per_um"] = 20.0  # pixels are 0.05 um
+    data["budget"] = {"max_cost": 12.0, "max_measurements": None}
+    spec = parse_spec(data)
+    clock = Clock()
+
+    def approver(loop, step, left):
+        (waiting,) = _waiting(loop)
+        if waiting < 1:
+            Inbox(loop.ctx.store.path).post(APPROVAL, {"step": waiting, "action": "approve"})
+        else:
+            clock.now += 10.0  # step 1 waits: the campaign stops
+
+    loop, ctx = _loop(spec, approver, clock)
+    assert loop.run().status == "stopped"
+    ctx.store.close()
+    store = TraceStore.open(spec.resolved_store(), "r")
+    sample = sample_from_spec(spec.sample, spec.seed)
+    checks = AnswerChecks(
+        spec, sample, None, store.decisions(), store.measurements(), store.interventions()
+    )
+    start = store.decisions()[0].location
+    far = Location(15 if start.row < 8 else 0, 15 if start.col < 8 else 0)
+    with pytest.raises(ApprovalError, match="exceeds the cost budget 12") as info:
+        checks.check({"step": 1, "action": "approve", "location": [far.row, far.col]})
+    assert "\n" not in str(info.value)
+    near = Location(start.row, start.col + (1 if start.col < 15 else -1))
+    answer = checks.check({"step": 1, "action": "approve", "location": [near.row, near.col]})
+    travel = 20.0 * sample.pixel_size_um  # one pixel from the stage's position after step 0
+    assert answer.expected_cost == pytest.approx(1.0 + travel, rel=1e-6)
