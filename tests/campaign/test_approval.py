@@ -280,7 +280,7 @@ def test_cli_lists_validates_and_posts_answers(tmp_path: Path, capsys) -> None:
     assert main(["approve", store]) == 0
     out = capsys.readouterr().out.splitlines()
     assert len(out) == 1 and out[0].startswith("step    2  afm") and "price 1" in out[0]
-    assert "ei score" in out[0] or "random score" in out[0]  # the agent's reason
+    assert "[ei score " in out[0] or "[random" in out[0]  # the agent's reason
     for argv, words in [
         (["approve", store, "--step", "1"], "step 1 does not wait"),
         (["approve", store, "--step", "2", "--location", "16,0"], "off the 16 x 16 sample"),
@@ -430,3 +430,23 @@ def test_a_modification_must_fit_the_cost_budget(tmp_path: Path) -> None:
     answer = checks.check({"step": 1, "action": "approve", "location": [near.row, near.col]})
     travel = 20.0 * sample.pixel_size_um  # one pixel from the stage's position after step 0
     assert answer.expected_cost == pytest.approx(1.0 + travel, rel=1e-6)
+
+
+def test_queued_decisions_wait_too(tmp_path: Path) -> None:
+    """With queue_depth 1 the decision queued behind the one waiting waits as well."""
+    data = _spec(tmp_path).to_json_dict()
+    data["queue_depth"] = 1
+    spec = parse_spec(data)
+    most: list[int] = []
+
+    def approver(loop, step, left):
+        most.append(len(loop.gate.waiting))
+        for waiting in _waiting(loop):
+            Inbox(loop.ctx.store.path).post(APPROVAL, {"step": waiting, "action": "approve"})
+
+    loop, ctx = _loop(spec, approver)
+    assert loop.run().n_measurements == 8
+    assert max(most) == 2  # two decisions waited at once
+    assert [m.step for m in ctx.store.measurements()] == list(range(8))
+    ctx.store.close()
+    assert all(r["agree"] for r in replay(spec.resolved_store(), metrics=False).rows)

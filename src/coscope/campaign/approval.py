@@ -194,7 +194,9 @@ def gate_state(
 def describe_waiting(proposal: Proposal, waited_s: float | None = None) -> str:
     """One line of ``coscope approve``'s listing: what waits, where, at what price, and why."""
     loc = proposal.location
-    why = f"{proposal.policy} score {proposal.score:.4g}"
+    why = proposal.policy
+    if proposal.score == proposal.score:  # not NaN (random and seed points have none)
+        why += f" score {proposal.score:.4g}"
     if proposal.predicted_mean == proposal.predicted_mean:  # not NaN
         why += f", predicted {proposal.predicted_mean:.4g} ± {proposal.predicted_std:.3g}"
     params = f"  params {dict(proposal.params)}" if proposal.params else ""
