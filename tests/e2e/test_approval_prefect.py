@@ -172,3 +172,29 @@ def test_answers_from_the_prefect_form_and_the_cli(prefect_server: str, tmp_path
     assert [m.step for m in client.get_metric_history(run_id, "approval.rejected")] == [2]
     approved = [m.step for m in client.get_metric_history(run_id, "approval.approved")]
     assert sorted(approved) == [0, 3, 4, 5, 6]
+
+
+def test_a_stop_timeout_ends_the_prefect_pause_and_stops(
+    prefect_server: str, tmp_path: Path
+) -> None:
+    """Nobody answers: the campaign ends its own pause at the timeout and stops, resumable."""
+    spec = tmp_path / "spec.yaml"
+    text = SPEC.format(run_dir=tmp_path / "run")
+    spec.write_text(
+        text.replace("{required: true}", "{required: true, timeout_s: 5, on_timeout: stop}")
+    )
+    store = tmp_path / "run" / "trace.zarr"
+    proc = _coscope(["run", str(spec)], prefect_server)
+    try:
+        _paused_for(store, proc, 0)  # the Prefect pause starts; nobody answers
+        out, err = proc.communicate(timeout=240)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    assert proc.returncode == 130, err
+    assert "coscope resume" in err
+    trace = TraceStore.open(store, mode="r")
+    (row,) = [i for i in trace.interventions() if i.kind == APPROVAL]
+    assert row.payload == {"step": 0, "answer": "timed_out", "on_timeout": "stop"}
+    assert trace.get_attr("status") == "stopped" and trace.counts()["measurements"] == 0
+    assert trace.get_attr(PAUSE_ATTR) is None
