@@ -117,7 +117,7 @@ class AnswerChecks:
     def _location(self, raw: Any, proposal: Proposal, state: GateState) -> Location:
         try:
             row, col = (int(v) for v in raw)
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, OverflowError):
             raise ApprovalError(f"location must be [row, col]; got {raw!r}.") from None
         location = Location(row, col)
         h, w = self.sample.shape

@@ -34,7 +34,7 @@ from coscope.campaign.approval import (
 from coscope.campaign.approval_checks import AnswerChecks, ApprovalError
 from coscope.campaign.context import CampaignContext
 from coscope.campaign.queues import Slot
-from coscope.errors import ConfigError
+from coscope.errors import CoscopeError
 from coscope.types import Intervention, Proposal
 
 log = logging.getLogger(__name__)
@@ -105,7 +105,7 @@ class ApprovalGate:
         """
         try:
             return self.answer(item.payload, step, who=item.who, why=item.why)
-        except ConfigError as exc:
+        except CoscopeError as exc:  # an instrument's or a space's sentence too
             log.warning("answer refused: %s", exc)
             self._record(refused_record(item.payload, str(exc), step, item.who, item.why, item.t))
             return None
