@@ -96,7 +96,9 @@ def test_status_json_is_stable(tmp_path: Path, capsys: pytest.CaptureFixture[str
         "theory_batches",  # added by issue 5
         "pending_by_instrument",  # added by issue 4, request queues
         "space",  # added by issue 11, candidate spaces
+        "approval",  # added by issue 12, the approval gate
     }
+    assert status["approval"]["required"] is False and status["approval"]["waiting"] == []
     assert status["pending_by_instrument"] == {}
     assert status["space"] == {"kind": "pixel_grid", "candidates": 576, "layout": [24, 24]}
     assert set(status["utilisation"]) == {"afm"} and 0.0 <= status["utilisation"]["afm"] <= 1.0

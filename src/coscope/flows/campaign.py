@@ -43,7 +43,8 @@ def execute_campaign(
     if in_flow:  # a pause shows in the Prefect UI as a paused run waiting for typed input
         from coscope.flows.pause import PAUSE_ATTR, prefect_approver, prefect_pauser
 
-        ctx.store.set_attr(PAUSE_ATTR, None)  # a pause of a killed run is over
+        if ctx.store.get_attr(PAUSE_ATTR, None) is not None:  # a killed run's pause is over
+            ctx.store.set_attr(PAUSE_ATTR, None)
         loop.pauser = prefect_pauser(ctx.store, loop.inbox)
         loop.approver = prefect_approver(
             ctx.store, loop.inbox, lambda: sorted(loop.gate.waiting.values(), key=_step)
