@@ -297,3 +297,31 @@ def test_fail_records_a_failed_measurement_and_keeps_the_proposal(tmp_path: Path
     assert failed.payload["step"] == proposal.step
     assert failed.payload["failure_class"] == "instrument_down"
     assert [m.step for m in store.measurements()] == [proposal.step]
+
+
+def test_approval_gate_from_python(tmp_path: Path) -> None:
+    from coscope.campaign.approval_checks import ApprovalError
+
+    spec = _spec(tmp_path, approval={"required": True}, budget={"max_measurements": 4})
+    with coscope.Campaign.create(spec, track=False) as campaign:
+        (first,) = campaign.ask()
+        assert campaign.waiting == [first] and campaign.pending == [first]
+        with pytest.raises(ProposalError, match="waits for approval"):
+            campaign.tell(first, _truth(campaign, first))
+        with pytest.raises(ApprovalError) as info:
+            campaign.approve(first, location=(20, 0))
+        assert "off the 20 x 20 sample" in _one_sentence(info.value)
+        assert campaign.waiting == [first]  # the bad answer changed nothing
+        moved = campaign.approve(first, location=(2, 3), why="cleaner spot")
+        assert moved.step == first.step and (moved.location.row, moved.location.col) == (2, 3)
+        campaign.tell(moved, _truth(campaign, moved))
+        (second,) = campaign.ask()
+        campaign.reject(second, "scratch there")
+        (third,) = campaign.ask()
+        assert third.location != second.location and third.step == second.step + 1
+        assert campaign.ask().reason  # third waits: nothing more for the busy instrument
+        campaign.tell(campaign.approve(third.step), _truth(campaign, third))
+    store = TraceStore.open(spec.resolved_store(), "r")
+    answers = [i.payload.get("answer") for i in store.interventions() if i.kind == "approval"]
+    assert answers == ["modified", "rejected", "approved"]
+    assert {m.step for m in store.measurements()} == {0, 2}

@@ -40,6 +40,8 @@ SUBCOMMANDS = (
     "seeds",
     "serve",
     "intervene",
+    "approve",
+    "reject",
     "replay",
     "retrace",
     "report",
@@ -103,6 +105,7 @@ def test_help_is_light(argv: list[str]) -> None:
         ["intervene", "{store}", "costs", "afm=2"],
         ["intervene", "{store}", "pause"],
         ["intervene", "{store}", "stop"],
+        ["approve", "{store}"],
     ],
     ids=lambda argv: " ".join(a for a in argv if a != "{store}"),
 )

@@ -21,7 +21,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from coscope import cli_check, cli_steer
+from coscope import cli_approve, cli_check, cli_steer
 from coscope.campaign.inbox import Inbox
 from coscope.cli_serve import serve_command, serve_parsers
 from coscope.config import CampaignSpec, load_spec, parse_spec
@@ -88,6 +88,7 @@ def _parser() -> argparse.ArgumentParser:
     serve_parsers(sub)  # coscope serve
     cli_steer.add_parsers(sub)  # coscope intervene | replay | retrace | report
     cli_check.add_parser(sub)  # coscope check
+    cli_approve.add_parsers(sub)  # coscope approve | reject
     return parser
 
 
@@ -352,6 +353,8 @@ def _command(args: argparse.Namespace) -> int:
         return _study_command(args)
     if args.command in cli_steer.COMMANDS:
         return cli_steer.command(args)
+    if args.command in cli_approve.COMMANDS:
+        return cli_approve.command(args)
     if args.command == "check":
         return cli_check.command(args)
     if args.command == "status":

@@ -408,6 +408,32 @@ class FailurePolicySpec(_Strict):
     retire_after: int = Field(3, ge=1, description="failures of one decision that retire it")
 
 
+class ApprovalSpec(_Strict):
+    """The approval gate (docs/approval.md): every proposal waits for a person's answer.
+
+    Attributes:
+        required: Proposals wait for ``coscope approve``/``reject`` (or the Prefect form)
+            before they are measured.
+        instruments: Instruments whose proposals wait (empty: every instrument).
+        timeout_s: Seconds a proposal waits before ``on_timeout`` applies (None: forever).
+        on_timeout: ``wait`` (keep waiting), ``skip`` (drop the proposal, recorded; the agent
+            decides again) or ``stop`` (the campaign stops cleanly; resume waits again).
+    """
+
+    required: bool = False
+    instruments: list[str] = Field(default_factory=list, description="empty: every instrument")
+    timeout_s: float | None = Field(None, gt=0.0, description="None: wait forever")
+    on_timeout: Literal["wait", "skip", "stop"] = "wait"
+
+    @model_validator(mode="after")
+    def _timeout_with_policy(self) -> ApprovalSpec:
+        if self.on_timeout != "wait" and self.timeout_s is None:
+            raise ValueError(
+                f"approval.on_timeout {self.on_timeout!r} needs approval.timeout_s (seconds)"
+            )
+        return self
+
+
 class CampaignSpec(_Strict):
     """A whole campaign. Paths left empty default to ``<run_dir>/…``."""
 
@@ -439,6 +465,9 @@ class CampaignSpec(_Strict):
         description="requests decided ahead per instrument, queued behind the one it measures "
         "(0: its next request is decided when its current one is recorded)",
     )
+    approval: ApprovalSpec = Field(
+        default_factory=ApprovalSpec, description="proposals wait for a person (approval gate)"
+    )
 
     @model_validator(mode="after")
     def _consistent(self) -> CampaignSpec:
@@ -454,6 +483,12 @@ class CampaignSpec(_Strict):
         _check_auxiliary(self.scalarizer, self.auxiliary, offered, self.policy)
         if self.sample.box is not None:
             _check_box_campaign(self)
+        unknown = sorted(set(self.approval.instruments) - set(names))
+        if unknown:
+            raise ValueError(
+                f"approval.instruments names {unknown}, not instruments of this campaign; "
+                f"use some of {names}"
+            )
         return self
 
     # --- derived paths -------------------------------------------------------------------

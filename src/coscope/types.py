@@ -19,10 +19,11 @@ from typing import Any
 
 import numpy as np
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 """Version of the experimental-trace schema written by this code (2 added ``decisions/params``
-and ``decisions/n_known``;
-a version-1 trace is upgraded in place when opened for appending, see ``docs/trace.md``)."""
+and ``decisions/n_known``; 3 added ``approval`` rows to the interventions table, which an
+older coscope would ignore and so re-issue a rejected decision: it must refuse such a trace;
+an older trace is upgraded in place when opened for appending, see ``docs/trace.md``)."""
 
 
 @dataclass(frozen=True, order=True)

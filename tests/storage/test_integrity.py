@@ -189,3 +189,41 @@ def test_a_trace_without_digests_gets_them(trace: Path) -> None:
     assert check_trace(trace).findings == []
     _counts_down(trace)  # protected from now on
     assert not check_trace(trace).ok
+
+
+def _answered(path: Path, *answers: dict) -> Path:
+    """A trace of 3 decisions, steps 0 and 1 measured, with the given approval rows."""
+    lengths = {name: info.length for name, info in make_modalities().items()}
+    with create(path) as store:
+        for step in range(3):
+            store.append_decision(proposal(step))
+        for step in (0, 1):
+            store.append_measurement(measurement(proposal(step), lengths["beps_loop"]))
+        for payload in answers:
+            store.append_intervention(Intervention("approval", payload, 3, "me", "", 1.7e9))
+    return path
+
+
+def test_check_knows_the_approval_gate(tmp_path: Path) -> None:
+    at1 = [proposal(1).location.row, proposal(1).location.col]
+    sound = _answered(
+        tmp_path / "sound.zarr",
+        {"step": 0, "answer": "approved"},
+        {"step": 1, "answer": "modified", "location": at1},
+        {"step": 2, "answer": "timed_out", "on_timeout": "stop"},  # decides nothing
+        {"step": 2, "answer": "rejected", "reason": "no"},
+        {"step": 2, "action": "approve", "rejected": "step 2 does not wait"},  # refused
+    )
+    assert check_trace(sound).ok, check_trace(sound).findings
+    broken = _answered(
+        tmp_path / "broken.zarr",
+        {"step": 0, "answer": "rejected"},  # but measured
+        {"step": 1, "answer": "modified", "location": [0, 0]},  # measured elsewhere
+        {"step": 1, "answer": "approved"},  # twice
+        {"step": 7, "answer": "approved"},  # no such decision
+    )
+    messages = [f.message for f in check_trace(broken).findings]
+    assert any("step 0 was rejected but is measured" in m for m in messages)
+    assert any("not where it was modified" in m for m in messages)
+    assert any("step 1 is answered twice" in m for m in messages)
+    assert any("names no decision" in m for m in messages)

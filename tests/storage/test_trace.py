@@ -296,7 +296,7 @@ def test_version_1_trace_reads_and_upgrades_in_place(tmp_path: Path) -> None:
         assert [p.step for p in writer.decisions()] == [0, 1, 2]
         writer.append_decision(proposal(3))
     upgraded = TraceStore.open(path, mode="r")
-    assert json.loads((path / "zarr.json").read_text())["attributes"]["schema_version"] == 2
+    assert json.loads((path / "zarr.json").read_text())["attributes"]["schema_version"] == 3
     assert [p.step for p in upgraded.decisions()] == [0, 1, 2, 3]
     assert upgraded.decisions()[1] == proposal(1)  # (step 0 has a NaN score)
 

@@ -9,7 +9,11 @@ measurements, so a campaign run this way leaves what ``coscope run`` leaves:
 * interventions posted with ``coscope intervene`` are taken before every decision;
 * re-opening the trace rebuilds the agent from it; proposals asked but never told come back
   from ``ask`` (same step, same request seed) before new ones are decided;
-* ``coscope status``, ``coscope replay`` and ``coscope resume`` work on the trace.
+* ``coscope status``, ``coscope replay`` and ``coscope resume`` work on the trace;
+* under the approval gate (``docs/approval.md``) a proposal of a gated instrument waits:
+  :meth:`Campaign.approve` (as it is, or modified) or :meth:`Campaign.reject` it — or answer
+  with ``coscope approve`` from a shell — before it is told. Timeouts do not apply here (the
+  caller decides how long to wait).
 """
 
 from __future__ import annotations
@@ -30,11 +34,12 @@ from coscope.api.checks import (
     why_short,
 )
 from coscope.api.opening import SpecLike, as_spec, use_threads
+from coscope.campaign.auth import os_user
 from coscope.campaign.executors import Executor, LocalExecutor
 from coscope.campaign.loop import CampaignLoop, LoopOutcome
 from coscope.campaign.queues import Slot
 from coscope.config import CampaignSpec
-from coscope.errors import ConfigError, InstrumentError, StoreError
+from coscope.errors import ConfigError, InstrumentError, ProposalError, StoreError
 from coscope.infra.compose import mark_running, open_context
 from coscope.instruments import Sample
 from coscope.spaces import PixelGrid, Space
@@ -209,6 +214,7 @@ class Campaign:
         reasons: list[str] = []
         for name in names:
             queue = [s.proposal for s in loop.inflight.get(name, [])]
+            queue += [p for p in self.waiting if p.instrument == name]
             again = [p for p in queue if p.step not in self._handed][:n]
             if instrument is None and queue and not again:
                 reasons.append(
@@ -249,8 +255,57 @@ class Campaign:
             self._used_up = instrument
             return None, self._why_short(instrument)
         stored = loop.recorder.decision(proposal, replaying=False)
-        loop.inflight.setdefault(instrument, []).append(Slot(stored))
+        if loop.gate.applies(instrument):
+            loop.gate.hold(stored)  # measured once approved
+        else:
+            loop.inflight.setdefault(instrument, []).append(Slot(stored))
         return stored, ""
+
+    # --- the approval gate ------------------------------------------------------------
+    @property
+    def waiting(self) -> list[Proposal]:
+        """Proposals waiting for approval (asked, neither approved nor rejected), step order."""
+        return [self._loop.gate.waiting[s] for s in sorted(self._loop.gate.waiting)]
+
+    def approve(
+        self,
+        proposal: Proposal | int,
+        *,
+        location: tuple[int, int] | None = None,
+        params: dict[str, Any] | None = None,
+        why: str = "",
+    ) -> Proposal:
+        """Approve a waiting proposal, as it is or modified; returns what to measure.
+
+        Args:
+            proposal: The waiting proposal (or its step).
+            location: ``(row, col)`` to measure instead: a candidate of the space, neither
+                measured nor pending.
+            params: Request params instead of the agent's (ones the instrument accepts).
+            why: Note recorded with the answer.
+
+        Raises:
+            ApprovalError: The step does not wait, or the modification is invalid (one
+                sentence; nothing recorded).
+        """
+        payload: dict[str, Any] = {"step": step_of(proposal), "action": "approve"}
+        if location is not None:
+            payload["location"] = [int(v) for v in location]
+        if params is not None:
+            payload["params"] = dict(params)
+        released = self._answer(payload, why)
+        assert released is not None  # an approval always releases
+        self._loop.inflight.setdefault(released.instrument, []).append(Slot(released))
+        return released
+
+    def reject(self, proposal: Proposal | int, reason: str = "") -> None:
+        """Reject a waiting proposal: never measured; the agent proposes something else."""
+        self._answer({"step": step_of(proposal), "action": "reject", "reason": reason}, reason)
+
+    def _answer(self, payload: dict[str, Any], why: str) -> Proposal | None:
+        self._check_open()
+        step = self._ctx.store.counts()["decisions"]
+        return self._loop.gate.answer(payload, step, who=os_user(), why=why)
 
     def _why_short(self, instrument: str) -> str:
         ctx, loop = self._ctx, self._loop
@@ -289,6 +344,10 @@ class Campaign:
         self._check_open()
         ctx, loop = self._ctx, self._loop
         step = step_of(proposal)
+        if step in loop.gate.waiting:
+            raise ProposalError(
+                f"step {step} waits for approval: approve (or reject) it before telling its result."
+            )
         pending = {p.step: p for p in loop.pending()}
         decision = pending_step(step, pending, ctx.store.measured_steps())
         info = ctx.store.modalities[decision.modality]

@@ -10,7 +10,13 @@ flows"):
 3. **record** it (:mod:`.record`): the trace first (durable), then the agent, the fits
    (:mod:`.fits`), the tracker and the history;
 4. between steps, take the inbox's requests: interventions go to steering (:mod:`.live`),
-   requests of a :class:`~coscope.campaign.sources.MeasurementSource` (theory batches) to it.
+   requests of a :class:`~coscope.campaign.sources.MeasurementSource` (theory batches) to it,
+   answers to waiting decisions to the approval gate (:mod:`.gate`).
+
+Under the approval gate (``approval`` in the spec) a decision of a gated instrument is stored
+and then held, not submitted, until a person approves (or modifies) it: it is pending for the
+agent and the budget meanwhile. A rejected (or skipped) decision is never measured; the agent
+keeps seeing it as pending, so that it proposes something else.
 
 With ``queue_depth`` q > 0 every instrument holds up to 1 + q requests: the one it measures
 and q queued behind it, decided ahead (seeing all of them as pending) and chained on the
@@ -43,6 +49,7 @@ from coscope.campaign.decide import decide, may_decide_ahead, wants_decision
 from coscope.campaign.executors import Executor
 from coscope.campaign.failures import FailureBook
 from coscope.campaign.fits import FitBook
+from coscope.campaign.gate import APPROVAL, ApprovalGate
 from coscope.campaign.inbox import Inbox
 from coscope.campaign.live import LiveSteering
 from coscope.campaign.queues import Slot
@@ -98,6 +105,11 @@ class CampaignLoop:
         self.recorder = Recorder(ctx, self.fits)
         self.sources = list(sources) if sources is not None else [TheoryBatches(ctx)]
         self.steering = LiveSteering(ctx)
+        self.gate = ApprovalGate(ctx)
+        self.approver: Callable[[int, float | None], None] | None = None
+        """Blocks while only decisions waiting for approval are left, until an answer may have
+        arrived or ``seconds`` (its 2nd argument, None: no timeout) passed (Prefect form);
+        None: sleep ``pause_poll_s`` (at most the seconds left) and look again."""
         self.pauser: Callable[[int], None] | None = None
         """Blocks while paused until something may have been posted (Prefect pause); None:
         sleep ``pause_poll_s`` and look at the inbox again."""
@@ -156,7 +168,7 @@ class CampaignLoop:
         log_missing_records(ctx.tracker, store.decisions(), fits, logged)
         self.fits.restore(fits)
         self.recorder.restore(measurements, paid, unlogged)
-        return slots
+        return self.gate.restore(slots)
 
     # --- the queues ----------------------------------------------------------------------
     def slots(self) -> list[Slot]:
@@ -164,8 +176,13 @@ class CampaignLoop:
         return [slot for queue in self.inflight.values() for slot in queue]
 
     def pending(self) -> list[Proposal]:
-        """Every proposal decided but not yet recorded as measured, over all instruments."""
-        return [s.proposal for s in self.slots()]
+        """Every proposal decided but not yet recorded as measured (in flight, queued or
+        waiting for approval), over all instruments."""
+        return [s.proposal for s in self.slots()] + list(self.gate.waiting.values())
+
+    def n_queued(self, instrument: str) -> int:
+        """Requests of ``instrument`` in flight, queued or waiting for approval."""
+        return len(self.inflight.get(instrument, ())) + self.gate.n_waiting(instrument)
 
     # --- one decision --------------------------------------------------------------------
     def propose(self, instrument: str, step: int) -> Proposal | None:
@@ -181,7 +198,7 @@ class CampaignLoop:
             step=step,
             instrument=instrument,
             offered=tuple(ctx.offered_modalities(instrument)),
-            pending=(*pending, *self.retired),  # a retired location stays taken
+            pending=(*pending, *self.retired, *self.gate.dropped),  # never again
             price=ctx.expected_cost,
         )
         proposal = decide(ctx.agent, ask, ctx.spec.budget, self.recorder.budget_state(pending))
@@ -193,7 +210,7 @@ class CampaignLoop:
         return may_decide_ahead(
             ctx.spec,
             instrument,
-            len(self.inflight.get(instrument, ())),
+            self.n_queued(instrument),
             self.active_instruments(),
             ctx.reserved_cost,
             self.recorder.budget_state(self.pending()),
@@ -224,6 +241,13 @@ class CampaignLoop:
                 self.inflight.setdefault(instrument, []).append(slot)
             else:
                 self._submit(slot.proposal)
+
+    def _release_or_hold(self, proposal: Proposal) -> None:
+        """Submit a stored decision, or hold it for approval when its instrument is gated."""
+        if self.gate.applies(proposal.instrument):
+            self.gate.hold(proposal)
+        else:
+            self._submit(proposal)
 
     def _resubmit(self, slot: Slot) -> None:
         if slot.stored is None:
@@ -264,6 +288,10 @@ class CampaignLoop:
             source = by_kind.get(item.kind)
             if source is not None:  # measurements from elsewhere: into the trace
                 step = source.take(item, step, self.recorder.n_measured)
+            elif item.kind == APPROVAL:  # an answer to a waiting decision
+                released = self.gate.take(item, step)
+                if released is not None:
+                    self._submit(released)
             elif self.steering.take([item], step, stale=stale):  # re-scalarized
                 self.recorder.rescore()
 
@@ -273,6 +301,15 @@ class CampaignLoop:
             self.pauser(step)
         else:
             time.sleep(self.pause_poll_s)
+
+    def _wait_answers(self, step: int) -> None:
+        """Only decisions waiting for approval are left: block until an answer may have
+        arrived or the first timeout is due."""
+        left = self.gate.seconds_left()
+        if self.approver is not None:
+            self.approver(step, left)
+        else:
+            time.sleep(self.pause_poll_s if left is None else min(self.pause_poll_s, left))
 
     # --- the loop ------------------------------------------------------------------------
     def run(self, should_stop: Callable[[], bool] = lambda: False) -> LoopOutcome:
@@ -290,10 +327,14 @@ class CampaignLoop:
         self.steer(step, stale=True)  # posted while no loop ran (a stale stop is refused)
         exhausted = stopping = False
         status, reason = "finished", ""
+        n_dropped = len(self.gate.dropped)
         while True:
+            if len(self.gate.dropped) != n_dropped:  # a rejection gives its budget back
+                exhausted, n_dropped = stopping, len(self.gate.dropped)
             step = ctx.store.counts()["decisions"]  # a source may have added decisions
             stopping = stopping or should_stop() or self._stop_requested(step)
             step = ctx.store.counts()["decisions"]
+            stopping = stopping or self.gate.expire(step)
             paused = self.steering.settings.paused and not stopping
             arrived = False  # a request came in while deciding: take it before deciding
             if not stopping and not exhausted and not paused:
@@ -301,6 +342,9 @@ class CampaignLoop:
             if arrived:
                 continue
             if not self.inflight:
+                if self.gate.waiting and not stopping:
+                    self._wait_answers(step)
+                    continue
                 if paused:
                     self._wait_paused(step)
                     continue
@@ -342,7 +386,7 @@ class CampaignLoop:
                     status, reason = "failed", f"every instrument went down ({down})"
                 stopping = exhausted = True
         if stopping and status != "failed":
-            status, reason = "stopped", "stopped on request"
+            status, reason = "stopped", self.gate.stop_reason or "stopped on request"
         if status == "finished":
             reason = self._finish_reason()
             if self.down:
@@ -361,7 +405,7 @@ class CampaignLoop:
         ctx = self.ctx
         for level in range(ctx.spec.queue_depth + 1):
             for name in self.active_instruments():
-                n_queued = len(self.inflight.get(name, ()))
+                n_queued = self.n_queued(name)
                 if not wants_decision(level, n_queued, partial(self._may_decide_ahead, name)):
                     continue
                 proposal = self.propose(name, step)
@@ -370,7 +414,7 @@ class CampaignLoop:
                 if proposal is None:
                     return False, True
                 replaying = any(s.stored is not None for s in self.slots())
-                self._submit(self.recorder.decision(proposal, replaying=replaying))
+                self._release_or_hold(self.recorder.decision(proposal, replaying=replaying))
                 step += 1
         return False, False
 

@@ -25,6 +25,7 @@ from coscope.flows.finish import finish_campaign
 from coscope.infra.compose import instrument_references, mark_running, open_context
 from coscope.infra.executors import DaskExecutor
 from coscope.storage import TraceStore
+from coscope.types import Proposal
 
 TABLE_ROWS = 500
 """Decisions shown in the flow run's table artifact (the latest)."""
@@ -146,9 +147,14 @@ def execute_campaign(
     )
     loop = CampaignLoop(ctx, executor)
     if in_flow:  # a pause shows in the Prefect UI as a paused run waiting for typed input
-        from coscope.flows.pause import prefect_pauser
+        from coscope.flows.pause import PAUSE_ATTR, prefect_approver, prefect_pauser
 
+        if ctx.store.get_attr(PAUSE_ATTR, None) is not None:  # a killed run's pause is over
+            ctx.store.set_attr(PAUSE_ATTR, None)
         loop.pauser = prefect_pauser(ctx.store, loop.inbox)
+        loop.approver = prefect_approver(
+            ctx.store, loop.inbox, lambda: sorted(loop.gate.waiting.values(), key=_step)
+        )
     try:
         with logs_in_flow_run():
             outcome = loop.run()
@@ -161,6 +167,10 @@ def execute_campaign(
     if in_flow:
         publish_artifacts(store_path, summary)
     return summary
+
+
+def _step(proposal: Proposal) -> int:
+    return proposal.step
 
 
 @flow(name="campaign", persist_result=False, flow_run_name=flow_run_name)

@@ -48,6 +48,7 @@ _MUTABLE_ON_RESUME = {
     "store",
     "run_dir",
     "queue_depth",
+    "approval",
 }
 
 

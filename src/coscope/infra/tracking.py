@@ -277,12 +277,19 @@ class MlflowTracker:
             )
 
     def log_intervention(self, intervention: Intervention) -> None:
-        """Metric ``intervention.<kind>`` (1 applied, 0 rejected) at its step, and the whole
-        record (what, when, who, why) as ``interventions/<t_ms>-<kind>.json``."""
+        """Metric ``intervention.<kind>`` (1 applied, 0 rejected) at its step — for an answer
+        of the approval gate ``approval.<answer>`` (approved, modified, rejected, timed_out)
+        at the step it answers — and the whole record (what, when, who, why) as
+        ``interventions/<t_ms>-<kind>.json``."""
         if not self.run_id:
             return
         applied = 0.0 if "rejected" in intervention.payload else 1.0
-        self._metrics(intervention.step, {f"intervention.{intervention.kind}": applied})
+        answer = intervention.payload.get("answer") if intervention.kind == "approval" else None
+        if isinstance(answer, str) and applied:
+            step = int(intervention.payload.get("step", intervention.step))
+            self._metrics(step, {f"approval.{answer}": 1.0})
+        else:
+            self._metrics(intervention.step, {f"intervention.{intervention.kind}": applied})
         record = {
             "kind": intervention.kind,
             "payload": intervention.payload,

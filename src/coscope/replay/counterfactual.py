@@ -12,6 +12,11 @@ counterfactual scalarizer) is computed at every step.
 
 Overrides win over interventions of the same kind (a ``--scalarizer`` replaces the
 scalarizer for the whole path, also after a recorded scalarizer change or votes).
+Under the approval gate the human's answers are followed as recorded: a decision measured
+after a modification was pending at its modified location for the decisions made after the
+answer, and a rejected (or skipped) one stays pending, as in the loop
+(:mod:`coscope.campaign.approval`).
+
 Replay with no override reproduces every recorded decision (``tests/replay``): that is the
 test that the trace is complete. The trace is opened read-only and never written.
 """
@@ -27,6 +32,7 @@ import numpy as np
 
 from coscope.agents.protocols import Agent, Ask, PriceFunction
 from coscope.campaign.adopt import Steered, facts_of, restrict, steer
+from coscope.campaign.approval import gate_state
 from coscope.campaign.pricing import CampaignPrices
 from coscope.campaign.steering import CampaignFacts, Settings, fold, validate
 from coscope.errors import ConfigError
@@ -139,6 +145,8 @@ class Replayer:
         self.decisions = store.decisions()
         self.measurements = store.measurements()
         self.known = {d.step: d.n_known for d in self.decisions}
+        measured = {m.step for m in self.measurements}
+        self.gate = gate_state(self.spec, self.decisions, measured, self.interventions)
         self.facts = facts_of(
             self.spec, store.sample_shape, {m.step: m.modality for m in self.measurements}
         )
@@ -278,7 +286,11 @@ def replay(
         seen = rp.seen_before(decision.step)
         rp.ingest(seen, before=decision.step)
         seen_steps = {m.step for m in seen}
-        pending = [d for d in rp.decisions if d.step < decision.step and d.step not in seen_steps]
+        pending = [
+            rp.gate.as_measured(d, before=decision.step)  # as answered by then (approval)
+            for d in rp.decisions
+            if d.step < decision.step and d.step not in seen_steps
+        ]
         ask = Ask(
             step=decision.step,
             instrument=decision.instrument,

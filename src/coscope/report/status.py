@@ -12,6 +12,7 @@ import socket
 from pathlib import Path
 from typing import Any
 
+from coscope.approve_requests import approval_status
 from coscope.campaign.theory_intake import batch_summary, campaign_measured
 from coscope.errors import CoscopeError
 from coscope.report.utilisation import utilisation
@@ -58,7 +59,9 @@ def campaign_status(path: str | Path) -> dict[str, Any]:
     space = space_summary(store.get_attr("space", None), store.sample_shape)
     best = _with_point(_best(store, campaign, measurements), space, decisions)
     failures = _failures(store)
-    retired = set(failures["retired"])
+    approval = approval_status(store)
+    closed = {m.step for m in measurements} | set(approval["dropped"] if approval else ())
+    closed |= set(failures["retired"])
     return {
         "status_version": STATUS_VERSION,
         "store": str(Path(path)),
@@ -71,10 +74,8 @@ def campaign_status(path: str | Path) -> dict[str, Any]:
         "measurements": {"total": len(measurements), "by_modality": by_modality},
         "theory_batches": batch_summary(store),
         "decisions": len(decisions),
-        "pending": sum(
-            len(v) for v in pending_by_instrument(decisions, measurements, retired).values()
-        ),
-        "pending_by_instrument": pending_by_instrument(decisions, measurements, retired),
+        "pending": sum(d.step not in closed for d in decisions),
+        "pending_by_instrument": pending_by_instrument(decisions, closed),
         "failures": failures,
         "fits": store.counts().get("fits", 0),
         "cost_spent": spent,
@@ -98,6 +99,7 @@ def campaign_status(path: str | Path) -> dict[str, Any]:
         },
         "mlflow_run_id": store.get_attr("mlflow_run_id", None),
         "steering": _steering(store, campaign),
+        "approval": approval,
         "utilisation": utilisation(
             measurements, decisions, [i.get("name") for i in campaign.get("instruments", [])]
         ),
@@ -114,19 +116,17 @@ def _failures(store: TraceStore) -> dict[str, Any]:
     return {"failed": len(records), "by_class": by_class, "retired": retired}
 
 
-def pending_by_instrument(
-    decisions: list, measurements: list, retired: set[int] | None = None
-) -> dict[str, list[int]]:
-    """Steps decided but neither measured nor retired, per instrument, oldest first.
+def pending_by_instrument(decisions: list, closed: set[int]) -> dict[str, list[int]]:
+    """Steps decided but not measured (nor rejected, nor retired: ``closed``), per instrument,
+    oldest first.
 
     The first of an instrument is the one it measures (or that resume re-issues first); the
     others are queued behind it (``queue_depth``), chained, each starting when the one before
     it ends.
     """
-    measured = {m.step for m in measurements} | (retired or set())
     pending: dict[str, list[int]] = {}
     for d in decisions:
-        if d.step not in measured:
+        if d.step not in closed:
             pending.setdefault(d.instrument, []).append(d.step)
     return pending
 
@@ -203,6 +203,20 @@ def _space_line(space: dict[str, Any] | None) -> list[str]:
     return [f"space      {space['kind']}: {space['candidates']} candidates ({where})"]
 
 
+def _approval_lines(approval: dict[str, Any] | None) -> list[str]:
+    if not approval or not (approval["required"] or any(approval["answers"].values())):
+        return []
+    answers = ", ".join(f"{k} {v}" for k, v in approval["answers"].items() if v) or "none yet"
+    lines = [f"approval   answers: {answers}"]
+    for w in approval["waiting"]:
+        lines.append(
+            f"waiting    step {w['step']} on {w['instrument']}: {w['modality']} at "
+            f"({w['location'][0]}, {w['location'][1]}), price {w['price']:g}; "
+            f"`coscope approve STORE --step {w['step']}`"
+        )
+    return lines
+
+
 def format_status(status: dict[str, Any]) -> str:
     """Human-readable lines of a status dict."""
     budget = status["budget"]
@@ -238,6 +252,7 @@ def format_status(status: dict[str, Any]) -> str:
             f"failures   {failures['failed']} ({kinds})"
             + (f"; retired step(s) {', '.join(map(str, retired))}" if retired else "")
         )
+    lines += _approval_lines(status.get("approval"))
     if status["best"]:
         b = status["best"]
         where = (

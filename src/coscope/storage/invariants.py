@@ -121,6 +121,66 @@ def invariant_findings(path: Path, doc: dict[str, Any], n: dict[str, int]) -> li
             except ValueError:
                 found.append(Finding("error", f"{table_name} row {i}: {column} is not valid JSON"))
                 break
+    found += approval_findings(cols("interventions", ["kind", "payload"]), dec, mea)
+    return found
+
+
+APPROVAL_ANSWERS = ("approved", "modified", "rejected", "timed_out")
+"""Answers of an ``approval`` row (docs/approval.md); the gate's own reader is
+:mod:`coscope.campaign.approval`."""
+
+
+def approval_findings(
+    interventions: dict[str, np.ndarray],
+    decisions: dict[str, np.ndarray],
+    measurements: dict[str, np.ndarray],
+) -> list[Finding]:
+    """The approval gate's invariants: every answer names a stored decision; a decision is
+    released or dropped at most once; a dropped one (rejected, skipped) is never measured; a
+    modified one is measured where the answer said."""
+    found: list[Finding] = []
+    steps = {int(s) for s in decisions["step"]}
+    measured = {
+        int(s): (int(r), int(c))
+        for s, r, c in zip(
+            measurements["step"], measurements["row"], measurements["col"], strict=True
+        )
+    }
+    decided: dict[int, dict[str, Any]] = {}
+    for i, (kind, text) in enumerate(
+        zip(interventions["kind"], interventions["payload"], strict=True)
+    ):
+        if str(kind) != "approval":
+            continue
+        try:
+            payload = json.loads(str(text))
+        except ValueError:
+            continue  # named above
+        if not isinstance(payload, dict) or "rejected" in payload:
+            continue  # a refused answer changed nothing
+        step, answer = payload.get("step"), payload.get("answer")
+        if not isinstance(step, int) or answer not in APPROVAL_ANSWERS or step not in steps:
+            found.append(
+                Finding("error", f"interventions row {i}: an approval answer names no decision")
+            )
+            continue
+        closing = answer != "timed_out" or payload.get("on_timeout") == "skip"
+        if not closing:
+            continue
+        if step in decided:
+            found.append(Finding("error", f"step {step} is answered twice (interventions row {i})"))
+            continue
+        decided[step] = payload
+    for step, payload in sorted(decided.items()):
+        at = measured.get(step)
+        if payload["answer"] in ("rejected", "timed_out") and at is not None:
+            found.append(Finding("error", f"step {step} was {payload['answer']} but is measured"))
+        where = payload.get("location")
+        if payload["answer"] == "modified" and at is not None and where is not None:
+            if list(at) != [int(v) for v in where]:
+                found.append(
+                    Finding("error", f"step {step} is measured at {at}, not where it was modified")
+                )
     return found
 
 
