@@ -14,7 +14,6 @@ SHO-fit spikes ~100x the loop amplitude), so one spike moves a result by little.
 
 from __future__ import annotations
 
-import importlib
 import inspect
 import re
 import sys
@@ -26,6 +25,7 @@ import numpy as np
 
 from coscope.errors import ConfigError
 from coscope.registry import Registry
+from coscope.trust import import_user_code
 
 Scalarizer = Callable[..., float]
 """``f(signal (L,), axis (L,), **params) -> float``."""
@@ -58,19 +58,7 @@ def get_scalarizer(name: str) -> Scalarizer:
 
 @lru_cache(maxsize=32)
 def _user_scalarizer(reference: str) -> Scalarizer:
-    module_name, _, attribute = reference.partition(":")
-    try:
-        target: object = importlib.import_module(module_name)
-        for part in attribute.split("."):
-            target = getattr(target, part)
-    except (ImportError, AttributeError, ValueError) as exc:
-        raise ConfigError(
-            f"scalarizer {reference!r} cannot be imported ({exc}): give "
-            "'package.module:function' that the campaign can import (installed or on PYTHONPATH)."
-        ) from None
-    if not callable(target):
-        raise ConfigError(f"scalarizer {reference!r} is not callable: name a function.")
-    return target
+    return import_user_code(reference, "scalarizer")
 
 
 def validate_scalarizer(name: str, params: Mapping[str, Any] | None = None) -> Scalarizer:
