@@ -3,6 +3,7 @@ user laws, one-sentence errors, and the few-points advantage over the plain GP."
 
 from __future__ import annotations
 
+import pickle
 import sys
 from pathlib import Path
 
@@ -62,6 +63,7 @@ def test_fit_is_deterministic_plain_data_and_reloads() -> None:
     a = fit_model("structured", X, y, seed=7, iterations=50, law="gaussian_peak")
     b = fit_model("structured", X, y, seed=7, iterations=50, law="gaussian_peak")
     assert isinstance(a, StructuredGPState) and a.loss == b.loss
+    assert pickle.loads(pickle.dumps(a)).theta == a.theta  # crosses to a Dask worker
     assert a.named_hyperparameters() == b.named_hyperparameters()
     for key, value in a.hyperparameters.items():
         assert isinstance(value, np.ndarray)
@@ -177,3 +179,21 @@ def test_few_points_map_error_is_below_the_plain_gp(truth, law, n) -> None:
             mean, _ = predict(state, GRID)
             errors[kind].append(float(np.sqrt(np.mean((mean - truth(GRID)) ** 2))))
     assert np.mean(errors["structured"]) < 0.7 * np.mean(errors["gp"]), errors
+
+
+@pytest.mark.slow
+def test_a_structured_fit_on_a_dask_worker_process_gives_the_same_state() -> None:
+    """The real path: ``DaskExecutor.fit`` on a LocalCluster worker process; only plain
+    data (the law's name and priors, arrays) crosses."""
+    from coscope.infra.dask import dask_client  # starts a cluster: only in this slow test
+    from coscope.infra.executors import DaskExecutor
+
+    X, y = _data(wall, 15, seed=6)
+    options = {"law": "domain_wall", "priors": {}}
+    here = fit_model("structured", X, y, seed=2, iterations=40, **options)
+    with dask_client(None, 1) as client:
+        executor = DaskExecutor(client, {}, seed=0, time_scale=0.0, fit_via_prefect=False)
+        remote = executor.fit("structured", X, y, 2, 40, options)
+    assert remote.theta == here.theta and remote.theta_std == here.theta_std
+    for key, value in here.hyperparameters.items():
+        np.testing.assert_array_equal(remote.hyperparameters[key], value)
