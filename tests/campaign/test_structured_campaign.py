@@ -11,6 +11,8 @@ import pytest
 from coscope.config import CampaignSpec, parse_spec
 from coscope.errors import ConfigError
 from coscope.infra.compose import create_or_open_store, sample_from_spec
+from coscope.replay.counterfactual import replay
+from coscope.replay.retrace import retrace
 from coscope.report.status import campaign_status, format_status
 from coscope.storage.datasets import Dataset, write_dataset
 from coscope.trust import user_code_in
@@ -100,6 +102,12 @@ def test_campaign_records_law_parameters_deterministically_and_resumes(
     assert resumed.n_measurements == 9
     assert _path(again.store) == _path(ctx.store)
     assert [f.hyperparameters for f in again.store.fits()] == [f.hyperparameters for f in fits]
+    # Replay rebuilds the structured agent from the trace and decides the same; retrace
+    # conditions the final structured fit on each step's data.
+    replayed = replay(ctx.store.path, metrics=False)
+    assert replayed.first_divergence is None and replayed.agreement == 1.0
+    explained = retrace(ctx.store.path)
+    assert all(np.isfinite(r["mean"]) for r in explained.rows[4:])
 
 
 def test_a_user_law_is_user_code_of_the_trace(tmp_path: Path, data: Path) -> None:
