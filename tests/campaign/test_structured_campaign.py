@@ -155,3 +155,23 @@ def test_bad_mean_specs_are_one_sentence(tmp_path: Path, data: Path, mean, words
         _spec(tmp_path, data, policy=policy)
     message = str(info.value)
     assert words in message and "Traceback" not in message
+
+
+def test_mlflow_gets_the_law_parameters_per_fit(tmp_path: Path, data: Path) -> None:
+    """A tracked run (real MLflow, sqlite in the run folder): law MAP and std per fit."""
+    from mlflow.tracking import MlflowClient  # heavy: only for this test
+
+    from coscope.campaign import CampaignLoop, LocalExecutor
+    from coscope.flows.finish import finish_campaign
+    from coscope.infra.compose import instruments_from_spec, open_context
+
+    spec = _spec(tmp_path, data, budget={"max_measurements": 6})
+    sample = sample_from_spec(spec.sample, spec.seed)
+    create_or_open_store(spec, sample)[0].close()
+    ctx, _ = open_context(spec.resolved_store(), track=True)
+    outcome = CampaignLoop(ctx, LocalExecutor(instruments_from_spec(spec, sample))).run()
+    run_id = finish_campaign(ctx, outcome)["mlflow_run_id"]
+    client = MlflowClient(tracking_uri=spec.resolved_tracking_uri())
+    width = client.get_metric_history(run_id, "fit.hp.law.width")
+    assert [m.step for m in width] == [f.step for f in ctx.store.fits()]
+    assert "fit.hp.law.width.std" in client.get_run(run_id).data.metrics
