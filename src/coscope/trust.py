@@ -51,16 +51,18 @@ def import_user_code(reference: str, what: str) -> Callable[..., Any]:
 
 
 def user_code_in(store: Any) -> list[str]:
-    """User code named anywhere in the trace, sorted: scalarizers (spec, overrides,
-    interventions) and the mean law of a structured GP (``policy.mean.law``)."""
+    """User code named anywhere in the trace, sorted: scalarizers and the mean law of a
+    structured GP (``policy.mean.law``), in the spec, overrides or interventions."""
     campaign = {**store.campaign, **store.get_attr("overrides", {})}
     named = [campaign.get("scalarizer", {}), *campaign.get("auxiliary", [])]
     named += [i.payload for i in store.interventions() if i.kind == "scalarizer"]
     names = {s.get("name") for s in named if isinstance(s, dict)}
-    policy = campaign.get("policy")
-    mean = policy.get("mean") if isinstance(policy, dict) else None
-    if isinstance(mean, dict):
-        names.add(mean.get("law"))
+    policies = [campaign.get("policy")]
+    policies += [i.payload for i in store.interventions() if i.kind == "policy"]
+    for policy in policies:
+        mean = policy.get("mean") if isinstance(policy, dict) else None
+        if isinstance(mean, dict):
+            names.add(mean.get("law"))
     return sorted(str(n) for n in names if is_user_code(n))
 
 

@@ -16,7 +16,7 @@ from coscope.replay.retrace import retrace
 from coscope.report.status import campaign_status, format_status
 from coscope.storage.datasets import Dataset, write_dataset
 from coscope.trust import user_code_in
-from coscope.types import ModalityInfo
+from coscope.types import Intervention, ModalityInfo
 from tests.campaign.test_loop import _path, _run
 
 SIZE = 16
@@ -125,6 +125,9 @@ def test_a_user_law_is_user_code_of_the_trace(tmp_path: Path, data: Path) -> Non
     )
     store, _ = create_or_open_store(spec, sample_from_spec(spec.sample, spec.seed))
     assert user_code_in(store) == ["mylaws.physics:plane"]
+    law = {"law": "otherlaws.walls:kink", "priors": {"a": {"dist": "normal", "loc": 0, "scale": 1}}}
+    store.append_intervention(Intervention("policy", {"mean": law}, step=0, who="t", why=""))
+    assert user_code_in(store) == ["mylaws.physics:plane", "otherlaws.walls:kink"]
     store.close()
 
 
