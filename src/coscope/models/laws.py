@@ -150,7 +150,7 @@ def starts(law: ResolvedLaw, X: np.ndarray, z: np.ndarray) -> list[Start]:
     return out
 
 
-def _wall_starts(base: Start, X: np.ndarray, z: np.ndarray, keep: int = 2) -> list[Start]:
+def _wall_starts(base: Start, X: np.ndarray, z: np.ndarray, keep: int = 4) -> list[Start]:
     """The ``keep`` best stump splits over 8 normal directions, as wall starts."""
     found = []
     for angle in np.linspace(0.0, np.pi, 8, endpoint=False):
