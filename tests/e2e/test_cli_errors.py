@@ -97,7 +97,9 @@ def test_status_json_is_stable(tmp_path: Path, capsys: pytest.CaptureFixture[str
         "pending_by_instrument",  # added by issue 4, request queues
         "space",  # added by issue 11, candidate spaces
         "failures",  # added by issue 15, the failure policy
+        "model",  # added by issue 14, the latest fit (a structured GP's law parameters)
     }
+    assert status["model"] == {"kind": "gp", "version": 5, "n_train": 6}
     assert status["pending_by_instrument"] == {}
     assert status["failures"] == {"failed": 0, "by_class": {}, "retired": []}
     assert status["space"] == {"kind": "pixel_grid", "candidates": 576, "layout": [24, 24]}
