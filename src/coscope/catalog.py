@@ -58,7 +58,7 @@ def check_instrument_kind(kind: str) -> str:
     )
 
 
-Model = Literal["gp", "dkl", "multitask"]
+Model = Literal["gp", "dkl", "multitask", "structured"]
 """The surrogate behind a policy (``policy.model``)."""
 Family = Literal["acquisition", "baseline", "thompson", "dkl", "chooser", "conavigate"]
 """How a policy decides: an acquisition function over one target, a model-free baseline,
@@ -139,9 +139,9 @@ _CHOOSER = {
     "vae_growth": Param("number", 1, doc="retrain the VAEs when the data grew by this factor"),
 }
 _BUILTIN = (
-    PolicyInfo("ei", "acquisition", ("gp", "dkl")),
-    PolicyInfo("ucb", "acquisition", ("gp", "dkl"), {"beta": Param("number", 0)}),
-    PolicyInfo("maxvar", "acquisition", ("gp", "dkl")),
+    PolicyInfo("ei", "acquisition", ("gp", "dkl", "structured")),
+    PolicyInfo("ucb", "acquisition", ("gp", "dkl", "structured"), {"beta": Param("number", 0)}),
+    PolicyInfo("maxvar", "acquisition", ("gp", "dkl", "structured")),
     PolicyInfo("random", "baseline", ("gp",)),
     PolicyInfo("raster", "baseline", ("gp",)),
     PolicyInfo("thompson", "thompson", ("dkl",)),
@@ -191,7 +191,9 @@ def declare_acquisition(name: str, options: tuple[str, ...]) -> None:
         ConfigError: ``name`` is declared as another family or with other options.
     """
     if name not in POLICIES:
-        info = PolicyInfo(name, "acquisition", ("gp", "dkl"), {o: Param() for o in options})
+        info = PolicyInfo(
+            name, "acquisition", ("gp", "dkl", "structured"), {o: Param() for o in options}
+        )
         POLICIES.register(name)(info)
         return
     declared = POLICIES.get(name)

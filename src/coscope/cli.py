@@ -102,7 +102,8 @@ def _study_parsers(sub: Any) -> None:
     bench.add_argument(
         "--policies",
         default=None,
-        help="comma-separated [gp:|dkl:]policy entries, e.g. ei,dkl:ei,random (default: spec's)",
+        help="comma-separated [gp:|dkl:|structured:]policy entries, e.g. ei,dkl:ei,random "
+        "(default: spec's)",
     )
     seeds = sub.add_parser(
         "seeds", help="one policy over N initial seed-point sets (optionally inject points)"
@@ -116,7 +117,9 @@ def _study_parsers(sub: Any) -> None:
         "--inject-at", type=int, default=None, help="measurement after which to inject"
     )
     seeds.add_argument("--inject", type=int, default=None, help="random points to inject")
-    seeds.add_argument("--policy", default=None, help="[gp:|dkl:]policy (default: the spec's)")
+    seeds.add_argument(
+        "--policy", default=None, help="[gp:|dkl:|structured:]policy (default: the spec's)"
+    )
     for p in (bench, seeds):
         p.add_argument("--out", default=None, help="output folder (default runs/<name>-<study>)")
         p.add_argument(
@@ -129,12 +132,12 @@ def _study_command(args: argparse.Namespace) -> int:
     from coscope.infra.environment import prepare_environment
     from coscope.infra.settings import Settings
     from coscope.studies import plan_benchmark, plan_seeds, run_study
+    from coscope.studies.benchmark import policy_entry
 
     spec = load_spec(args.spec)
     out = Path(args.out) if args.out else Path("runs") / f"{spec.name}-{args.command}"
     if args.command == "benchmark":
-        entry = f"dkl:{spec.policy.name}" if spec.policy.model == "dkl" else spec.policy.name
-        policies = (args.policies or entry).split(",")
+        policies = (args.policies or policy_entry(spec.policy)).split(",")
         plan = plan_benchmark(
             spec, seeds=args.seeds, policies=policies, out=out, workers=args.workers
         )

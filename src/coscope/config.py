@@ -38,6 +38,7 @@ from pydantic import (
 from coscope import catalog
 from coscope.catalog import SAMPLE_KINDS, check_instrument_kind, check_policy, policy_names
 from coscope.errors import ConfigError
+from coscope.laws import check_mean, is_user_law
 from coscope.plugins import reference_form_error
 from coscope.scalarizers import scalarizer_names, validate_scalarizer
 
@@ -318,15 +319,44 @@ class ScalarizerSpec(_Strict):
         return self
 
 
+class MeanSpec(_Strict):
+    """The physical law of a structured GP's mean and its priors (docs/structured-gp.md)."""
+
+    law: str = Field(
+        description="a law of coscope.laws (linear, gaussian_peak, domain_wall) or a user's "
+        "'package.module:function'"
+    )
+    priors: dict[str, dict[str, Any]] = Field(
+        default_factory=dict,
+        description="prior overrides by parameter, e.g. {width: {dist: gamma, concentration: "
+        "2, rate: 10}}; families normal, lognormal (loc, scale), gamma (concentration, rate), "
+        "uniform (low, high)",
+    )
+
+    @model_validator(mode="after")
+    def _known_law(self) -> MeanSpec:
+        if is_user_law(self.law):
+            fix = "write the law f(X, **params) in your package"
+            problem = reference_form_error(self.law, "user law", fix)
+            if problem:
+                raise ValueError(problem)
+        check_mean(self.law, self.priors)
+        return self
+
+
 class PolicySpec(_Strict):
     """The decision rule and how the surrogate behind it is refreshed."""
 
     name: str = "ei"
     params: dict[str, float] = Field(default_factory=dict)
-    model: Literal["gp", "dkl", "multitask"] = Field(
+    model: Literal["gp", "dkl", "multitask", "structured"] = Field(
         "gp",
         description="gp: exact GP on coordinates; dkl: deep kernel learning on patches; "
-        "multitask: one GP over every modality (policies gain_per_cost, max_uncertainty)",
+        "multitask: one GP over every modality (policies gain_per_cost, max_uncertainty); "
+        "structured: exact GP whose mean is the physical law of policy.mean",
+    )
+    mean: MeanSpec | None = Field(
+        None, description="structured: the law of the GP's mean and its priors"
     )
     window: int = Field(
         9, ge=1, le=63, description="dkl: structure patch side, pixels (odd or even, e.g. 16)"
@@ -374,6 +404,11 @@ class PolicySpec(_Strict):
             raise ValueError(f"hidden widths must be >= 1, got {self.hidden}")
         if self.warm_start and self.model != "dkl":
             raise ValueError("warm_start applies to model: dkl only; remove it or set model: dkl")
+        if (self.model == "structured") != (self.mean is not None):
+            raise ValueError(
+                "model: structured needs policy.mean (e.g. mean: {law: gaussian_peak}) and "
+                "policy.mean needs model: structured"
+            )
         check_policy(self.name, self.model, self.params)
         return self
 

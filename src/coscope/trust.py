@@ -1,22 +1,24 @@
 """What reading a trace may do: nothing a stranger wrote into it runs on the reader's machine.
 
-A trace names scalarizers and instrument kinds; a user's is ``package.module:function`` (or,
-for an instrument kind, an installed plug-in's entry point) and running it means importing
-that module (with ``python -m coscope.cli`` the working directory is on the path, so a trace
-could name a file lying beside it). ``coscope status`` never runs a scalarizer or builds an
-instrument it does not ship; ``replay``, ``retrace`` and ``report`` refuse a trace naming
-user code unless the user passes ``--allow-user-code``. Network addresses come from the
-user's settings and environment only, never from a trace (:mod:`coscope.flows.pause`). See
+A trace names scalarizers, instrument kinds and a structured GP's mean law; a user's is
+``package.module:function`` (or, for an instrument kind, an installed plug-in's entry point)
+and running it means importing that module (with ``python -m coscope.cli`` the working
+directory is on the path, so a trace could name a file lying beside it). ``coscope status``
+never runs a scalarizer, builds an instrument or imports a law it does not ship; ``replay``,
+``retrace`` and ``report`` refuse a trace naming user code unless the user passes
+``--allow-user-code``. Network addresses come from the user's settings and environment only,
+never from a trace (:mod:`coscope.flows.pause`). See
 ``docs/faults-and-security.md``.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from coscope.catalog import INSTRUMENT_KINDS
 from coscope.errors import ConfigError
-from coscope.plugins import is_reference
+from coscope.plugins import import_reference, is_reference
 
 
 def is_user_code(name: Any) -> bool:
@@ -29,13 +31,36 @@ def is_user_instrument_kind(kind: Any) -> bool:
     return isinstance(kind, str) and kind not in INSTRUMENT_KINDS.builtin
 
 
+def import_user_code(reference: str, what: str) -> Callable[..., Any]:
+    """The function a user's ``package.module:function`` names, imported (running that
+    module): only for a campaign that runs, never for reading a trace.
+
+    Args:
+        reference: ``package.module:function`` (``function`` may be dotted).
+        what: What it is, for messages (``"scalarizer"``, ``"mean law"``).
+
+    Raises:
+        ConfigError: The module or function cannot be imported, or is not callable.
+    """
+    target = import_reference(reference, what)
+    if not callable(target):
+        raise ConfigError(f"{what} {reference!r} is not callable: name a function.")
+    return target
+
+
 def user_code_in(store: Any) -> list[str]:
-    """User scalarizers and instrument kinds named anywhere in the trace (spec, overrides,
-    interventions), sorted."""
+    """User code named anywhere in the trace (spec, overrides, interventions), sorted:
+    scalarizers, instrument kinds and the mean law of a structured GP (``policy.mean.law``)."""
     campaign = {**store.campaign, **store.get_attr("overrides", {})}
     named = [campaign.get("scalarizer", {}), *campaign.get("auxiliary", [])]
     named += [i.payload for i in store.interventions() if i.kind == "scalarizer"]
     names = {s.get("name") for s in named if isinstance(s, dict)}
+    policies = [campaign.get("policy")]
+    policies += [i.payload for i in store.interventions() if i.kind == "policy"]
+    for policy in policies:
+        mean = policy.get("mean") if isinstance(policy, dict) else None
+        if isinstance(mean, dict):
+            names.add(mean.get("law"))
     kinds = {i.get("kind") for i in campaign.get("instruments", []) if isinstance(i, dict)}
     users = {str(n) for n in names if is_user_code(n)}
     users |= {f"instrument kind {k}" for k in kinds if is_user_instrument_kind(k)}

@@ -68,6 +68,16 @@ GRID = {"sample": FILM, "instruments": AFM}
 KINDS: dict[str, dict[str, Any]] = {
     "gp-ei": {**GRID, "policy": {"name": "ei", "n_initial": 3, "fit_iterations": 20}},
     "gp-ucb": {**GRID, "policy": {"name": "ucb", "n_initial": 3, "fit_iterations": 20}},
+    "structured-ei": {
+        **GRID,
+        "policy": {
+            "name": "ei",
+            "model": "structured",
+            "mean": {"law": "domain_wall"},
+            "n_initial": 3,
+            "fit_iterations": 20,
+        },
+    },
     "random": {**GRID, "policy": {"name": "random", "n_initial": 3, "fit_iterations": 20}},
     "raster": {**GRID, "policy": {"name": "raster", "n_initial": 3, "fit_iterations": 20}},
     "dkl-thompson": {
@@ -115,6 +125,7 @@ GRID_ABILITIES = {"fits_on_executor", "steerable", "single_target", "retraceable
 EXPECTED: dict[str, set[str]] = {
     "gp-ei": GRID_ABILITIES | {"policy"},
     "gp-ucb": GRID_ABILITIES | {"policy"},
+    "structured-ei": GRID_ABILITIES | {"policy"},
     "random": GRID_ABILITIES,
     "raster": GRID_ABILITIES,
     "dkl-thompson": GRID_ABILITIES | {"policy", "embedding"},

@@ -98,8 +98,10 @@ def test_status_json_is_stable(tmp_path: Path, capsys: pytest.CaptureFixture[str
         "space",  # added by issue 11, candidate spaces
         "failures",  # added by issue 15, the failure policy
         "approval",  # added by issue 12, the approval gate
+        "model",  # added by issue 14, the latest fit (a structured GP's law parameters)
     }
     assert status["approval"]["required"] is False and status["approval"]["waiting"] == []
+    assert status["model"] == {"kind": "gp", "version": 5, "n_train": 6}
     assert status["pending_by_instrument"] == {}
     assert status["failures"] == {"failed": 0, "by_class": {}, "retired": []}
     assert status["space"] == {"kind": "pixel_grid", "candidates": 576, "layout": [24, 24]}

@@ -25,6 +25,7 @@ _EXPORTS = {
     "GPAgent": "agent",
     "agent_policy_names": "agent",
     "make_agent": "agent",
+    "StructuredGPAgent": "agent",
     "GridAgent": "base",
     "ScheduledAgent": "base",
     "BoxAgent": "box_agent",

@@ -167,6 +167,37 @@ def agent_policy_names() -> tuple[str, ...]:
     return tuple(sorted(set(policy_names()) | set(_BASELINES)))
 
 
+class StructuredGPAgent(GPAgent):
+    """A :class:`GPAgent` whose surrogate is a structured GP: a physical law with priors as
+    the GP's mean (:mod:`coscope.models.structured`, docs/structured-gp.md).
+
+    Args:
+        grid_shape: The space, or ``(H, W)`` for a pixel grid (a built-in law reads the first
+            two input coordinates).
+        law: A :mod:`coscope.laws` name or a user's ``package.module:function``.
+        priors: Prior overrides by parameter name (``{"dist": ..., args}``).
+        **kwargs: See :class:`GPAgent`.
+    """
+
+    model_kind = "structured"
+
+    def __init__(
+        self,
+        grid_shape: tuple[int, int] | Space,
+        *,
+        law: str,
+        priors: Mapping[str, Mapping[str, Any]] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(grid_shape, **kwargs)
+        self.law = law
+        self.priors = {k: dict(v) for k, v in (priors or {}).items()}
+
+    def fit_options(self) -> dict[str, Any]:
+        """The law and its prior overrides (options of the ``structured`` model kind)."""
+        return {"law": self.law, "priors": self.priors}
+
+
 def make_agent(policy: str, grid_shape: tuple[int, int] | Space, **kwargs: Any) -> GridAgent:
     """The agent for ``policy``: a baseline (``"random"``, ``"raster"``) or a :class:`GPAgent`.
 

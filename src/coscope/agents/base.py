@@ -20,7 +20,7 @@ import torch
 
 from coscope.agents.protocols import AgentReport, Ask, ScalarTarget
 from coscope.errors import ConfigError, ModelError
-from coscope.models import DKLState, GPState, fit_gp, load_latent_model, load_model, predict
+from coscope.models import DKLState, GPState, fit_model, load_latent_model, load_model, predict
 from coscope.spaces import Box, PixelGrid, Space, layout_features
 from coscope.types import FitRecord, Location, Measurement, Observation, Proposal
 
@@ -171,7 +171,9 @@ class ScheduledAgent:
         X, y = self.training_data()
         if X.shape[0] == 0:
             raise ModelError("Cannot fit a surrogate before any observation was ingested.")
-        state = fit_gp(X, y, seed=self.fit_seed(), iterations=self.fit_iterations)
+        state = fit_model(
+            self.model_kind, X, y, self.fit_seed(), self.fit_iterations, **self.fit_options()
+        )
         return self.load_fit(state, self.model_version + 1, step)
 
     def _ensure_model(self, step: int) -> bool:
@@ -219,7 +221,7 @@ class GridAgent(ScheduledAgent):
         n_initial: Observations plus pending points before the policy takes over.
         seed_points: Locations proposed first, in order.
         refit_every: Fit schedule granularity (see module docstring).
-        fit_iterations: Iteration cap passed to :func:`coscope.models.fit_gp`.
+        fit_iterations: Iteration cap passed to :func:`coscope.models.fit_model`.
         batch_size: Candidates per prediction batch.
         scalar_target: The target modality and its ``signal -> float`` (needed by
             :meth:`ingest_measurements` and :meth:`propose`, not by :meth:`ingest`).

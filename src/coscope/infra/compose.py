@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from coscope.agents import make_agent
+from coscope.agents import StructuredGPAgent, make_agent
 from coscope.agents.protocols import Agent
 from coscope.campaign.context import CampaignContext, scalar_target
 from coscope.campaign.probe import check_before_run
@@ -306,6 +306,10 @@ def agent_from_spec(
             cold_every=policy.cold_every,
             warm_iterations=policy.warm_iterations,
             **common,
+        )
+    if policy.model == "structured" and policy.mean is not None:
+        return StructuredGPAgent(
+            space, policy=policy.name, law=policy.mean.law, priors=policy.mean.priors, **common
         )
     return make_agent(policy.name, space, **common)
 

@@ -12,6 +12,9 @@ Registered kinds:
       a last task-index column; options ``n_tasks`` and ``rank``.
     * ``"shared_gp"``: :func:`coscope.models.shared_fit.fit_shared_gp` on ``X`` (``n x d``
       in ``[0, 1]^d``) and ``y`` = whole signals (``n x m``); co-navigation's surrogates.
+    * ``"structured"``: :func:`coscope.models.structured.fit_structured` on ``X`` (``n x d``
+      in ``[0, 1]^d``); options ``law`` (a :mod:`coscope.laws` name or a user's
+      ``package.module:function``) and ``priors`` (overrides by parameter).
     * ``"vae"``: :func:`coscope.models.vae.fit_vae` on ``X`` = spectra (``n x m``), ``y``
       ignored; options ``latent_dim`` (default 2) and ``hidden`` (default 32).
 """
@@ -29,6 +32,7 @@ from coscope.models.dkl import fit_dkl
 from coscope.models.gp import fit_gp
 from coscope.models.multitask import fit_multitask
 from coscope.models.shared_fit import fit_shared_gp
+from coscope.models.structured import fit_structured
 from coscope.models.vae import fit_vae
 from coscope.registry import Registry
 
@@ -43,6 +47,7 @@ register_model("gp")(fit_gp)
 register_model("dkl")(fit_dkl)
 register_model("multitask")(fit_multitask)
 register_model("shared_gp")(fit_shared_gp)
+register_model("structured")(fit_structured)
 register_model("vae")(fit_vae)
 
 

@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import time
 import warnings
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 import gpytorch
@@ -81,14 +81,26 @@ class GPState(FitRecordMixin):
             (constant mean, ``y`` units).
         """
         model = load_model(self)
-        ls = model.covar_module.lengthscale.detach().reshape(-1).numpy()
-        var_y = float(model.outcome_transform.stdvs.reshape(-1)[0]) ** 2
+        out = gp_scalars(model)
+        var_y = out["outputscale"]
         offset = float(model.outcome_transform.means.reshape(-1)[0])
-        out = {f"lengthscale_{i}": float(v) for i, v in enumerate(ls)}
-        out["outputscale"] = var_y
-        out["noise"] = float(model.likelihood.noise.detach().reshape(-1)[0]) * var_y
         out["mean"] = offset + float(model.mean_module.constant.detach()) * var_y**0.5
         return out
+
+    def new_model(self) -> SingleTaskGP:
+        """An unfitted model of this state's structure on its training data."""
+        return _build(self.X, self.y)
+
+
+def gp_scalars(model: SingleTaskGP) -> dict[str, float]:
+    """``lengthscale_<i>``, ``outputscale`` and ``noise`` of a fitted model, in ``y`` units
+    (see :meth:`GPState.named_hyperparameters`)."""
+    ls = model.covar_module.lengthscale.detach().reshape(-1).numpy()
+    var_y = float(model.outcome_transform.stdvs.reshape(-1)[0]) ** 2
+    out = {f"lengthscale_{i}": float(v) for i, v in enumerate(ls)}
+    out["outputscale"] = var_y
+    out["noise"] = float(model.likelihood.noise.detach().reshape(-1)[0]) * var_y
+    return out
 
 
 def _build(X: np.ndarray, y: np.ndarray) -> SingleTaskGP:
@@ -148,13 +160,24 @@ def _fit_from(
         lengthscale = model.covar_module.lengthscale
         model.covar_module.lengthscale = torch.full_like(lengthscale, start["lengthscale"])
         model.likelihood.noise = torch.full_like(model.likelihood.noise, start["noise"])
+    return fit_mll(model, iterations, lambda: _build(X, y))
+
+
+def fit_mll(
+    model: SingleTaskGP, iterations: int, rebuild: Callable[[], SingleTaskGP]
+) -> tuple[SingleTaskGP, float]:
+    """L-BFGS on the exact marginal log likelihood (plus registered log priors) of ``model``.
+
+    A failed fit falls back to ``rebuild()`` (its starting values, still usable). Returns the
+    model in train mode and its loss: negative log posterior per point, standardised units.
+    """
     mll = ExactMarginalLogLikelihood(model.likelihood, model)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         try:
             fit_gpytorch_mll(mll, optimizer_kwargs={"options": {"maxiter": int(iterations)}})
         except Exception:  # noqa: BLE001 — keep prior-mode hyperparameters, still usable
-            model = _build(X, y)
+            model = rebuild()
             mll = ExactMarginalLogLikelihood(model.likelihood, model)
     model.train()
     with torch.no_grad():
@@ -164,7 +187,7 @@ def _fit_from(
 
 def load_model(state: GPState) -> SingleTaskGP:
     """Rebuild the fitted model from its state, in eval mode, without refitting."""
-    model = _build(state.X, state.y)
+    model = state.new_model()
     model.load_state_dict({k: torch.as_tensor(v) for k, v in state.hyperparameters.items()})
     model.eval()
     return model

@@ -78,6 +78,7 @@ def campaign_status(path: str | Path) -> dict[str, Any]:
         "pending_by_instrument": pending_by_instrument(decisions, closed),
         "failures": failures,
         "fits": store.counts().get("fits", 0),
+        "model": _model(store, campaign),
         "cost_spent": spent,
         "budget": {
             "max_cost": budget.get("max_cost"),
@@ -104,6 +105,35 @@ def campaign_status(path: str | Path) -> dict[str, Any]:
             measurements, decisions, [i.get("name") for i in campaign.get("instruments", [])]
         ),
     }
+
+
+def _model(store: TraceStore, campaign: dict[str, Any]) -> dict[str, Any] | None:
+    """The latest fit: its kind, version, size and, for a structured GP, the law's fitted
+    parameters (``{name: {"value", "std"}}``, docs/structured-gp.md); None before any fit.
+    Plain data from the fits table: no model is rebuilt, no law imported."""
+    fits = store.fits() if store.counts().get("fits", 0) else []
+    if not fits:
+        return None
+    last = fits[-1]
+    hp = last.hyperparameters
+    out: dict[str, Any] = {
+        "kind": campaign.get("policy", {}).get("model", "gp"),
+        "version": last.version,
+        "n_train": last.n_train,
+    }
+    if "law" in hp:
+        names = [k[4:] for k in hp if k.startswith("law.") and not k.endswith(".std")]
+        out["law"] = hp["law"]
+        out["law_parameters"] = {
+            n: {"value": _finite(hp[f"law.{n}"]), "std": _finite(hp.get(f"law.{n}.std"))}
+            for n in names
+        }
+    return out
+
+
+def _finite(value: Any) -> float | None:
+    """``value`` as a JSON-safe float (None for NaN or missing)."""
+    return float(value) if isinstance(value, int | float) and math.isfinite(value) else None
 
 
 def _failures(store: TraceStore) -> dict[str, Any]:
@@ -241,6 +271,16 @@ def format_status(status: dict[str, Any]) -> str:
         f"decisions  {status['decisions']} ({status['pending']} pending), "
         f"model fits {status['fits']}",
     ]
+    model = status.get("model") or {}
+    if model.get("law_parameters"):
+        lines.append(
+            f"model      v{model['version']} {model['kind']} {model['law']}: "
+            + ", ".join(
+                f"{n} {p['value']:.4g}" + (f" ± {p['std']:.2g}" if p["std"] is not None else "")
+                for n, p in model["law_parameters"].items()
+                if p["value"] is not None
+            )
+        )
     if status.get("pending_by_instrument"):
         running = status["status"] == "running"
         lines.append(_pending_line(status["pending_by_instrument"], running))

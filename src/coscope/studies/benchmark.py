@@ -20,7 +20,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from coscope.config import CampaignSpec, parse_spec
+from coscope.config import CampaignSpec, PolicySpec, parse_spec
 from coscope.errors import ConfigError
 from coscope.studies.study import StudyPlan, base_job_spec, check_out, grid_pixels
 
@@ -32,6 +32,11 @@ def parse_policy(entry: str) -> dict[str, str]:
     """``"dkl:ei"`` -> ``{"model": "dkl", "name": "ei"}``; ``"ei"`` -> model ``gp``."""
     model, _, name = entry.strip().rpartition(":")
     return {"model": model or "gp", "name": name}
+
+
+def policy_entry(policy: PolicySpec) -> str:
+    """The ``--policies`` entry of a spec's own policy (``ei``, ``dkl:ei``, ``structured:ei``)."""
+    return policy.name if policy.model == "gp" else f"{policy.model}:{policy.name}"
 
 
 def slug(entry: str) -> str:
@@ -48,6 +53,8 @@ def policy_spec(spec: CampaignSpec, entry: str) -> dict[str, Any]:
     policy.update(wanted)
     if policy["model"] != "dkl":  # DKL-only switches mean nothing to the GP baselines
         policy["warm_start"] = False
+    if policy["model"] != "structured":  # the law of the mean is the structured GP's own
+        policy["mean"] = None
     return policy
 
 
@@ -58,7 +65,8 @@ def _validate(spec_data: dict[str, Any], entry: str) -> CampaignSpec:
         detail = str(exc).removeprefix("invalid campaign spec: ").rstrip(".")
         raise ConfigError(
             f"--policies entry '{entry}' is not a valid policy ({detail}); use "
-            "[gp:|dkl:]NAME with NAME one of ei, ucb, maxvar, random, raster, thompson (dkl only)."
+            "[gp:|dkl:|structured:]NAME with NAME one of ei, ucb, maxvar, random, raster, "
+            "thompson (dkl only)."
         ) from None
 
 

@@ -27,7 +27,7 @@ from coscope.config import CampaignSpec
 from coscope.errors import ConfigError
 from coscope.infra.compose import sample_from_spec, space_from_spec
 from coscope.spaces import Space
-from coscope.studies.benchmark import _validate, policy_spec
+from coscope.studies.benchmark import _validate, policy_entry, policy_spec
 from coscope.studies.study import StudyPlan, base_job_spec, check_out, grid_pixels
 
 
@@ -87,9 +87,7 @@ def plan_seeds(
     if k > n_pixels:
         raise ConfigError(f"--initial {k} exceeds the {n_pixels} pixels of the sample.")
     space = space_from_spec(spec.sample, sample_from_spec(spec.sample, spec.seed))
-    entry = policy or (
-        f"dkl:{spec.policy.name}" if spec.policy.model == "dkl" else spec.policy.name
-    )
+    entry = policy or policy_entry(spec.policy)
     jobs = []
     for s in range(seed_sets):
         points = initial_design(space, k, spec.seed, s)
