@@ -11,12 +11,11 @@ import numpy as np
 from coscope.agents.protocols import (
     Agent,
     AgentAbilities,
-    Objectives,
     Reducer,
     ScalarTarget,
     abilities_of,
 )
-from coscope.campaign.front import FrontBook
+from coscope.campaign.front import FrontBook, objectives_of
 from coscope.campaign.pricing import CampaignPrices
 from coscope.campaign.tracker import Tracker
 from coscope.config import CampaignSpec
@@ -34,21 +33,6 @@ def scalar_target(
     scal = spec.scalarizer
     value = reward or Reducer(scal.name, dict(scal.params), sample.info(scal.modality).axis)
     return ScalarTarget(scal.modality, value)
-
-
-def objectives_of(spec: CampaignSpec, sample: Sample) -> Objectives | None:
-    """The spec's objectives (``None`` for a single-objective campaign)."""
-    if not spec.objectives:
-        return None
-    modality = spec.objectives[0].modality
-    axis = sample.info(modality).axis
-    return Objectives(
-        modality=modality,
-        names=tuple(o.name for o in spec.objectives),
-        values=tuple(Reducer(o.name, dict(o.params), axis) for o in spec.objectives),
-        signs=tuple(o.sign for o in spec.objectives),
-        ref_points=tuple(o.ref_point for o in spec.objectives),
-    )
 
 
 @dataclass
@@ -91,7 +75,7 @@ class CampaignContext:
 
     def __post_init__(self) -> None:
         self.abilities = abilities_of(self.agent)
-        objectives = objectives_of(self.spec, self.sample)
+        objectives = objectives_of(self.spec, lambda m: self.sample.info(m).axis)
         self.front = FrontBook(objectives) if objectives is not None else None
 
     def front_metrics(self) -> dict[str, float]:

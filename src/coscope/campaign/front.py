@@ -9,13 +9,31 @@ that point only moves down as data arrive, so the logged hypervolume never falls
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from typing import Any
 
 import numpy as np
 
-from coscope.agents.protocols import Objectives
+from coscope.agents.protocols import Objectives, Reducer
+from coscope.config import CampaignSpec
 from coscope.pareto import hypervolume, pareto_mask
 from coscope.types import Measurement
+
+
+def objectives_of(spec: CampaignSpec, axis_of: Callable[[str], np.ndarray]) -> Objectives | None:
+    """The spec's objectives (``None`` for a single-objective campaign); ``axis_of`` gives
+    a modality's signal axis (the sample's, or the trace's)."""
+    if not spec.objectives:
+        return None
+    modality = spec.objectives[0].modality
+    axis = axis_of(modality)
+    return Objectives(
+        modality=modality,
+        names=tuple(o.name for o in spec.objectives),
+        values=tuple(Reducer(o.name, dict(o.params), axis) for o in spec.objectives),
+        signs=tuple(o.sign for o in spec.objectives),
+        ref_points=tuple(o.ref_point for o in spec.objectives),
+    )
 
 
 class FrontBook:
@@ -24,12 +42,14 @@ class FrontBook:
     def __init__(self, objectives: Objectives) -> None:
         self.objectives = objectives
         self._values: dict[int, np.ndarray] = {}
+        self._where: dict[int, list[int]] = {}
 
     def add(self, measurements: Iterable[Measurement]) -> None:
         """Keep the objective values of the measurements of the objectives' modality."""
         for m in measurements:
             if m.modality == self.objectives.modality:
                 self._values[m.step] = self.objectives.of(m.signal)
+                self._where[m.step] = [m.location.row, m.location.col]
 
     def front(self) -> tuple[list[int], np.ndarray, float]:
         """Steps of the non-dominated measurements, their values (``k x m``, objective
@@ -42,6 +62,27 @@ class FrontBook:
         keep = pareto_mask(Y_max)
         volume = hypervolume(Y_max, self.objectives.ref_point(Y))
         return [s for s, k in zip(steps, keep, strict=True) if k], Y[keep], volume
+
+    def summary(self) -> dict[str, Any]:
+        """The front as plain data (``coscope status``'s ``pareto``): objective names and
+        goals, the non-dominated steps with their locations and values, the hypervolume
+        and its reference point (objective units)."""
+        steps, values, volume = self.front()
+        objectives = self.objectives
+        Y = np.array(list(self._values.values())).reshape(-1, len(objectives.names))
+        ref = objectives.ref_point(Y) * np.asarray(objectives.signs) if len(Y) else None
+        return {
+            "objectives": [
+                {"name": n, "goal": "max" if s > 0 else "min"}
+                for n, s in zip(objectives.names, objectives.signs, strict=True)
+            ],
+            "points": [
+                {"step": s, "location": self._where[s], "values": [float(v) for v in row]}
+                for s, row in zip(steps, values, strict=True)
+            ],
+            "hypervolume": volume,
+            "ref_point": None if ref is None else [float(r) for r in ref],
+        }
 
     def metrics(self) -> dict[str, float]:
         """``hypervolume`` and ``pareto_size`` of what was measured so far."""

@@ -16,7 +16,8 @@ import numpy as np
 
 from coscope.agents import make_agent
 from coscope.agents.protocols import Agent
-from coscope.campaign.context import CampaignContext, objectives_of, scalar_target
+from coscope.campaign.context import CampaignContext, scalar_target
+from coscope.campaign.front import objectives_of
 from coscope.campaign.probe import check_before_run
 from coscope.campaign.tracker import Tracker
 from coscope.catalog import CHOOSER_POLICIES, MULTI_OBJECTIVE_POLICIES
@@ -182,7 +183,7 @@ def agent_from_spec(
         "refit_every": policy.refit_every,
         "fit_iterations": policy.fit_iterations,
     }
-    objectives = objectives_of(spec, sample)
+    objectives = objectives_of(spec, lambda m: sample.info(m).axis)
     if objectives is not None and policy.name in MULTI_OBJECTIVE_POLICIES:
         from coscope.agents.hypervolume_agent import HypervolumeAgent  # botorch MO, on use
 

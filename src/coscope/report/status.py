@@ -12,7 +12,9 @@ import socket
 from pathlib import Path
 from typing import Any
 
+from coscope.campaign.front import FrontBook, objectives_of
 from coscope.campaign.theory_intake import batch_summary, campaign_measured
+from coscope.config import parse_spec
 from coscope.errors import CoscopeError
 from coscope.report.utilisation import utilisation
 from coscope.scalarizers import SCALARIZERS, scalarize
@@ -83,6 +85,7 @@ def campaign_status(path: str | Path) -> dict[str, Any]:
         },
         "budget_used": max(used) if used else None,
         "best": best,
+        "pareto": _pareto(store, campaign, measurements),
         "last_decision": None
         if last is None
         else {
@@ -163,12 +166,40 @@ def _best(store: TraceStore, campaign: dict[str, Any], measurements: list) -> di
     return best
 
 
+def _pareto(store: TraceStore, campaign: dict[str, Any], measurements: list) -> dict | None:
+    """The Pareto front of a multi-objective campaign's measurements
+    (:meth:`FrontBook.summary`); None for one objective, a user's scalarizer (never imported
+    from a trace, :mod:`coscope.trust`), a spec that no longer parses, or a failing signal."""
+    objectives = campaign.get("objectives") or []
+    if not all(isinstance(o, dict) and o.get("name") in SCALARIZERS for o in objectives):
+        return None
+    try:
+        spec = parse_spec(campaign)
+        found = objectives_of(spec, lambda m: store.modalities[m].axis)
+        if found is None:
+            return None
+        book = FrontBook(found)
+        book.add(measurements)
+        return book.summary()
+    except (CoscopeError, KeyError):
+        return None
+
+
 def _space_line(space: dict[str, Any] | None) -> list[str]:
     if not space:
         return []
     h, w = space["layout"]
     where = f"{h} x {w} layout" if space["kind"] != "table" else "rows of the table"
     return [f"space      {space['kind']}: {space['candidates']} candidates ({where})"]
+
+
+def _pareto_line(pareto: dict[str, Any]) -> str:
+    """One line: the objectives, the size of the front and its hypervolume."""
+    names = ", ".join(f"{o['goal']} {o['name']}" for o in pareto["objectives"])
+    return (
+        f"pareto     {len(pareto['points'])} non-dominated ({names}), "
+        f"hypervolume {pareto['hypervolume']:.4g}"
+    )
 
 
 def format_status(status: dict[str, Any]) -> str:
@@ -212,6 +243,8 @@ def format_status(status: dict[str, Any]) -> str:
             f"best       {b['value']:.4g} at (row {b['location'][0]}, "
             f"col {b['location'][1]}), step {b['step']}"
         )
+    if status.get("pareto"):
+        lines.append(_pareto_line(status["pareto"]))
     if status.get("utilisation"):
         lines.append(
             "busy       "

@@ -1,0 +1,129 @@
+"""Multi-objective campaigns: spec, qlognehvi through the real loop, front, status, refusals."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from coscope.config import parse_spec
+from coscope.errors import ConfigError
+from coscope.pareto import pareto_mask
+from coscope.replay.counterfactual import replay
+from coscope.report.status import campaign_status
+from coscope.scalarizers import scalarize
+from tests.campaign.test_loop import _run, _spec
+
+OBJECTIVES = [
+    {"name": "loop_area", "modality": "beps_loop", "goal": "max"},
+    {"name": "coercive_field", "modality": "beps_loop", "goal": "min"},
+]
+SIGNS = np.array([1.0, -1.0])
+
+
+def _mo_spec(tmp_path: Path, **changes: Any):
+    data: dict[str, Any] = {
+        "objectives": OBJECTIVES,
+        "sample": {"kind": "synthetic_film", "params": {"size": 16}},
+        "policy": {
+            "name": "qlognehvi",
+            "n_initial": 4,
+            "fit_iterations": 30,
+            "params": {"mc_samples": 32},
+        },
+        "budget": {"max_measurements": 10},
+    }
+    data.update(changes)
+    return _spec(tmp_path, **data)
+
+
+@pytest.fixture(scope="module")
+def campaign(tmp_path_factory: pytest.TempPathFactory):
+    outcome, ctx = _run(_mo_spec(tmp_path_factory.mktemp("mo")))
+    return outcome, ctx
+
+
+def test_qlognehvi_campaign_finishes_without_repeats(campaign) -> None:
+    outcome, ctx = campaign
+    assert outcome.status == "finished" and "measurement budget" in outcome.reason
+    decisions = ctx.store.decisions()
+    assert len(decisions) == 10
+    assert len({(d.location.row, d.location.col) for d in decisions}) == 10
+    assert [d.policy for d in decisions[:4]] == ["random"] * 4
+    assert all(d.policy == "qlognehvi" and np.isfinite(d.score) for d in decisions[4:])
+    assert ctx.spec.scalarizer.name == "loop_area"  # reward and maps follow the first objective
+
+
+def test_hypervolume_never_falls_and_status_shows_a_non_dominated_front(campaign) -> None:
+    outcome, ctx = campaign
+    volumes = [row["hypervolume"] for row in outcome.history]
+    assert len(volumes) == 10 and volumes[-1] > 0
+    assert all(b >= a - 1e-12 for a, b in zip(volumes, volumes[1:], strict=False))
+    pareto = campaign_status(ctx.store.path)["pareto"]
+    assert [o["goal"] for o in pareto["objectives"]] == ["max", "min"]
+    assert pareto["hypervolume"] == pytest.approx(volumes[-1])
+    assert len(pareto["points"]) == outcome.history[-1]["pareto_size"]
+    front = np.array([p["values"] for p in pareto["points"]]) * SIGNS
+    assert pareto_mask(front).all()
+    on_front = {p["step"] for p in pareto["points"]}
+    assert (front > np.array(pareto["ref_point"]) * SIGNS).all()
+    axis = ctx.sample.info("beps_loop").axis
+    for m in ctx.store.measurements():  # every other measured point is dominated by the front
+        y = np.array([scalarize(o["name"], m.signal, axis) for o in OBJECTIVES]) * SIGNS
+        better = (front >= y).all(1) & (front > y).any(1)
+        assert better.any() != (m.step in on_front)
+
+
+def test_same_seed_same_trace(campaign, tmp_path: Path) -> None:
+    _, ctx = campaign
+    _, again = _run(_mo_spec(tmp_path))
+    first, second = ctx.store.decisions(), again.store.decisions()
+    assert [d.location for d in first] == [d.location for d in second]
+    assert [d.policy for d in first] == [d.policy for d in second]
+    np.testing.assert_array_equal([d.score for d in first], [d.score for d in second])
+
+
+def test_a_baseline_campaign_logs_the_front_too(tmp_path: Path) -> None:
+    outcome, ctx = _run(_mo_spec(tmp_path, policy={"name": "random"}))
+    assert outcome.status == "finished"
+    assert all(np.isfinite(row["hypervolume"]) for row in outcome.history)
+    assert campaign_status(ctx.store.path)["pareto"]["points"]
+
+
+def test_replay_refuses_a_multi_objective_campaign_in_one_sentence(campaign) -> None:
+    _, ctx = campaign
+    with pytest.raises(ConfigError, match="do not follow multi-objective") as err:
+        replay(ctx.store.path)
+    assert str(err.value).count(". ") == 0
+
+
+@pytest.mark.parametrize(
+    ("change", "words"),
+    [
+        ({"objectives": []}, "needs objectives"),
+        ({"objectives": OBJECTIVES[:1]}, "at least two entries"),
+        ({"objectives": [OBJECTIVES[0], {**OBJECTIVES[1], "goal": "up"}]}, "'max' or 'min'"),
+        ({"objectives": [OBJECTIVES[0], {**OBJECTIVES[1], "name": "nope"}]}, "unknown scalarizer"),
+        ({"objectives": [OBJECTIVES[0], OBJECTIVES[0]]}, "must differ"),
+        (
+            {"objectives": [OBJECTIVES[0], {**OBJECTIVES[1], "modality": "raman"}]},
+            "one modality",
+        ),
+        ({"policy": {"name": "ei"}}, "multi-objective policy or a baseline"),
+        ({"policy": {"name": "qlognehvi", "params": {"mc_samples": 3}}}, "16..1024"),
+        ({"policy": {"name": "qlognehvi", "model": "dkl"}}, "works with model gp"),
+    ],
+)
+def test_bad_objectives_get_one_sentence(change: dict, words: str) -> None:
+    data = {
+        "sample": {"kind": "synthetic_film"},
+        "policy": {"name": "qlognehvi"},
+        "objectives": OBJECTIVES,
+        **change,
+    }
+    with pytest.raises(ConfigError, match="invalid campaign spec") as err:
+        parse_spec(data)
+    message = str(err.value)
+    assert words in message and "\n" not in message and message.endswith(".")
