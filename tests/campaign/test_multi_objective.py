@@ -127,3 +127,29 @@ def test_bad_objectives_get_one_sentence(change: dict, words: str) -> None:
         parse_spec(data)
     message = str(err.value)
     assert words in message and "\n" not in message and message.endswith(".")
+
+
+def test_mlflow_holds_the_hypervolume_of_every_step(tmp_path: Path) -> None:
+    from mlflow.tracking import MlflowClient  # heavy: this test only
+
+    from coscope.campaign import CampaignLoop, LocalExecutor
+    from coscope.flows.finish import finish_campaign
+    from coscope.infra.compose import (
+        create_or_open_store,
+        instruments_from_spec,
+        open_context,
+        sample_from_spec,
+    )
+
+    spec = _mo_spec(tmp_path, budget={"max_measurements": 6})
+    sample = sample_from_spec(spec.sample, spec.seed)
+    create_or_open_store(spec, sample)[0].close()
+    ctx, _ = open_context(spec.resolved_store(), track=True)
+    outcome = CampaignLoop(ctx, LocalExecutor(instruments_from_spec(spec, sample))).run()
+    summary = finish_campaign(ctx, outcome)
+    client = MlflowClient(tracking_uri=spec.resolved_tracking_uri())
+    logged = client.get_metric_history(summary["mlflow_run_id"], "hypervolume")
+    logged = sorted(logged, key=lambda m: m.step)
+    assert [m.step for m in logged] == [int(row["step"]) for row in outcome.history]
+    assert [m.value for m in logged] == pytest.approx([r["hypervolume"] for r in outcome.history])
+    assert summary["status"] == "finished"
