@@ -153,3 +153,18 @@ def test_mlflow_holds_the_hypervolume_of_every_step(tmp_path: Path) -> None:
     assert [m.step for m in logged] == [int(row["step"]) for row in outcome.history]
     assert [m.value for m in logged] == pytest.approx([r["hypervolume"] for r in outcome.history])
     assert summary["status"] == "finished"
+
+
+def test_a_resumed_campaign_continues_as_the_uninterrupted_one(campaign, tmp_path: Path) -> None:
+    _, ctx = campaign
+    first, _ = _run(_mo_spec(tmp_path, budget={"max_measurements": 6}))
+    assert first.status == "finished"
+    outcome, resumed = _run(_mo_spec(tmp_path))  # same store, budget raised to 10
+    assert [d.location for d in resumed.store.decisions()] == [
+        d.location for d in ctx.store.decisions()
+    ]
+    volumes = [row["hypervolume"] for row in first.history + outcome.history]
+    assert all(b >= a - 1e-12 for a, b in zip(volumes, volumes[1:], strict=False))
+    assert (
+        campaign_status(resumed.store.path)["pareto"] == campaign_status(ctx.store.path)["pareto"]
+    )
