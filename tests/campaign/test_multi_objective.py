@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -153,6 +154,10 @@ def test_mlflow_holds_the_hypervolume_of_every_step(tmp_path: Path) -> None:
     assert [m.step for m in logged] == [int(row["step"]) for row in outcome.history]
     assert [m.value for m in logged] == pytest.approx([r["hypervolume"] for r in outcome.history])
     assert summary["status"] == "finished"
+    report = spec.resolved_run_dir() / "report"
+    assert (report / "front.png").stat().st_size > 0
+    written = json.loads((report / "summary.json").read_text())
+    assert written["pareto"]["hypervolume"] == pytest.approx(outcome.history[-1]["hypervolume"])
 
 
 def test_a_resumed_campaign_continues_as_the_uninterrupted_one(campaign, tmp_path: Path) -> None:

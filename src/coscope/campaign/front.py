@@ -51,6 +51,11 @@ class FrontBook:
                 self._values[m.step] = self.objectives.of(m.signal)
                 self._where[m.step] = [m.location.row, m.location.col]
 
+    def measured(self) -> np.ndarray:
+        """Objective values of every measurement kept, ``n x m``, objective units, by step."""
+        m = len(self.objectives.names)
+        return np.array([self._values[s] for s in sorted(self._values)]).reshape(-1, m)
+
     def front(self) -> tuple[list[int], np.ndarray, float]:
         """Steps of the non-dominated measurements, their values (``k x m``, objective
         units) and the hypervolume of all measured points (maximisation convention)."""
@@ -69,7 +74,7 @@ class FrontBook:
         and its reference point (objective units)."""
         steps, values, volume = self.front()
         objectives = self.objectives
-        Y = np.array(list(self._values.values())).reshape(-1, len(objectives.names))
+        Y = self.measured()
         ref = objectives.ref_point(Y) * np.asarray(objectives.signs) if len(Y) else None
         return {
             "objectives": [
