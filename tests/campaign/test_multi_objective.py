@@ -173,3 +173,13 @@ def test_a_resumed_campaign_continues_as_the_uninterrupted_one(campaign, tmp_pat
     assert (
         campaign_status(resumed.store.path)["pareto"] == campaign_status(ctx.store.path)["pareto"]
     )
+
+
+def test_a_failing_objective_is_refused_before_the_run(tmp_path: Path) -> None:
+    from coscope.infra.compose import check_spec_fits_sample, sample_from_spec
+
+    broken = {"name": "tests.user_scalarizers:broken", "modality": "beps_loop", "goal": "min"}
+    spec = _mo_spec(tmp_path, objectives=[OBJECTIVES[0], broken])
+    with pytest.raises(ConfigError, match="tests.user_scalarizers:broken") as err:
+        check_spec_fits_sample(spec, sample_from_spec(spec.sample, spec.seed))
+    assert "\n" not in str(err.value)

@@ -83,7 +83,7 @@ def check_before_run(spec: Any, sample: Any) -> None:
     """
     from coscope.instruments.registry import check_options
 
-    for scalarizer in (spec.scalarizer, *spec.auxiliary):
+    for scalarizer in (spec.scalarizer, *spec.auxiliary, *spec.objectives):
         if scalarizer.modality not in sample.modalities:
             continue  # named by check_spec_fits_sample
         data = scalarizer.model_dump(mode="json")
