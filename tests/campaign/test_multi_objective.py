@@ -183,3 +183,32 @@ def test_a_failing_objective_is_refused_before_the_run(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="tests.user_scalarizers:broken") as err:
         check_spec_fits_sample(spec, sample_from_spec(spec.sample, spec.seed))
     assert "\n" not in str(err.value)
+
+
+def test_steering_keeps_the_policy_of_the_objectives_kind(tmp_path: Path) -> None:
+    from coscope.campaign.adopt import facts_of
+    from coscope.campaign.steering import (
+        InterventionError,
+        Settings,
+        apply,
+        effective_spec,
+        validate,
+    )
+    from coscope.types import Intervention
+
+    spec = _mo_spec(tmp_path)
+    facts = facts_of(spec, (16, 16), {})
+    settings = Settings.from_spec(spec)
+    with pytest.raises(InterventionError, match="lists objectives; use one of qlognehvi"):
+        validate("policy", {"name": "ei"}, settings, facts)
+    payload = validate("policy", {"name": "random"}, settings, facts)  # a baseline: allowed
+    steered = effective_spec(spec, apply(settings, Intervention("policy", payload)))
+    assert steered.policy.name == "random" and steered.objectives == spec.objectives
+    single = _spec(tmp_path)
+    with pytest.raises(InterventionError, match="needs objectives"):
+        validate(
+            "policy",
+            {"name": "qlognehvi"},
+            Settings.from_spec(single),
+            facts_of(single, (24, 24), {}),
+        )

@@ -126,4 +126,5 @@ def facts_of(
         dict(axes or {}),
         dict(signals or {}),
         allowed,
+        multi_objective=bool(spec.objectives),
     )
