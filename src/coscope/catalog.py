@@ -60,9 +60,12 @@ def check_instrument_kind(kind: str) -> str:
 
 Model = Literal["gp", "dkl", "multitask", "structured"]
 """The surrogate behind a policy (``policy.model``)."""
-Family = Literal["acquisition", "baseline", "thompson", "dkl", "chooser", "conavigate"]
+Family = Literal[
+    "acquisition", "baseline", "thompson", "dkl", "chooser", "conavigate", "multi_objective"
+]
 """How a policy decides: an acquisition function over one target, a model-free baseline,
-Thompson sampling on DKL, choosing among modalities (co-orchestration), co-navigation."""
+Thompson sampling on DKL, choosing among modalities (co-orchestration), co-navigation, or
+improving the hypervolume of several objectives (``objectives:``)."""
 
 MAX_BOUNDARIES = 4
 """Most learned boundary features of the multitask kernel (``params.boundaries``)."""
@@ -163,12 +166,25 @@ _BUILTIN = (
         ("gp",),
         {"n_design": _INTEGER_1, "n_eff": Param("number", doc="effective points per loop")},
     ),
+    PolicyInfo(
+        "qlognehvi",
+        "multi_objective",
+        ("gp",),
+        {"mc_samples": Param("integer", 16, 1024, doc="quasi-MC samples of the posterior")},
+    ),
 )
 for _info in _BUILTIN:
     POLICIES.register(_info.name)(_info)
 
 CHOOSER_POLICIES = tuple(i.name for i in _BUILTIN if i.family == "chooser")
 """Policies served by :class:`~coscope.agents.multitask_agent.MultiTaskAgent`."""
+
+
+MULTI_OBJECTIVE_POLICIES = tuple(i.name for i in _BUILTIN if i.family == "multi_objective")
+"""Policies that need ``objectives:`` (served by
+:class:`~coscope.agents.hypervolume_agent.HypervolumeAgent`)."""
+OBJECTIVE_BASELINES = tuple(i.name for i in _BUILTIN if i.family == "baseline")
+"""Model-free policies a multi-objective campaign may also run (for comparison)."""
 
 
 def policy_names(family: Family | None = None) -> tuple[str, ...]:

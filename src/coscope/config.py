@@ -36,7 +36,14 @@ from pydantic import (
 )
 
 from coscope import catalog
-from coscope.catalog import SAMPLE_KINDS, check_instrument_kind, check_policy, policy_names
+from coscope.catalog import (
+    MULTI_OBJECTIVE_POLICIES,
+    OBJECTIVE_BASELINES,
+    SAMPLE_KINDS,
+    check_instrument_kind,
+    check_policy,
+    policy_names,
+)
 from coscope.errors import ConfigError
 from coscope.laws import check_mean, is_user_law
 from coscope.plugins import reference_form_error
@@ -344,6 +351,24 @@ class MeanSpec(_Strict):
         return self
 
 
+class ObjectiveSpec(ScalarizerSpec):
+    """One objective of a multi-objective campaign: a scalarizer, maximised or minimised.
+
+    ``ref_point`` is the objective's reference value in its own units (the worst value that
+    still counts toward the hypervolume); left out, it is the observed minimum minus 10 % of
+    the observed range (for ``goal: min``, the observed maximum plus 10 %), see
+    ``docs/multi-objective.md``.
+    """
+
+    goal: Literal["max", "min"] = "max"
+    ref_point: float | None = None
+
+    @property
+    def sign(self) -> float:
+        """``+1`` for ``goal: max``, ``-1`` for ``goal: min`` (the maximisation convention)."""
+        return 1.0 if self.goal == "max" else -1.0
+
+
 class PolicySpec(_Strict):
     """The decision rule and how the surrogate behind it is refreshed."""
 
@@ -482,6 +507,10 @@ class CampaignSpec(_Strict):
     auxiliary: list[ScalarizerSpec] = Field(
         default_factory=list, description="scalarizers of the other modalities (multitask)"
     )
+    objectives: list[ObjectiveSpec] = Field(
+        default_factory=list,
+        description="several scalarizers optimised at once (policy qlognehvi, or a baseline)",
+    )
     policy: PolicySpec = Field(default_factory=PolicySpec)
     budget: BudgetSpec = Field(default_factory=BudgetSpec)
     failures: FailurePolicySpec = Field(default_factory=FailurePolicySpec)
@@ -524,7 +553,24 @@ class CampaignSpec(_Strict):
                 f"approval.instruments names {unknown}, not instruments of this campaign; "
                 f"use some of {names}"
             )
+        _check_objectives(self.objectives, offered, self.policy)
         return self
+
+    @model_validator(mode="before")
+    @classmethod
+    def _scalarizer_from_objectives(cls, data: Any) -> Any:
+        """Without a ``scalarizer``, the first objective is the one that reward, best so
+        far and the maps follow."""
+        if not isinstance(data, dict) or "scalarizer" in data:
+            return data
+        objectives = data.get("objectives")
+        if not isinstance(objectives, list) or not objectives:
+            return data
+        first = objectives[0]
+        if not isinstance(first, dict):
+            return data
+        keys = ("name", "modality", "params")
+        return {**data, "scalarizer": {k: first[k] for k in keys if k in first}}
 
     # --- derived paths -------------------------------------------------------------------
     def resolved_run_dir(self) -> Path:
@@ -596,6 +642,45 @@ def _check_box_campaign(spec: CampaignSpec) -> None:
         raise ValueError(
             "seed_points are grid pixels; give a box's first points as sample.box.seed_points "
             "({name: value} each)"
+        )
+
+
+def _check_objectives(
+    objectives: Sequence[ObjectiveSpec], offered: set[str], policy: PolicySpec
+) -> None:
+    """ValueError unless the objectives suit the spec: none, or at least two distinct ones of
+    one measured modality, under a multi-objective policy or a baseline."""
+    if not objectives:
+        if policy.name in MULTI_OBJECTIVE_POLICIES:
+            raise ValueError(
+                f"policy '{policy.name}' needs objectives: list at least two "
+                "(objectives: [{name, modality, goal}, ...])"
+            )
+        return
+    if len(objectives) < 2:
+        raise ValueError(
+            "objectives needs at least two entries; for one objective use scalarizer: instead"
+        )
+    modalities = {o.modality for o in objectives}
+    if len(modalities) > 1:
+        raise ValueError(
+            f"objectives must all be of one modality (got {', '.join(sorted(modalities))}); "
+            "objectives of several modalities are not supported yet"
+        )
+    modality = modalities.pop()
+    if modality not in offered:
+        raise ValueError(
+            f"objectives modality '{modality}' is measured by no instrument; use one of "
+            f"{', '.join(sorted(offered))}"
+        )
+    keys = [(o.name, sorted(o.params.items())) for o in objectives]
+    if any(keys.count(k) > 1 for k in keys):
+        raise ValueError("objectives must differ (the same scalarizer and params appear twice)")
+    if policy.name not in (*MULTI_OBJECTIVE_POLICIES, *OBJECTIVE_BASELINES):
+        allowed = ", ".join((*MULTI_OBJECTIVE_POLICIES, *OBJECTIVE_BASELINES))
+        raise ValueError(
+            f"objectives need a multi-objective policy or a baseline ({allowed}), "
+            f"not '{policy.name}'"
         )
 
 

@@ -114,6 +114,19 @@ KINDS: dict[str, dict[str, Any]] = {
             "params": {"latent_dim": 1, "vae_epochs": 20},
         },
     },
+    "qlognehvi": {
+        **GRID,
+        "objectives": [
+            {"name": "loop_area", "modality": "beps_loop"},
+            {"name": "coercive_field", "modality": "beps_loop", "goal": "min"},
+        ],
+        "policy": {
+            "name": "qlognehvi",
+            "n_initial": 3,
+            "fit_iterations": 20,
+            "params": {"mc_samples": 16},
+        },
+    },
     "conavigate": {
         **THEORY,
         "policy": {"name": "conavigate", "n_initial": 2, "params": {"n_design": 3}},
@@ -133,6 +146,8 @@ EXPECTED: dict[str, set[str]] = {
     "multitask": {"fits_on_executor", "hands_over_fits", "tasks"},
     "latent-multitask": {"fits_on_executor", "hands_over_fits", "tasks", "uses_executor"},
     "conavigate": {"hands_over_fits", "uses_executor", "remembers_params", "digital_twin"},
+    # fits every objective itself (needs_fit is always False) and hands the records over
+    "qlognehvi": GRID_ABILITIES | {"policy", "hands_over_fits"},
 }
 """The abilities each kind declares: losing one (a renamed method) would silently change
 what the loop does with it (no fits on the executor, no twin, no exclusions)."""

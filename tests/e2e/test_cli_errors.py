@@ -99,6 +99,7 @@ def test_status_json_is_stable(tmp_path: Path, capsys: pytest.CaptureFixture[str
         "failures",  # added by issue 15, the failure policy
         "approval",  # added by issue 12, the approval gate
         "model",  # added by issue 14, the latest fit (a structured GP's law parameters)
+        "pareto",  # added by issue 13, multi-objective campaigns
     }
     assert status["approval"]["required"] is False and status["approval"]["waiting"] == []
     assert status["model"] == {"kind": "gp", "version": 5, "n_train": 6}

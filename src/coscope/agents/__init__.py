@@ -32,6 +32,7 @@ _EXPORTS = {
     "RandomAgent": "baselines",
     "RasterAgent": "baselines",
     "DKLAgent": "dkl_agent",
+    "HypervolumeAgent": "hypervolume_agent",
     "select": "selection",
     "thompson_indices": "thompson",
     "thompson_scores": "thompson",

@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 import numpy as np
 
 from coscope.instruments.pricing import PriceFunction
+from coscope.pareto import default_ref_point
 from coscope.scalarizers import scalarize
 from coscope.types import FitRecord, Location, Measurement, Observation, Proposal
 
@@ -109,6 +110,41 @@ class ScalarTarget:
         """The observation of a measurement of :attr:`modality`."""
         value = float(self.value(measurement.signal))
         return Observation(measurement.step, measurement.modality, measurement.location, value)
+
+
+@dataclass(frozen=True)
+class Objectives:
+    """The several numbers a multi-objective campaign optimises, all of one modality.
+
+    Attributes:
+        modality: The modality every objective is a scalar of.
+        names: Objective names (the scalarizers'), in spec order, ``m`` of them.
+        values: ``signal (L,) -> float`` per objective (:class:`Reducer` s).
+        signs: ``+1`` (maximised) or ``-1`` (minimised) per objective.
+        ref_points: Reference value per objective in its own units, ``None``: the default
+            (:func:`coscope.pareto.default_ref_point`).
+    """
+
+    modality: str
+    names: tuple[str, ...]
+    values: tuple[Callable[[np.ndarray], float], ...]
+    signs: tuple[float, ...]
+    ref_points: tuple[float | None, ...]
+
+    def of(self, signal: np.ndarray) -> np.ndarray:
+        """Objective values of one signal, ``(m,)``, in objective units."""
+        return np.array([float(f(signal)) for f in self.values], dtype=np.float64)
+
+    def maximised(self, Y: np.ndarray) -> np.ndarray:
+        """``Y`` (``n x m``, objective units) in the maximisation convention."""
+        return np.asarray(Y, dtype=np.float64) * np.asarray(self.signs)
+
+    def ref_point(self, Y: np.ndarray) -> np.ndarray:
+        """``(m,)`` reference point, maximisation convention, for observed ``Y`` (``n x m``,
+        objective units, ``n >= 1``): the given ones, else the default rule."""
+        pairs = zip(self.ref_points, self.signs, strict=True)
+        given = [None if r is None else r * s for r, s in pairs]
+        return default_ref_point(self.maximised(Y), given)
 
 
 @runtime_checkable

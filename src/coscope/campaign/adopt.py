@@ -127,4 +127,5 @@ def facts_of(
         dict(signals or {}),
         allowed,
         box=spec.sample.box is not None,
+        multi_objective=bool(spec.objectives),
     )

@@ -8,7 +8,14 @@ from typing import Any
 
 import numpy as np
 
-from coscope.agents.protocols import Agent, AgentAbilities, Reducer, ScalarTarget, abilities_of
+from coscope.agents.protocols import (
+    Agent,
+    AgentAbilities,
+    Reducer,
+    ScalarTarget,
+    abilities_of,
+)
+from coscope.campaign.front import FrontBook, objectives_of
 from coscope.campaign.pricing import CampaignPrices
 from coscope.campaign.tracker import Tracker
 from coscope.config import CampaignSpec
@@ -63,9 +70,18 @@ class CampaignContext:
     _n_origins: int = field(default=-1, repr=False)
     _prices: CampaignPrices | None = field(default=None, repr=False)
     abilities: AgentAbilities = field(init=False, repr=False)
+    front: FrontBook | None = field(init=False, repr=False)
+    """The Pareto front of the measurements (``None`` for a single-objective campaign)."""
 
     def __post_init__(self) -> None:
         self.abilities = abilities_of(self.agent)
+        objectives = objectives_of(self.spec, lambda m: self.sample.info(m).axis)
+        self.front = FrontBook(objectives) if objectives is not None else None
+
+    def front_metrics(self) -> dict[str, float]:
+        """Hypervolume and Pareto-set size of the measurements known (empty for a
+        single-objective campaign)."""
+        return {} if self.front is None else self.front.metrics()
 
     def use_agent(self, agent: Agent) -> None:
         """Replace the agent (steering rebuilt it) and resolve its abilities once."""
@@ -98,6 +114,8 @@ class CampaignContext:
             for decision in self.store.decisions():
                 remembers.remember_params(decision.step, decision.params)
         self.agent.ingest_measurements(sorted(measurements, key=lambda m: m.step))
+        if self.front is not None:
+            self.front.add(measurements)
         return observations
 
     def agent_modalities(self) -> tuple[str, ...]:

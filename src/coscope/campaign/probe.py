@@ -89,7 +89,7 @@ def check_before_run(spec: Any, sample: Any, space: Any = None) -> None:
         reads_sample,
     )
 
-    for scalarizer in (spec.scalarizer, *spec.auxiliary):
+    for scalarizer in (spec.scalarizer, *spec.auxiliary, *spec.objectives):
         if scalarizer.modality not in sample.modalities:
             continue  # named by check_spec_fits_sample
         data = scalarizer.model_dump(mode="json")

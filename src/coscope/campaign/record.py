@@ -74,7 +74,10 @@ class Recorder:
                 self.measurement(measurement, replayed=True)
 
     def _learn(self, measurement: Measurement) -> float:
-        """Its target value (NaN for another modality); updates the best so far."""
+        """Its target value (NaN for another modality); updates the best so far and the
+        Pareto front of a multi-objective campaign."""
+        if self.ctx.front is not None:
+            self.ctx.front.add([measurement])
         target = self.ctx.target
         if measurement.modality != target.modality:
             return math.nan
@@ -140,7 +143,7 @@ class Recorder:
             self.best,
             self.spent,
             self.n_measured,
-            ctx.prediction_metrics(self.n_measured),
+            {**ctx.prediction_metrics(self.n_measured), **ctx.front_metrics()},
         )
         self.fits.take_agent_fits()  # a report may have adopted a fit the agent made itself
         ctx.tracker.log_step(measurement.step, row)

@@ -40,7 +40,7 @@ from typing import Any
 import numpy as np
 from pydantic import ValidationError
 
-from coscope.catalog import chooses_modality
+from coscope.catalog import MULTI_OBJECTIVE_POLICIES, OBJECTIVE_BASELINES, chooses_modality
 from coscope.config import (
     CampaignSpec,
     PolicySpec,
@@ -139,6 +139,8 @@ class CampaignFacts:
     allowed: np.ndarray | None = field(default=None, compare=False, repr=False)
     box: bool = False
     """The campaign explores a continuous box (no pixels to exclude or to seed)."""
+    multi_objective: bool = False
+    """The campaign lists ``objectives`` (policy qlognehvi or a baseline)."""
 
 
 Validator = Callable[[dict[str, Any], Settings, CampaignFacts], dict[str, Any]]
@@ -294,7 +296,23 @@ def _validate_policy(payload: dict, s: Settings, facts: CampaignFacts) -> dict:
             "kinds (one target vs choosing among modalities or theory); switch within a kind "
             "or start a new campaign."
         )
+    _check_objective_kind(checked["name"], facts)
     return checked
+
+
+def _check_objective_kind(policy: str, facts: CampaignFacts) -> None:
+    """InterventionError unless ``policy`` suits the campaign's objectives (several or one)."""
+    if facts.multi_objective and policy not in (*MULTI_OBJECTIVE_POLICIES, *OBJECTIVE_BASELINES):
+        allowed = ", ".join((*MULTI_OBJECTIVE_POLICIES, *OBJECTIVE_BASELINES))
+        raise InterventionError(
+            f"policy {policy!r} optimises one target but this campaign lists objectives; "
+            f"use one of {allowed}."
+        )
+    if not facts.multi_objective and policy in MULTI_OBJECTIVE_POLICIES:
+        raise InterventionError(
+            f"policy {policy!r} needs objectives, which this campaign does not list; "
+            "start a new campaign with objectives: to use it."
+        )
 
 
 def _chooses_modality(policy: str) -> bool:

@@ -18,9 +18,10 @@ import numpy as np
 from coscope.agents import StructuredGPAgent, make_agent
 from coscope.agents.protocols import Agent
 from coscope.campaign.context import CampaignContext, scalar_target
+from coscope.campaign.front import objectives_of
 from coscope.campaign.probe import check_before_run
 from coscope.campaign.tracker import Tracker
-from coscope.catalog import CHOOSER_POLICIES
+from coscope.catalog import CHOOSER_POLICIES, MULTI_OBJECTIVE_POLICIES
 from coscope.config import CampaignSpec, InstrumentSpec, SampleSpec, parse_spec
 from coscope.errors import ConfigError, StoreError
 from coscope.infra.tracking import MlflowTracker, NullTracker, local_artifact_root, run_tags
@@ -269,6 +270,12 @@ def agent_from_spec(
         "refit_every": policy.refit_every,
         "fit_iterations": policy.fit_iterations,
     }
+    objectives = objectives_of(spec, lambda m: sample.info(m).axis)
+    if objectives is not None and policy.name in MULTI_OBJECTIVE_POLICIES:
+        from coscope.agents.hypervolume_agent import HypervolumeAgent  # botorch MO, on use
+
+        common.pop("scalar_target")  # the first objective
+        return HypervolumeAgent(space, objectives=objectives, **common)
     if policy.name == "conavigate":
         from coscope.agents.conavigation_spec import conavigation_agent
 

@@ -139,6 +139,12 @@ class Replayer:
         from coscope.infra.compose import effective_campaign, sample_from_spec, space_from_spec
 
         self.spec = parse_spec(effective_campaign(store))
+        if self.spec.objectives:
+            raise ConfigError(
+                "replay, retrace and the HTML report do not follow multi-objective campaigns "
+                "yet; `coscope status` shows the Pareto front and MLflow the hypervolume of "
+                "every step."
+            )
         self.sample = sample_from_spec(self.spec.sample, self.spec.seed)
         self.space = space_from_spec(self.spec.sample, self.sample)
         self.interventions = store.interventions()

@@ -8,12 +8,14 @@ from typing import Any
 
 from coscope.campaign.context import CampaignContext
 from coscope.report.box_maps import write_learner_maps
+from coscope.report.front_plot import write_front
 from coscope.report.maps import write_learning_curve, write_space_maps
 from coscope.spaces import Box
 
 
 def write_report(ctx: CampaignContext, history: list[dict[str, float]], folder: Path) -> Path:
-    """Write ``maps.png``, ``learning_curve.png`` (when ground truth is known) and ``summary.json``.
+    """Write ``maps.png``, ``learning_curve.png`` (when ground truth is known), ``front.png``
+    (a multi-objective campaign) and ``summary.json``.
 
     Args:
         ctx: The campaign's wired parts; the agent must hold every observation.
@@ -62,5 +64,8 @@ def write_report(ctx: CampaignContext, history: list[dict[str, float]], folder: 
         "cost_spent": float(sum(m.cost for m in measurements)),
         "final": rows[-1] if rows else {},
     }
+    if ctx.front is not None:  # a multi-objective campaign: its front and hypervolume curve
+        summary["pareto"] = ctx.front.summary()
+        write_front(folder, ctx.front.measured(), summary["pareto"], history, title=title)
     (folder / "summary.json").write_text(json.dumps(summary, indent=2))
     return folder

@@ -13,7 +13,9 @@ from pathlib import Path
 from typing import Any
 
 from coscope.approve_requests import approval_status
+from coscope.campaign.front import FrontBook, objectives_of
 from coscope.campaign.theory_intake import batch_summary, campaign_measured
+from coscope.config import parse_spec
 from coscope.errors import CoscopeError
 from coscope.report.utilisation import utilisation
 from coscope.scalarizers import SCALARIZERS, scalarize
@@ -86,6 +88,7 @@ def campaign_status(path: str | Path) -> dict[str, Any]:
         },
         "budget_used": max(used) if used else None,
         "best": best,
+        "pareto": _pareto(store, campaign, measurements),
         "last_decision": None
         if last is None
         else {
@@ -219,6 +222,25 @@ def _named(point: dict[str, float]) -> str:
     return ", ".join(f"{name} = {value:.6g}" for name, value in point.items())
 
 
+def _pareto(store: TraceStore, campaign: dict[str, Any], measurements: list) -> dict | None:
+    """The Pareto front of a multi-objective campaign's measurements
+    (:meth:`FrontBook.summary`); None for one objective, a user's scalarizer (never imported
+    from a trace, :mod:`coscope.trust`), a spec that no longer parses, or a failing signal."""
+    objectives = campaign.get("objectives") or []
+    if not all(isinstance(o, dict) and o.get("name") in SCALARIZERS for o in objectives):
+        return None
+    try:
+        spec = parse_spec(campaign)
+        found = objectives_of(spec, lambda m: store.modalities[m].axis)
+        if found is None:
+            return None
+        book = FrontBook(found)
+        book.add(measurements)
+        return book.summary()
+    except (CoscopeError, KeyError):
+        return None
+
+
 def _space_line(space: dict[str, Any] | None) -> list[str]:
     if not space:
         return []
@@ -245,6 +267,15 @@ def _approval_lines(approval: dict[str, Any] | None) -> list[str]:
             f"`coscope approve STORE --step {w['step']}`"
         )
     return lines
+
+
+def _pareto_line(pareto: dict[str, Any]) -> str:
+    """One line: the objectives, the size of the front and its hypervolume."""
+    names = ", ".join(f"{o['goal']} {o['name']}" for o in pareto["objectives"])
+    return (
+        f"pareto     {len(pareto['points'])} non-dominated ({names}), "
+        f"hypervolume {pareto['hypervolume']:.4g}"
+    )
 
 
 def format_status(status: dict[str, Any]) -> str:
@@ -301,6 +332,8 @@ def format_status(status: dict[str, Any]) -> str:
             else f"(row {b['location'][0]}, col {b['location'][1]})"
         )
         lines.append(f"best       {b['value']:.4g} at {where}, step {b['step']}")
+    if status.get("pareto"):
+        lines.append(_pareto_line(status["pareto"]))
     if status.get("utilisation"):
         lines.append(
             "busy       "
