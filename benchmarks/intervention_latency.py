@@ -117,7 +117,10 @@ def main() -> None:
                 proc.kill()
         load.append(os.getloadavg())
         trace = TraceStore.open(store, mode="r")
-        applied = [i for i in trace.interventions() if i.who == "bench" and i.kind != "stop"]
+        # `who` is recorded with the poster's OS user ("bench (OS user …)", campaign/auth.py)
+        applied = [
+            i for i in trace.interventions() if i.who.startswith("bench") and i.kind != "stop"
+        ]
         decisions = {d.step: d for d in trace.decisions()}
     times = np.array(sorted(d.t_decided for d in decisions.values()))
     interval = float(np.median(np.diff(times)))
