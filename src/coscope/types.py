@@ -14,6 +14,7 @@ Conventions:
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -171,6 +172,23 @@ class Measurement:
     cost: float = 0.0
     t_start: float = 0.0
     t_end: float = 0.0
+
+    @classmethod
+    def answering(
+        cls, request: MeasurementRequest, instrument: str, signal: np.ndarray, t_start: float
+    ) -> Measurement:
+        """The unit-cost measurement of ``request`` by ``instrument``, ending now (the cost
+        layer, :class:`~coscope.instruments.pricing.WithCost`, sets the price)."""
+        return cls(
+            step=request.step,
+            instrument=instrument,
+            modality=request.modality,
+            location=request.location,
+            signal=signal,
+            cost=1.0,
+            t_start=t_start,
+            t_end=time.time(),
+        )
 
 
 @dataclass(frozen=True)

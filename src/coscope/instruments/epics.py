@@ -189,16 +189,7 @@ class EpicsInstrument:
             self._acquire(pvs)
             raw = self._read(pvs, request.modality)
         signal = validate_signal(self._infos[request.modality], raw)
-        return Measurement(
-            step=request.step,
-            instrument=self.name,
-            modality=request.modality,
-            location=request.location,
-            signal=signal,
-            cost=1.0,
-            t_start=t_start,
-            t_end=time.time(),
-        )
+        return Measurement.answering(request, self.name, signal, t_start)
 
     def _position(self, location: Location) -> np.ndarray:
         """The space coordinates of ``location`` (one per positioner); InstrumentError off it."""

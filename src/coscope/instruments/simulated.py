@@ -55,13 +55,4 @@ class SimulatedInstrument:
         signal = validate_signal(
             self.info(request.modality), self.sample.signal(request.modality, request.location)
         )
-        return Measurement(
-            step=request.step,
-            instrument=self.name,
-            modality=request.modality,
-            location=request.location,
-            signal=signal,
-            cost=1.0,
-            t_start=t_start,
-            t_end=time.time(),
-        )
+        return Measurement.answering(request, self.name, signal, t_start)

@@ -224,16 +224,7 @@ class SyntheticFunction:
         if self.noise_sd:
             value += self.noise_sd * float(np.random.default_rng(request.seed).standard_normal())
         signal = validate_signal(self.info(request.modality), np.array([value]))
-        return Measurement(
-            step=request.step,
-            instrument=self.name,
-            modality=request.modality,
-            location=request.location,
-            signal=signal,
-            cost=1.0,
-            t_start=t_start,
-            t_end=time.time(),
-        )
+        return Measurement.answering(request, self.name, signal, t_start)
 
 
 @register_instrument("synthetic")

@@ -95,6 +95,22 @@ def _conditioned(
     return state
 
 
+def _blank_row(decision: Any, n_obs: int) -> dict[str, Any]:
+    """A decision's retrace row before the model fills in rank, score, mean and std."""
+    return {
+        "step": decision.step,
+        "row": decision.location.row,
+        "col": decision.location.col,
+        "policy": decision.policy,
+        "rank": 0,
+        "score": float("nan"),
+        "mean": float("nan"),
+        "std": float("nan"),
+        "runners_up": [],
+        "n_obs": n_obs,
+    }
+
+
 def _feature_space(rp: Replayer, abilities: AgentAbilities) -> tuple[np.ndarray, str]:
     latent = abilities.embedding
     emb = latent.embedding() if latent is not None else None
@@ -149,18 +165,7 @@ def retrace(store_path: str | Path, *, top_k: int = 5) -> RetraceResult:
     for k, decision in enumerate(rp.decisions):
         seen = {m.step for m in rp.seen_before(decision.step)}
         flat = decision.location.flat(W)
-        row: dict[str, Any] = {
-            "step": decision.step,
-            "row": decision.location.row,
-            "col": decision.location.col,
-            "policy": decision.policy,
-            "rank": 0,
-            "score": float("nan"),
-            "mean": float("nan"),
-            "std": float("nan"),
-            "runners_up": [],
-            "n_obs": len(seen & set(steps)),
-        }
+        row = _blank_row(decision, len(seen & set(steps)))
         state = _conditioned(agent, final_state, steps, seen) if final_state is not None else None
         if state is not None:
             mean, std = agent.predict_candidates()
@@ -209,19 +214,7 @@ def _retrace_box(rp: Replayer, agent: BoxAgent, end: int, result: RetraceResult)
     scored = agent.policy_name in policy_names()
     for k, decision in enumerate(rp.decisions):
         seen = {m.step for m in rp.seen_before(decision.step)}
-        row: dict[str, Any] = {
-            "step": decision.step,
-            "row": decision.location.row,
-            "col": decision.location.col,
-            "policy": decision.policy,
-            "rank": 0,
-            "score": float("nan"),
-            "mean": float("nan"),
-            "std": float("nan"),
-            "runners_up": [],
-            "n_obs": len(seen & set(steps)),
-            "x": points[k].tolist(),
-        }
+        row = _blank_row(decision, len(seen & set(steps))) | {"x": points[k].tolist()}
         state = _conditioned(agent, final_state, steps, seen) if final_state is not None else None
         if state is not None:
             mean, std = predict(agent.surrogate, unit[k : k + 1])
