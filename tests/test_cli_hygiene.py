@@ -85,3 +85,26 @@ def test_truth_and_prediction_share_one_colour_scale() -> None:
     mean = np.array([[-1.0, 0.5], [1.5, 3.0]])
     assert _shared_limits(truth, mean) == (-1.0, 3.0)
     assert _shared_limits(None, np.full((2, 2), np.nan)) is None
+
+
+def test_a_ctrl_c_stop_request_the_loop_never_took_is_withdrawn(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Ctrl-C while the report is written (the loop is over) used to leave a stale `stop`
+    in the inbox that stopped the next resume at once."""
+    import os
+    import signal
+
+    from coscope.campaign.inbox import Inbox
+    from coscope.cli import _ctrl_c_stops
+    from coscope.storage.token import ensure_token
+
+    store = tmp_path / "trace.zarr"
+    store.mkdir()
+    ensure_token(store)
+    with _ctrl_c_stops(store):
+        os.kill(os.getpid(), signal.SIGINT)  # what a terminal's Ctrl-C does
+        assert [i.kind for i in Inbox(store).peek()] == ["stop"]
+    assert Inbox(store).pending() == []
+    assert "withdrawn" in capsys.readouterr().err
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler

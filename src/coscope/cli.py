@@ -258,6 +258,14 @@ def _demo_spec(args: argparse.Namespace) -> CampaignSpec:
 
 
 def _execute(spec: CampaignSpec, quiet: bool) -> int:
+    """Run the campaign holding its run folder's lock: one coscope process per run folder."""
+    from coscope.storage.lock import run_folder_lock
+
+    with run_folder_lock(spec.resolved_run_dir(), spec.name):
+        return _execute_locked(spec, quiet)
+
+
+def _execute_locked(spec: CampaignSpec, quiet: bool) -> int:
     # heavy: Prefect, Dask, MLflow and torch (and rich's bar), only to run a campaign
     from coscope.infra.environment import prepare_environment
     from coscope.infra.runner import nothing_to_do, prepare_store, run_campaign
@@ -315,13 +323,16 @@ def _ctrl_c_stops(store_path: Path) -> Iterator[None]:
 
     SIGTERM aborts at once, as a second Ctrl-C: the trace is consistent, the MLflow metrics
     queued are written and the run marked killed (docs/trace.md, "After a crash").
+    A stop request the loop did not take (Ctrl-C while the report was written, or an abort)
+    is withdrawn when the run ends, so it cannot stop the next resume at once.
     """
+    posted: list[Path] = []
 
     def terminate(signum: int, frame: object) -> None:
         raise KeyboardInterrupt("SIGTERM")
 
     def first(signum: int, frame: object) -> None:
-        Inbox(store_path).post("stop", why="Ctrl-C")
+        posted.append(Inbox(store_path).post("stop", why="Ctrl-C"))
         print(
             "\nstopping after the measurements in flight (Ctrl-C again aborts now)", file=sys.stderr
         )
@@ -334,6 +345,10 @@ def _ctrl_c_stops(store_path: Path) -> Iterator[None]:
     finally:
         signal.signal(signal.SIGINT, previous)
         signal.signal(signal.SIGTERM, previous_term)
+        for request in posted:  # the run is over: a request still waiting is stale
+            if request.exists():
+                request.unlink()
+                print("the Ctrl-C stop request was not needed and is withdrawn", file=sys.stderr)
 
 
 def _caused_by_ctrl_c(exc: BaseException | None) -> bool:

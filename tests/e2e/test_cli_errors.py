@@ -116,3 +116,25 @@ def test_status_json_is_stable(tmp_path: Path, capsys: pytest.CaptureFixture[str
     assert main(["status", str(spec.resolved_store())]) == 0
     text = capsys.readouterr().out
     assert "6/6 measurements" in text and "beps_loop: 6" in text
+
+
+def test_a_second_run_on_a_busy_run_folder_is_refused_before_anything_starts(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Two runs on one folder used to race on its Prefect database; the second now stops."""
+    import fcntl
+    import os
+
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    spec = _write(tmp_path / "spec.yaml", "name: busy\nbudget: {max_measurements: 3}\n")
+    holder = os.open(run_dir, os.O_RDONLY | os.O_DIRECTORY)  # what a running campaign holds
+    try:
+        fcntl.flock(holder, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        code = main(["run", str(spec), "--out", str(run_dir), "--quiet"])
+    finally:
+        os.close(holder)
+    err = capsys.readouterr().err.strip()
+    assert code == EXIT_USER_ERROR
+    assert "campaign 'busy' is already running from" in err and len(err.splitlines()) == 1
+    assert list(run_dir.iterdir()) == []  # no Prefect database, no store

@@ -164,6 +164,24 @@ def test_ctrl_c_then_run_again_continues(
     _assert_same_campaign(store, reference)
 
 
+def test_a_second_run_while_the_first_runs_is_refused_and_the_first_finishes(
+    tmp_path: Path, prefect_server: str, reference: Path
+) -> None:
+    """Two runs on one store started seconds apart used to race on the run folder's Prefect
+    database; the second is now refused in one sentence before anything starts."""
+    spec = _spec(tmp_path, "twice")
+    store = tmp_path / "twice" / "trace.zarr"
+    first = _coscope("run", str(spec), api_url=prefect_server)
+    _wait_until(store, first, lambda c: c["measurements"] >= 2)
+    code, _, err = _finish(_coscope("run", str(spec), api_url=prefect_server), timeout=120)
+    assert code == 2, err
+    assert "campaign 'kill-test' is already running from" in err, err
+    assert len(err.strip().splitlines()) == 1 and "Traceback" not in err, err
+    code, _, err = _finish(first)
+    assert code == 0, err
+    _assert_same_campaign(store, reference)
+
+
 def test_campaign_is_tracked_in_mlflow(reference: Path) -> None:
     from mlflow.tracking import MlflowClient
 
