@@ -237,11 +237,11 @@ def test_a_scheduled_batch_lands_in_a_campaign_running_on_dask(
     store = parse_spec(data).resolved_store()
     proc = _coscope("run", str(spec_path), api_url=prefect_server)
     try:
-        _wait_until(store, proc, lambda counts: counts["measurements"] >= 4, timeout=240)
+        _wait_until(store, proc, lambda counts: counts["measurements"] >= 4, timeout=600)
         with temporary_settings({PREFECT_API_URL: prefect_server}):
             out = theory_batch_flow(str(store), n_simulations=2, register_twin=False)
         assert out["recorded_steps"] is None  # the running campaign holds the writer role
-        _, err = proc.communicate(timeout=300)
+        _, err = proc.communicate(timeout=600)
         assert proc.returncode == 0, err
     finally:
         if proc.poll() is None:

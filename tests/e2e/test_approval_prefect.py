@@ -59,7 +59,7 @@ def _read(store: Path) -> TraceStore | None:
 
 
 def _paused_for(
-    store: Path, proc: subprocess.Popen, step: int, timeout: float = 240, other_than: str = ""
+    store: Path, proc: subprocess.Popen, step: int, timeout: float = 600, other_than: str = ""
 ) -> dict:
     """Wait until the flow run (not ``other_than``) is paused for an approval form with
     ``step`` first."""
@@ -76,7 +76,7 @@ def _paused_for(
     raise AssertionError(f"step {step} never waited in a Prefect pause")
 
 
-def _answers(store: Path, proc: subprocess.Popen, n: int, timeout: float = 240) -> None:
+def _answers(store: Path, proc: subprocess.Popen, n: int, timeout: float = 600) -> None:
     """Wait until the trace holds ``n`` approval rows."""
     deadline = time.time() + timeout
     while time.time() < deadline:
@@ -96,7 +96,7 @@ def _submit(api_url: str, attr: dict, run_input: dict) -> None:
     from prefect.settings import PREFECT_API_URL, temporary_settings
 
     with temporary_settings(updates={PREFECT_API_URL: api_url}):
-        deadline = time.time() + 120  # the attribute is set just before the run pauses
+        deadline = time.time() + 600  # the attribute is set just before the run pauses
         with get_client(sync_client=True) as client:
             while time.time() < deadline:
                 state = client.read_flow_run(UUID(attr["flow_run_id"])).state
@@ -134,7 +134,7 @@ def test_answers_from_the_prefect_form_and_the_cli(prefect_server: str, tmp_path
         for step in (5, 6):
             attr = _paused_for(store, proc, step)
             _submit(prefect_server, attr, {"step": step, "action": "approve"})
-        out, err = proc.communicate(timeout=240)
+        out, err = proc.communicate(timeout=600)
         code = proc.returncode
     finally:
         if proc.poll() is None:
@@ -187,7 +187,7 @@ def test_a_stop_timeout_ends_the_prefect_pause_and_stops(
     proc = _coscope(["run", str(spec)], prefect_server)
     try:
         _paused_for(store, proc, 0)  # the Prefect pause starts; nobody answers
-        out, err = proc.communicate(timeout=240)
+        out, err = proc.communicate(timeout=600)
     finally:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)

@@ -89,7 +89,7 @@ def test_random_crashes_leave_every_step_once_in_trace_and_mlflow(
             os.killpg(proc.pid, signal.SIGKILL)
         else:
             os.kill(proc.pid, signal.SIGTERM)  # the campaign process only, as a supervisor does
-        code, _, err = _finish(proc, timeout=120)
+        code, _, err = _finish(proc, timeout=600)
         n_kills += 1
         if how == signal.SIGTERM:
             assert code == 130 and "Traceback" not in err, err

@@ -57,7 +57,7 @@ def _coscope(*args: str, api_url: str) -> subprocess.Popen:
     )
 
 
-def _finish(proc: subprocess.Popen, timeout: float = 240) -> tuple[int, str, str]:
+def _finish(proc: subprocess.Popen, timeout: float = 600) -> tuple[int, str, str]:
     out, err = proc.communicate(timeout=timeout)
     return proc.returncode, out, err
 
@@ -69,7 +69,7 @@ def _counts(store: Path) -> dict[str, int]:
         return {"decisions": 0, "measurements": 0}
 
 
-def _wait_until(store: Path, proc: subprocess.Popen, predicate, timeout: float = 180) -> None:
+def _wait_until(store: Path, proc: subprocess.Popen, predicate, timeout: float = 600) -> None:
     deadline = time.time() + timeout
     while time.time() < deadline:
         if predicate(_counts(store)):
@@ -135,7 +135,7 @@ def test_sigkill_then_resume_equals_uninterrupted(
         env=_env(prefect_server),
         capture_output=True,
         text=True,
-        timeout=120,
+        timeout=600,
     )
     assert status.returncode == 0 and "interrupted" in status.stdout, status.stdout + status.stderr
     code, out, err = _finish(_coscope("resume", str(store), api_url=prefect_server))
@@ -151,7 +151,7 @@ def test_ctrl_c_then_run_again_continues(
     proc = _coscope("run", str(spec), api_url=prefect_server)
     _wait_until(store, proc, lambda c: c["measurements"] >= 5)
     os.killpg(proc.pid, signal.SIGINT)  # what a terminal's Ctrl-C does
-    code, _, err = _finish(proc, timeout=120)
+    code, _, err = _finish(proc, timeout=600)
     assert code == 130, err
     assert "coscope resume" in err and "Traceback" not in err, err
     trace = TraceStore.open(store)
@@ -173,7 +173,7 @@ def test_a_second_run_while_the_first_runs_is_refused_and_the_first_finishes(
     store = tmp_path / "twice" / "trace.zarr"
     first = _coscope("run", str(spec), api_url=prefect_server)
     _wait_until(store, first, lambda c: c["measurements"] >= 2)
-    code, _, err = _finish(_coscope("run", str(spec), api_url=prefect_server), timeout=120)
+    code, _, err = _finish(_coscope("run", str(spec), api_url=prefect_server), timeout=600)
     assert code == 2, err
     assert "campaign 'kill-test' is already running from" in err, err
     assert len(err.strip().splitlines()) == 1 and "Traceback" not in err, err

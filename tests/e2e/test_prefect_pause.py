@@ -33,7 +33,7 @@ run_dir: {run_dir}
 """
 
 
-def _wait(predicate, proc: subprocess.Popen, what: str, timeout: float = 120):
+def _wait(predicate, proc: subprocess.Popen, what: str, timeout: float = 600):
     deadline = time.time() + timeout
     while time.time() < deadline:
         value = predicate()
@@ -95,7 +95,7 @@ def test_pause_waits_for_typed_input_in_prefect(prefect_server: str, tmp_path: P
         _wait(lambda: _read(store).get_attr(PAUSE_ATTR) is None, proc, "the pause to end")
         _wait(lambda: len(_read(store).interventions()) >= 5, proc, "the second resume")
         assert main(["intervene", str(store), "stop"]) == 0
-        code = proc.wait(timeout=120)
+        code = proc.wait(timeout=600)
     finally:
         if proc.poll() is None:
             proc.kill()

@@ -108,7 +108,7 @@ def test_serve_registers_scheduled_deployments_and_runs_a_theory_batch(
         from prefect.settings import PREFECT_API_URL, temporary_settings
 
         with temporary_settings({PREFECT_API_URL: prefect_server}):
-            deadline = time.time() + 120
+            deadline = time.time() + 600
             deployment = None
             while time.time() < deadline and deployment is None:
                 try:
@@ -122,10 +122,10 @@ def test_serve_registers_scheduled_deployments_and_runs_a_theory_batch(
             assert len(deployment.schedules) == 1
             assert deployment.schedules[0].schedule.interval.total_seconds() == 3600
             assert deployment.parameters["n_simulations"] == 3
-            run = run_deployment("theory-batch/conav-theory", timeout=180)
+            run = run_deployment("theory-batch/conav-theory", timeout=600)
             assert run.state.is_completed(), run.state
             # the campaign deployment runs too (its budget is already spent: it just finishes)
-            run = run_deployment("campaign/conav", timeout=180)
+            run = run_deployment("campaign/conav", timeout=600)
             assert run.state.is_completed(), run.state
     finally:
         os.killpg(proc.pid, signal.SIGINT)

@@ -326,7 +326,7 @@ class HangingDetector(SampleDetector):
 
         def hang() -> None:
             self.meanwhile()
-            deadline = time.monotonic() + 120
+            deadline = time.monotonic() + 600
             while self.engine.state != self.until and time.monotonic() < deadline:
                 time.sleep(0.05)
             status.set_finished()
@@ -378,7 +378,7 @@ class PausingDetector(SampleDetector):
             post_intervention(store, "pause", {}, why="refill the cryostat")
 
             def resume_when_waiting() -> None:
-                deadline = time.monotonic() + 120
+                deadline = time.monotonic() + 600
                 while "paused" not in self.campaign.reason and time.monotonic() < deadline:
                     time.sleep(0.05)
                 post_intervention(store, "resume", {})
