@@ -522,6 +522,12 @@ class CampaignSpec(_Strict):
     dask_address: str | None = None
     dask_workers: int = Field(2, ge=1, le=64)
     checkpoint_every: int = Field(10, ge=1)
+    metrics_every: int | None = Field(
+        None,
+        ge=1,
+        description="compute the map error against ground truth (a surrogate fit) after "
+        "every this many measurements; default 1, or 10 above 10,000 candidates",
+    )
     queue_depth: int = Field(
         0,
         ge=0,

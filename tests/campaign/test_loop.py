@@ -64,6 +64,19 @@ def test_runs_to_budget_without_repeats(tmp_path: Path) -> None:
     assert outcome.history[-1]["rmse"] < outcome.history[4]["rmse"] * 1.5
 
 
+def test_metrics_every_spaces_the_map_error_and_a_random_scan_fits_only_then(
+    tmp_path: Path,
+) -> None:
+    """`metrics_every`: the map error (a surrogate fit) after the 1st, 5th, 9th … measurement,
+    so a long model-free scan (a soak, a raster) does not refit a growing GP at every step."""
+    spec = _spec(
+        tmp_path, policy={"name": "random"}, metrics_every=4, budget={"max_measurements": 10}
+    )
+    outcome, ctx = _run(spec)
+    assert [k for k, row in enumerate(outcome.history) if "rmse" in row] == [0, 4, 8]
+    assert ctx.store.counts()["measurements"] == 10
+
+
 def test_cost_budget_is_never_exceeded(tmp_path: Path) -> None:
     outcome, _ = _run(_spec(tmp_path, budget={"max_cost": 10.0, "max_measurements": None}))
     assert outcome.cost_spent <= 10.0

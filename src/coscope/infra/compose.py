@@ -468,7 +468,7 @@ def open_context(
         tracker=tracker,
         truth_map=truth_map(spec, sample, space),
         space=space,
-        metrics_every=metrics_every or (1 if n_pixels <= 10_000 else 10),
+        metrics_every=metrics_every or spec.metrics_every or (1 if n_pixels <= 10_000 else 10),
     )
     return ctx, sample
 
