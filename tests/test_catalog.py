@@ -72,7 +72,7 @@ def test_every_registered_policy_is_in_the_catalog_with_its_options(registered: 
         *catalog.MULTI_OBJECTIVE_POLICIES,
     }
     assert catalog.policy_names("dkl") == ("balance", "map")
-    assert catalog.MULTI_OBJECTIVE_POLICIES == ("qlognehvi",)
+    assert catalog.MULTI_OBJECTIVE_POLICIES == ("qlognehvi", "novelty")
 
 
 def test_a_registry_declares_its_names() -> None:

@@ -172,6 +172,12 @@ _BUILTIN = (
         ("gp",),
         {"mc_samples": Param("integer", 16, 1024, doc="quasi-MC samples of the posterior")},
     ),
+    PolicyInfo(
+        "novelty",
+        "multi_objective",
+        ("gp",),
+        {"k": Param("integer", 1, 50, doc="nearest seen outcomes a novelty is averaged over")},
+    ),
 )
 for _info in _BUILTIN:
     POLICIES.register(_info.name)(_info)

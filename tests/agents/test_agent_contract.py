@@ -127,6 +127,14 @@ KINDS: dict[str, dict[str, Any]] = {
             "params": {"mc_samples": 16},
         },
     },
+    "novelty": {
+        **GRID,
+        "objectives": [
+            {"name": "loop_area", "modality": "beps_loop"},
+            {"name": "coercive_field", "modality": "beps_loop"},
+        ],
+        "policy": {"name": "novelty", "n_initial": 3, "fit_iterations": 20, "params": {"k": 2}},
+    },
     "conavigate": {
         **THEORY,
         "policy": {"name": "conavigate", "n_initial": 2, "params": {"n_design": 3}},
@@ -148,6 +156,7 @@ EXPECTED: dict[str, set[str]] = {
     "conavigate": {"hands_over_fits", "uses_executor", "remembers_params", "digital_twin"},
     # fits every objective itself (needs_fit is always False) and hands the records over
     "qlognehvi": GRID_ABILITIES | {"policy", "hands_over_fits"},
+    "novelty": GRID_ABILITIES | {"policy", "hands_over_fits"},
 }
 """The abilities each kind declares: losing one (a renamed method) would silently change
 what the loop does with it (no fits on the executor, no twin, no exclusions)."""

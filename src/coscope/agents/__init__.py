@@ -33,6 +33,7 @@ _EXPORTS = {
     "RasterAgent": "baselines",
     "DKLAgent": "dkl_agent",
     "HypervolumeAgent": "hypervolume_agent",
+    "NoveltyAgent": "novelty_agent",
     "select": "selection",
     "thompson_indices": "thompson",
     "thompson_scores": "thompson",

@@ -54,6 +54,7 @@ class HypervolumeAgent(GPAgent):
     """
 
     policy_name = "qlognehvi"
+    param_names: tuple[str, ...] = ("mc_samples",)
 
     def __init__(
         self,
@@ -63,12 +64,14 @@ class HypervolumeAgent(GPAgent):
         policy_params: Mapping[str, Any] | None = None,
         **kwargs: Any,
     ) -> None:
+        name = self.policy_name
         if len(objectives.values) < 2:
-            raise ConfigError("qlognehvi needs at least two objectives; list them in objectives.")
+            raise ConfigError(f"{name} needs at least two objectives; list them in objectives.")
         params = dict(policy_params or {})
-        unknown = sorted(set(params) - {"mc_samples"})
+        unknown = sorted(set(params) - set(self.param_names))
         if unknown:
-            raise ConfigError(f"policy 'qlognehvi' takes only mc_samples; remove {unknown}.")
+            takes = ", ".join(self.param_names)
+            raise ConfigError(f"policy '{name}' takes only {takes}; remove {unknown}.")
         first = ScalarTarget(objectives.modality, objectives.values[0])
         # GPAgent's own __init__ validates a single-objective policy name: skip to the base
         GridAgent.__init__(self, grid_shape, scalar_target=first, **kwargs)

@@ -33,8 +33,8 @@ MAX_JOINT = 5000
 """Largest candidate set drawn jointly and exactly."""
 
 
-def _draw(model: Model, X: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """One joint draw of ``f`` at ``X`` (``k x d``); returns ``(k,)``."""
+def joint_draw(model: Model, X: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """One exact joint draw of the latent ``f`` at ``X`` (``k x d``); returns ``(k,)``."""
     Xt = torch.as_tensor(X, dtype=torch.float64)
     with torch.no_grad(), gpytorch.settings.fast_pred_var(False), warnings.catch_warnings():
         warnings.simplefilter("ignore", gpytorch.utils.warnings.NumericalWarning)
@@ -86,7 +86,7 @@ def thompson_scores(
         best = eligible[int(np.argmax(mean))]
         others = np.setdiff1d(eligible, [best], assume_unique=True)
         eligible = np.sort(np.append(rng.choice(others, size=max_joint - 1, replace=False), best))
-    scores[eligible] = _draw(model, candidates[eligible], rng)
+    scores[eligible] = joint_draw(model, candidates[eligible], rng)
     return scores
 
 

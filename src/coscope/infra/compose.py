@@ -273,9 +273,11 @@ def agent_from_spec(
     objectives = objectives_of(spec, lambda m: sample.info(m).axis)
     if objectives is not None and policy.name in MULTI_OBJECTIVE_POLICIES:
         from coscope.agents.hypervolume_agent import HypervolumeAgent  # botorch MO, on use
+        from coscope.agents.novelty_agent import NoveltyAgent
 
         common.pop("scalar_target")  # the first objective
-        return HypervolumeAgent(space, objectives=objectives, **common)
+        kind = NoveltyAgent if policy.name == NoveltyAgent.policy_name else HypervolumeAgent
+        return kind(space, objectives=objectives, **common)
     if policy.name == "conavigate":
         from coscope.agents.conavigation_spec import conavigation_agent
 
