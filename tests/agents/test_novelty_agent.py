@@ -38,6 +38,38 @@ def test_coverage_counts_distinct_cells_of_the_range() -> None:
     assert coverage(outcomes[:1], low, low, n_bins=4) == 1  # a degenerate range
 
 
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_novelty_goes_where_the_outcomes_are_new_not_between_seen_ones(seed: int) -> None:
+    """Two smooth targets (row and column position): every other pixel of the top two thirds
+    is measured; free pixels remain between them (outcomes already seen) and in the bottom
+    third (outcomes never seen). Each of several decisions goes to the bottom third."""
+    from coscope.agents.novelty_agent import NoveltyAgent
+    from coscope.agents.protocols import Objectives
+    from coscope.types import Measurement
+
+    size = 12
+    objectives = Objectives(
+        modality="m",
+        names=("row", "col"),
+        values=(lambda s: float(s[0]), lambda s: float(s[1])),
+        signs=(1.0, 1.0),
+        ref_points=(None, None),
+    )
+    agent = NoveltyAgent((size, size), objectives=objectives, seed=seed, n_initial=1)
+    seen = [(r, c) for r in range(0, 8) for c in range(size) if (r + c) % 2 == 0]
+    agent.ingest_measurements(
+        [
+            Measurement(k, "x", "m", Location(r, c), np.array([r / size, c / size]))
+            for k, (r, c) in enumerate(seen)
+        ]
+    )
+    free_between = size * 8 - len(seen)
+    assert free_between == 48  # as many free pixels among the seen ones as in the new third
+    picks = agent.suggest(4, step=len(seen), instrument="x", modality="m")
+    assert [p.policy for p in picks] == ["novelty"] * 4
+    assert all(p.location.row >= 8 for p in picks), [p.location for p in picks]
+
+
 @pytest.fixture(scope="module")
 def campaigns(tmp_path_factory: pytest.TempPathFactory):
     out = {}
@@ -75,10 +107,11 @@ def reached(ctx, n_bins: int = 8) -> int:
     return coverage(measured, full.min(axis=0), full.max(axis=0), n_bins)
 
 
-def test_novelty_covers_more_of_the_target_space_than_random(campaigns) -> None:
-    """Same seed, same initial design: the outcomes novelty search measures fall in more
-    cells of the sample's target space than a random scan's (10 vs 7 of 64 here; over 10
-    seeds see docs/benchmarks.md, "Novelty search")."""
+def test_novelty_reaches_more_cells_than_random_on_this_seed(campaigns) -> None:
+    """On this seed (same initial design) novelty search reaches more cells of the film's
+    target space than a random scan (10 vs 7 of the 21 the film reaches). It is a regression
+    check of one seeded campaign, not a claim: over 10 seeds the two are level on this film
+    (docs/benchmarks.md, "Novelty search")."""
     assert reached(campaigns["novelty"][1]) > reached(campaigns["random"][1])
 
 
