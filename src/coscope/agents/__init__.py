@@ -33,6 +33,8 @@ _EXPORTS = {
     "RasterAgent": "baselines",
     "DKLAgent": "dkl_agent",
     "HypervolumeAgent": "hypervolume_agent",
+    "Hypothesis": "hypotheses",
+    "HypothesisAgent": "hypotheses",
     "select": "selection",
     "thompson_indices": "thompson",
     "thompson_scores": "thompson",
