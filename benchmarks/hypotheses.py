@@ -173,13 +173,10 @@ def main() -> None:
             + [_cell(rmse[m][n]) for m in methods]
             + [f"{base / statistics.mean(rmse['hypotheses'][n]):.1f}x"]
         )
-    timing = ", ".join(
-        f"{names[m]} {statistics.mean(seconds[m]):.0f} s" for m in methods
-    )
+    timing = ", ".join(f"{names[m]} {statistics.mean(seconds[m]):.0f} s" for m in methods)
     _report.publish(
         f"hypotheses_{args.truth}",
-        f"Hypothesis learning, true law `{true}` (`benchmarks/hypotheses.py --truth "
-        f"{args.truth}`)",
+        f"Hypothesis learning, true law `{true}` (`benchmarks/hypotheses.py --truth {args.truth}`)",
         f"{args.seeds} seeds (0..), each its own synthetic {SIZE} x {SIZE} sample: the true law "
         f"`{true}` with parameters drawn per seed, plus a smooth non-physical residual "
         "(amplitude 0.2), instrument noise 0.02. Candidate laws: "

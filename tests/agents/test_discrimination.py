@@ -39,3 +39,17 @@ def test_the_mixture_is_the_probability_weighted_map() -> None:
     )
     assert mean == pytest.approx([2.0, 0.0])
     assert std == pytest.approx([np.sqrt(2.0), np.sqrt(2.5)])
+
+
+def test_the_agent_refuses_one_hypothesis_and_unknown_options() -> None:
+    from coscope.agents import Hypothesis, HypothesisAgent
+    from coscope.errors import ConfigError
+
+    wall, plain = Hypothesis("domain_wall", "domain_wall"), Hypothesis("plain", "none")
+    with pytest.raises(ConfigError, match="at least two models"):
+        HypothesisAgent((4, 4), hypotheses=[wall])
+    with pytest.raises(ConfigError, match="does not take params"):
+        HypothesisAgent((4, 4), hypotheses=[wall, plain], policy_params={"beta": 1.0})
+    with pytest.raises(ConfigError, match="explore"):
+        HypothesisAgent((4, 4), hypotheses=[wall, plain], policy_params={"explore": -1.0})
+    assert plain.kind == "gp" and plain.options() == {} and wall.kind == "structured"

@@ -134,8 +134,10 @@ def test_mlflow_and_the_report_get_the_evidence(tmp_path: Path, data: Path) -> N
         ([{"law": "domain_wall"}], "list two or more in policy.models, got 1"),
         ([{"law": "linear"}, {"law": "linear"}], "names ['linear'] more than once"),
         (
-            [{"law": "none", "priors": {"a": {"dist": "normal", "loc": 0, "scale": 1}}},
-             {"law": "linear"}],
+            [
+                {"law": "none", "priors": {"a": {"dist": "normal", "loc": 0, "scale": 1}}},
+                {"law": "linear"},
+            ],
             "has no law to put priors on",
         ),
         (None, "policy hypotheses needs policy.models"),

@@ -56,7 +56,9 @@ def test_evidence_prefers_the_true_law() -> None:
     elpd = {}
     for law in ("domain_wall", "gaussian_peak", "linear", "none"):
         kind, options = ("gp", {}) if law == "none" else ("structured", {"law": law})
-        elpd[law] = float(loo_log_density(load_model(fit_model(kind, X, y, 1, 60, **options))).sum())
+        elpd[law] = float(
+            loo_log_density(load_model(fit_model(kind, X, y, 1, 60, **options))).sum()
+        )
     probs = model_probabilities(np.array(list(elpd.values())))
     assert max(elpd, key=elpd.get) == "domain_wall"
     assert probs[0] > 0.9 and probs.sum() == pytest.approx(1.0)

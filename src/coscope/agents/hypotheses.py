@@ -36,6 +36,7 @@ from coscope.agents.acquisition import believing
 from coscope.agents.agent import GPAgent
 from coscope.agents.base import GridAgent
 from coscope.agents.discrimination import discrimination_scores, mixture_moments
+from coscope.catalog import check_policy
 from coscope.errors import ConfigError, ModelError
 from coscope.models import load_model, predict
 from coscope.models.evidence import loo_log_density, model_probabilities
@@ -85,7 +86,8 @@ class HypothesisAgent(GPAgent):
         **kwargs: See :class:`~coscope.agents.base.GridAgent`.
 
     Raises:
-        ConfigError: Fewer than two hypotheses, a repeated name or an unknown option.
+        ConfigError: Fewer than two hypotheses, a repeated name, an unknown option or an
+            option out of range.
     """
 
     policy_name = "hypotheses"
@@ -104,9 +106,10 @@ class HypothesisAgent(GPAgent):
         if len(set(names)) != len(names):
             raise ConfigError(f"hypothesis names must be unique; got {names}.")
         params = dict(policy_params or {})
-        unknown = sorted(set(params) - {"explore"})
-        if unknown:
-            raise ConfigError(f"policy 'hypotheses' takes only explore; remove {unknown}.")
+        try:
+            check_policy(self.policy_name, "gp", params)  # options as coscope.catalog declares
+        except ValueError as exc:
+            raise ConfigError(f"{exc}.") from None
         # GPAgent's __init__ validates a single-model acquisition name: skip to the base
         GridAgent.__init__(self, grid_shape, **kwargs)
         self.hypotheses = tuple(hypotheses)
@@ -196,8 +199,10 @@ class HypothesisAgent(GPAgent):
             "leading": self.hypotheses[lead].name,
             "probability": float(self.probs[lead]),
             "n_observations": len(self._fit_steps or ()),
-            "probabilities": {h.name: float(p) for h, p in zip(self.hypotheses, self.probs)},
-            "elpd": {h.name: float(e) for h, e in zip(self.hypotheses, self.elpd)},
+            "probabilities": {
+                h.name: float(p) for h, p in zip(self.hypotheses, self.probs, strict=True)
+            },
+            "elpd": {h.name: float(e) for h, e in zip(self.hypotheses, self.elpd, strict=True)},
         }
 
     def hypothesis_metrics(self) -> dict[str, float]:
@@ -212,14 +217,14 @@ class HypothesisAgent(GPAgent):
         return out
 
     # ------------------------------------------------------------------ scoring and maps
-    def _predictions(
-        self, believed: Sequence[int] = ()
-    ) -> tuple[np.ndarray, np.ndarray]:
+    def _predictions(self, believed: Sequence[int] = ()) -> tuple[np.ndarray, np.ndarray]:
         """Every hypothesis' latent mean and variance at every candidate, ``K x (H*W)``."""
         points = self.candidates[list(believed)]
         means, variances = [], []
         for model in self._models:
-            mean, std = predict(believing(model, points), self.candidates, batch_size=self.batch_size)
+            mean, std = predict(
+                believing(model, points), self.candidates, batch_size=self.batch_size
+            )
             means.append(mean)
             variances.append(std**2)
         return np.array(means), np.array(variances)

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import math
 import warnings
+from typing import Any
 
 import numpy as np
 import torch
@@ -60,7 +61,8 @@ def loo_log_density(model: SingleTaskGP) -> np.ndarray:
         resid = (inv @ (z.reshape(-1) - mean)) / d
         var = 1.0 / d
         lpd = -0.5 * (torch.log(2 * math.pi * var) + resid.square() / var)
-    s_y = float(model.outcome_transform.stdvs.reshape(-1)[0])
+    transform: Any = model.outcome_transform  # botorch's Standardize
+    s_y = float(transform.stdvs.reshape(-1)[0])
     return lpd.numpy().astype(np.float64) - math.log(s_y)
 
 

@@ -46,7 +46,9 @@ def verdict_of(fits: Sequence[FitRecord]) -> dict[str, Any] | None:
         "probability": probs[lead],
         "n_observations": refresh[lead].n_train,
         "probabilities": dict(zip(names, probs, strict=True)),
-        "elpd": {n: _number(f.hyperparameters.get("elpd")) for n, f in zip(names, refresh)},
+        "elpd": {
+            n: _number(f.hyperparameters.get("elpd")) for n, f in zip(names, refresh, strict=True)
+        },
         "version": refresh[lead].version,
     }
 
