@@ -12,6 +12,8 @@ import pytest
 from coscope.config import CampaignSpec, parse_spec
 from coscope.errors import ConfigError
 from coscope.infra.compose import create_or_open_store, sample_from_spec
+from coscope.replay.counterfactual import replay
+from coscope.replay.retrace import retrace
 from coscope.report.status import campaign_status, format_status
 from coscope.storage.datasets import Dataset, write_dataset
 from coscope.trust import user_code_in
@@ -102,6 +104,12 @@ def test_campaign_weighs_the_hypotheses_each_step_and_names_the_verdict(
         [d.score for d in again.store.decisions()], [d.score for d in decisions]
     )
     assert [f.hyperparameters for f in again.store.fits()] == [f.hyperparameters for f in fits]
+    # Replay rebuilds the agent from the trace and decides the same; retrace conditions the
+    # leading hypothesis' final fit on each step's data.
+    replayed = replay(ctx.store.path, metrics=False)
+    assert replayed.first_divergence is None and replayed.agreement == 1.0
+    explained = retrace(ctx.store.path)
+    assert all(np.isfinite(r["mean"]) for r in explained.rows[1:])
 
 
 def test_mlflow_and_the_report_get_the_evidence(tmp_path: Path, data: Path) -> None:
