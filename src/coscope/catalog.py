@@ -61,11 +61,19 @@ def check_instrument_kind(kind: str) -> str:
 Model = Literal["gp", "dkl", "multitask", "structured"]
 """The surrogate behind a policy (``policy.model``)."""
 Family = Literal[
-    "acquisition", "baseline", "thompson", "dkl", "chooser", "conavigate", "multi_objective"
+    "acquisition",
+    "baseline",
+    "thompson",
+    "dkl",
+    "chooser",
+    "conavigate",
+    "multi_objective",
+    "hypotheses",
 ]
 """How a policy decides: an acquisition function over one target, a model-free baseline,
 Thompson sampling on DKL, choosing among modalities (co-orchestration), co-navigation, or
-improving the hypervolume of several objectives (``objectives:``)."""
+improving the hypervolume of several objectives (``objectives:``), or weighing competing
+hypotheses (``policy.models``, docs/hypotheses.md)."""
 
 MAX_BOUNDARIES = 4
 """Most learned boundary features of the multitask kernel (``params.boundaries``)."""
@@ -177,6 +185,12 @@ _BUILTIN = (
         "multi_objective",
         ("gp",),
         {"k": Param("integer", 1, 50, doc="nearest seen outcomes a novelty is averaged over")},
+    ),
+    PolicyInfo(
+        "hypotheses",
+        "hypotheses",
+        ("gp",),
+        {"explore": Param("number", 0, doc="weight of the map information (0: discriminate)")},
     ),
 )
 for _info in _BUILTIN:

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal
@@ -342,13 +343,51 @@ class MeanSpec(_Strict):
 
     @model_validator(mode="after")
     def _known_law(self) -> MeanSpec:
-        if is_user_law(self.law):
-            fix = "write the law f(X, **params) in your package"
-            problem = reference_form_error(self.law, "user law", fix)
-            if problem:
-                raise ValueError(problem)
-        check_mean(self.law, self.priors)
+        _check_law(self.law, self.priors)
         return self
+
+
+def _check_law(law: str, priors: dict[str, dict[str, Any]]) -> None:
+    """ValueError (one sentence) unless ``law`` with prior overrides ``priors`` is usable."""
+    if is_user_law(law):
+        fix = "write the law f(X, **params) in your package"
+        problem = reference_form_error(law, "user law", fix)
+        if problem:
+            raise ValueError(problem)
+    check_mean(law, priors)
+
+
+class HypothesisSpec(_Strict):
+    """One competing hypothesis of policy ``hypotheses`` (docs/hypotheses.md)."""
+
+    law: str = Field(
+        description="a law of coscope.laws (linear, gaussian_peak, domain_wall), a user's "
+        "'package.module:function', or none (a plain GP: no physics)"
+    )
+    priors: dict[str, dict[str, Any]] = Field(
+        default_factory=dict, description="prior overrides by parameter, as in policy.mean"
+    )
+    name: str | None = Field(
+        None, description="its name in metrics and the verdict (default: the law's)"
+    )
+
+    @model_validator(mode="after")
+    def _known_law(self) -> HypothesisSpec:
+        if self.law == "none":
+            if self.priors:
+                raise ValueError("the 'none' hypothesis (a plain GP) has no law to put priors on")
+        else:
+            _check_law(self.law, self.priors)
+        if self.name is not None and not re.fullmatch(r"[A-Za-z0-9_.-]+", self.name):
+            raise ValueError(
+                f"hypothesis name {self.name!r} may hold only letters, digits, '_', '.', '-'"
+            )
+        return self
+
+    @property
+    def label(self) -> str:
+        """Its name: ``name``, else the law (a user law's function name)."""
+        return self.name or self.law.rsplit(":", 1)[-1]
 
 
 class ObjectiveSpec(ScalarizerSpec):
@@ -382,6 +421,11 @@ class PolicySpec(_Strict):
     )
     mean: MeanSpec | None = Field(
         None, description="structured: the law of the GP's mean and its priors"
+    )
+    models: list[HypothesisSpec] | None = Field(
+        None,
+        description="hypotheses: the competing models, two or more (a law each, or none "
+        "for a plain GP)",
     )
     window: int = Field(
         9, ge=1, le=63, description="dkl: structure patch side, pixels (odd or even, e.g. 16)"
@@ -434,8 +478,29 @@ class PolicySpec(_Strict):
                 "model: structured needs policy.mean (e.g. mean: {law: gaussian_peak}) and "
                 "policy.mean needs model: structured"
             )
+        self._check_hypotheses()
         check_policy(self.name, self.model, self.params)
         return self
+
+    def _check_hypotheses(self) -> None:
+        if (self.name == "hypotheses") != (self.models is not None):
+            raise ValueError(
+                "policy hypotheses needs policy.models (e.g. models: [{law: domain_wall}, "
+                "{law: gaussian_peak}]) and policy.models needs name: hypotheses"
+            )
+        if self.models is None:
+            return
+        if len(self.models) < 2:
+            raise ValueError(
+                f"policy hypotheses weighs competing models: list two or more in "
+                f"policy.models, got {len(self.models)}"
+            )
+        labels = [m.label for m in self.models]
+        repeated = sorted({n for n in labels if labels.count(n) > 1})
+        if repeated:
+            raise ValueError(
+                f"policy.models names {repeated} more than once; give each a distinct name"
+            )
 
 
 class BudgetSpec(_Strict):

@@ -50,7 +50,8 @@ def import_user_code(reference: str, what: str) -> Callable[..., Any]:
 
 def user_code_in(store: Any) -> list[str]:
     """User code named anywhere in the trace (spec, overrides, interventions), sorted:
-    scalarizers, instrument kinds and the mean law of a structured GP (``policy.mean.law``)."""
+    scalarizers, instrument kinds and the mean law of a structured GP (``policy.mean.law``,
+    ``policy.models[].law``)."""
     campaign = {**store.campaign, **store.get_attr("overrides", {})}
     named = [campaign.get("scalarizer", {}), *campaign.get("auxiliary", [])]
     named += [i.payload for i in store.interventions() if i.kind == "scalarizer"]
@@ -61,6 +62,10 @@ def user_code_in(store: Any) -> list[str]:
         mean = policy.get("mean") if isinstance(policy, dict) else None
         if isinstance(mean, dict):
             names.add(mean.get("law"))
+        models = policy.get("models") if isinstance(policy, dict) else None
+        for model in models if isinstance(models, list) else ():
+            if isinstance(model, dict):
+                names.add(model.get("law"))
     kinds = {i.get("kind") for i in campaign.get("instruments", []) if isinstance(i, dict)}
     users = {str(n) for n in names if is_user_code(n)}
     users |= {f"instrument kind {k}" for k in kinds if is_user_instrument_kind(k)}

@@ -78,6 +78,15 @@ KINDS: dict[str, dict[str, Any]] = {
             "fit_iterations": 20,
         },
     },
+    "hypotheses": {
+        **GRID,
+        "policy": {
+            "name": "hypotheses",
+            "models": [{"law": "domain_wall"}, {"law": "none"}],
+            "n_initial": 3,
+            "fit_iterations": 20,
+        },
+    },
     "random": {**GRID, "policy": {"name": "random", "n_initial": 3, "fit_iterations": 20}},
     "raster": {**GRID, "policy": {"name": "raster", "n_initial": 3, "fit_iterations": 20}},
     "dkl-thompson": {
@@ -157,6 +166,8 @@ EXPECTED: dict[str, set[str]] = {
     # fits every objective itself (needs_fit is always False) and hands the records over
     "qlognehvi": GRID_ABILITIES | {"policy", "hands_over_fits"},
     "novelty": GRID_ABILITIES | {"policy", "hands_over_fits"},
+    # fits every hypothesis itself, on the loop's executor, and weighs them
+    "hypotheses": GRID_ABILITIES | {"policy", "hands_over_fits", "uses_executor", "hypotheses"},
 }
 """The abilities each kind declares: losing one (a renamed method) would silently change
 what the loop does with it (no fits on the executor, no twin, no exclusions)."""
@@ -355,3 +366,9 @@ def test_declared_abilities_are_usable(campaign: _Campaign) -> None:
     if ab.digital_twin is not None:
         twin = ab.digital_twin.digital_twin()
         assert twin is None or twin.shape == (h, w)
+    if ab.hypotheses is not None:
+        metrics = ab.hypotheses.hypothesis_metrics()
+        probs = [v for k, v in metrics.items() if k.endswith(".prob")]
+        assert len(probs) >= 2 and abs(sum(probs) - 1.0) < 1e-9
+        verdict = ab.hypotheses.verdict()
+        assert verdict is not None and verdict["probability"] == max(probs)

@@ -34,6 +34,8 @@ _EXPORTS = {
     "DKLAgent": "dkl_agent",
     "HypervolumeAgent": "hypervolume_agent",
     "NoveltyAgent": "novelty_agent",
+    "Hypothesis": "hypotheses",
+    "HypothesisAgent": "hypotheses",
     "select": "selection",
     "thompson_indices": "thompson",
     "thompson_scores": "thompson",

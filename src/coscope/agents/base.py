@@ -347,7 +347,7 @@ class GridAgent(ScheduledAgent):
         """Mean and std maps over the whole grid (fits first if due), best observation."""
         H, W = self.grid_shape
         if self._ensure_model(self.n_observations):
-            mean, std = predict(self._model, self.candidates, batch_size=self.batch_size)
+            mean, std = self.predict_candidates()
             mean, std = mean.reshape(H, W), std.reshape(H, W)
             if self.outside.any():
                 mean, std = mean.copy(), std.copy()
@@ -362,7 +362,7 @@ class GridAgent(ScheduledAgent):
         (ModelError without one)."""
         if self._model is None:
             raise ModelError("no surrogate is loaded: fit or condition the agent first.")
-        return predict(self._model, self.candidates)
+        return predict(self._model, self.candidates, batch_size=self.batch_size)
 
     def _seed_choices(self, n: int, excluded: np.ndarray) -> list[int]:
         """Seed points not yet measured or pending, in order; marks them excluded."""

@@ -306,6 +306,19 @@ class PredictsPoints(Protocol):
 
 
 @runtime_checkable
+class WeighsHypotheses(Protocol):
+    """Weighs competing hypotheses by their evidence (policy ``hypotheses``)."""
+
+    def hypothesis_metrics(self) -> dict[str, float]:
+        """``hypothesis.<name>.prob`` and ``.elpd`` of the data known now (fits if due)."""
+        ...
+
+    def verdict(self) -> dict[str, Any] | None:
+        """The leading hypothesis and every hypothesis' probability; None before a fit."""
+        ...
+
+
+@runtime_checkable
 class Closable(Protocol):
     """Holds a resource (a background thread) to release at the end."""
 
@@ -333,6 +346,8 @@ class AgentAbilities:
     """It learns one scalar of one modality (what replay and retrace follow)."""
     points: PredictsPoints | None = None
     """It learns on points of a continuous box."""
+    hypotheses: WeighsHypotheses | None = None
+    """It weighs competing hypotheses (the verdict in metrics, status and the report)."""
 
 
 def abilities_of(agent: Agent) -> AgentAbilities:
@@ -356,6 +371,7 @@ def abilities_of(agent: Agent) -> AgentAbilities:
         retraceable=agent if isinstance(agent, Retraceable) else None,
         single_target=agent if isinstance(agent, LearnsOneTarget) else None,
         points=agent if isinstance(agent, PredictsPoints) else None,
+        hypotheses=agent if isinstance(agent, WeighsHypotheses) else None,
     )
 
 

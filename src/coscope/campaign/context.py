@@ -83,6 +83,12 @@ class CampaignContext:
         single-objective campaign)."""
         return {} if self.front is None else self.front.metrics()
 
+    def hypothesis_metrics(self) -> dict[str, float]:
+        """Each hypothesis' probability and evidence now (empty unless the agent weighs
+        hypotheses, docs/hypotheses.md)."""
+        weighs = self.abilities.hypotheses
+        return {} if weighs is None else weighs.hypothesis_metrics()
+
     def use_agent(self, agent: Agent) -> None:
         """Replace the agent (steering rebuilt it) and resolve its abilities once."""
         self.agent = agent

@@ -143,7 +143,11 @@ class Recorder:
             self.best,
             self.spent,
             self.n_measured,
-            {**ctx.prediction_metrics(self.n_measured), **ctx.front_metrics()},
+            {
+                **ctx.prediction_metrics(self.n_measured),
+                **ctx.front_metrics(),
+                **ctx.hypothesis_metrics(),
+            },
         )
         self.fits.take_agent_fits()  # a report may have adopted a fit the agent made itself
         ctx.tracker.log_step(measurement.step, row)

@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from coscope.agents import StructuredGPAgent, make_agent
+from coscope.agents import Hypothesis, HypothesisAgent, StructuredGPAgent, make_agent
 from coscope.agents.protocols import Agent
 from coscope.campaign.context import CampaignContext, scalar_target
 from coscope.campaign.front import objectives_of
@@ -314,6 +314,12 @@ def agent_from_spec(
             warm_start=policy.warm_start,
             cold_every=policy.cold_every,
             warm_iterations=policy.warm_iterations,
+            **common,
+        )
+    if policy.name == "hypotheses" and policy.models is not None:
+        return HypothesisAgent(
+            space,
+            hypotheses=[Hypothesis(m.label, m.law, m.priors) for m in policy.models],
             **common,
         )
     if policy.model == "structured" and policy.mean is not None:

@@ -67,5 +67,9 @@ def write_report(ctx: CampaignContext, history: list[dict[str, float]], folder: 
     if ctx.front is not None:  # a multi-objective campaign: its front and hypervolume curve
         summary["pareto"] = ctx.front.summary()
         write_front(folder, ctx.front.measured(), summary["pareto"], history, title=title)
+    weighs = ctx.abilities.hypotheses
+    verdict = weighs.verdict() if weighs is not None else None
+    if verdict is not None:  # hypothesis learning: which hypothesis the data support
+        summary["hypotheses"] = verdict
     (folder / "summary.json").write_text(json.dumps(summary, indent=2))
     return folder

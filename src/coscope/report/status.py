@@ -18,10 +18,12 @@ from coscope.campaign.theory_intake import batch_summary, campaign_measured
 from coscope.config import parse_spec
 from coscope.errors import CoscopeError
 from coscope.report.utilisation import utilisation
+from coscope.report.verdict import leading_fit, verdict_line, verdict_of
 from coscope.scalarizers import SCALARIZERS, scalarize
 from coscope.spaces import POINT_PARAM, space_summary
 from coscope.steer_requests import steering_summary
 from coscope.storage import TraceStore
+from coscope.types import FitRecord
 
 STATUS_VERSION = 1
 
@@ -64,6 +66,7 @@ def campaign_status(path: str | Path) -> dict[str, Any]:
     approval = approval_status(store)
     closed = {m.step for m in measurements} | set(approval["dropped"] if approval else ())
     closed |= set(failures["retired"])
+    fits = store.fits() if store.counts().get("fits", 0) else []
     return {
         "status_version": STATUS_VERSION,
         "store": str(Path(path)),
@@ -80,7 +83,8 @@ def campaign_status(path: str | Path) -> dict[str, Any]:
         "pending_by_instrument": pending_by_instrument(decisions, closed),
         "failures": failures,
         "fits": store.counts().get("fits", 0),
-        "model": _model(store, campaign),
+        "model": _model(fits, campaign),
+        "hypotheses": verdict_of(fits),
         "cost_spent": spent,
         "budget": {
             "max_cost": budget.get("max_cost"),
@@ -110,17 +114,16 @@ def campaign_status(path: str | Path) -> dict[str, Any]:
     }
 
 
-def _model(store: TraceStore, campaign: dict[str, Any]) -> dict[str, Any] | None:
+def _model(fits: list[FitRecord], campaign: dict[str, Any]) -> dict[str, Any] | None:
     """The latest fit: its kind, version, size and, for a structured GP, the law's fitted
     parameters (``{name: {"value", "std"}}``, docs/structured-gp.md); None before any fit.
     Plain data from the fits table: no model is rebuilt, no law imported."""
-    fits = store.fits() if store.counts().get("fits", 0) else []
     if not fits:
         return None
-    last = fits[-1]
+    last = leading_fit(fits) or fits[-1]  # hypothesis learning: the leading hypothesis' fit
     hp = last.hyperparameters
     out: dict[str, Any] = {
-        "kind": campaign.get("policy", {}).get("model", "gp"),
+        "kind": "structured" if "law" in hp else campaign.get("policy", {}).get("model", "gp"),
         "version": last.version,
         "n_train": last.n_train,
     }
@@ -312,6 +315,8 @@ def format_status(status: dict[str, Any]) -> str:
                 if p["value"] is not None
             )
         )
+    if status.get("hypotheses"):
+        lines.append(f"hypotheses {verdict_line(status['hypotheses'])}")
     if status.get("pending_by_instrument"):
         running = status["status"] == "running"
         lines.append(_pending_line(status["pending_by_instrument"], running))

@@ -55,6 +55,8 @@ def policy_spec(spec: CampaignSpec, entry: str) -> dict[str, Any]:
         policy["warm_start"] = False
     if policy["model"] != "structured":  # the law of the mean is the structured GP's own
         policy["mean"] = None
+    if policy["name"] != "hypotheses":  # the competing models are the hypotheses policy's
+        policy["models"] = None
     return policy
 
 
