@@ -108,3 +108,21 @@ def test_a_ctrl_c_stop_request_the_loop_never_took_is_withdrawn(
     assert Inbox(store).pending() == []
     assert "withdrawn" in capsys.readouterr().err
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+
+def test_step_lines_print_the_first_and_last_decision_and_at_most_one_line_per_interval() -> None:
+    from coscope.report.step_progress import StepLines
+
+    now = [0.0]
+    out = io.StringIO()
+    lines = StepLines("report: ", stream=out, every_s=5.0, clock=lambda: now[0])
+    for done in range(1, 11):
+        now[0] = done * 1.0  # one decision a second
+        lines("replay", done, 10)
+    lines("retrace", 1, 3)
+    assert out.getvalue().splitlines() == [
+        "report: replay 1/10 decisions",
+        "report: replay 6/10 decisions",
+        "report: replay 10/10 decisions",
+        "report: retrace 1/3 decisions",
+    ]

@@ -14,6 +14,7 @@ from typing import Any
 
 from coscope.campaign.steering import intervention_kinds
 from coscope.errors import ConfigError
+from coscope.report.step_progress import StepLines
 
 COMMANDS = ("intervene", "replay", "retrace", "report")
 
@@ -134,7 +135,7 @@ def _replay(args: argparse.Namespace) -> int:
         policy_params=_json_arg(args.policy_params, "--policy-params"),
         model=args.model,
     )
-    result = replay(args.store, what)
+    result = replay(args.store, what, on_step=StepLines())
     print(result.summary())
     if args.out:
         write_replay(result, Path(args.out))
@@ -145,7 +146,7 @@ def _replay(args: argparse.Namespace) -> int:
 def _retrace(args: argparse.Namespace) -> int:
     from coscope.replay import retrace, write_retrace  # heavy: torch (models)
 
-    result = retrace(args.store, top_k=args.top_k)
+    result = retrace(args.store, top_k=args.top_k, on_step=StepLines())
     out = Path(args.out) if args.out else Path(args.store).parent / "retrace"
     write_retrace(result, out, panels=args.panels)
     print(result.summary())
@@ -159,7 +160,11 @@ def _report(args: argparse.Namespace) -> int:
     out = Path(args.out) if args.out else Path(args.store).parent / "report" / "html"
     scalarizers = [s.strip() for s in args.counterfactual.split(",") if s.strip()]
     page = write_html_report(
-        args.store, out, counterfactual=scalarizers, with_retrace=not args.no_retrace
+        args.store,
+        out,
+        counterfactual=scalarizers,
+        with_retrace=not args.no_retrace,
+        on_step=StepLines("report: "),
     )
     print(f"wrote {page} (offline: open it in any browser)", file=sys.stderr)
     return 0

@@ -165,7 +165,9 @@ def test_two_instruments_replay_exactly(tmp_path: Path) -> None:
     assert all(r["agree"] for r in result.rows)
 
 
-def test_cli_replay_retrace_report_are_offline_and_read_only(steered, tmp_path: Path) -> None:
+def test_cli_replay_retrace_report_are_offline_and_read_only(
+    steered, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     from coscope.cli import main
 
     store, _ = steered
@@ -189,6 +191,10 @@ def test_cli_replay_retrace_report_are_offline_and_read_only(steered, tmp_path: 
     assert (
         main(["report", str(store.path), "--out", str(out), "--counterfactual", "loop_height"]) == 0
     )
+    err = capsys.readouterr().err  # progress: first and last decision of each job at least
+    for job in ("replay scalarizer=loop_height", "retrace", "report: replay recorded settings"):
+        assert f"{job} 1/19 decisions" in err and f"{job} 19/19 decisions" in err, err
+    assert "report: replay scalarizer=loop_height 19/19" in err and "report: retrace 19/19" in err
     page = (out / "index.html").read_text()
     assert "http://" not in page and "https://" not in page and "<script" not in page
     for name in ("maps.png", "timeline.png", "counterfactual.png", "retrace/steps.png"):

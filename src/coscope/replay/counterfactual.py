@@ -36,6 +36,7 @@ from coscope.campaign.approval import gate_state
 from coscope.campaign.pricing import CampaignPrices
 from coscope.campaign.steering import CampaignFacts, Settings, fold, validate
 from coscope.errors import ConfigError
+from coscope.report.step_progress import OnStep, no_progress
 from coscope.spaces import Box
 from coscope.storage import TraceStore
 from coscope.studies.metrics import gaussian_nlpd, rmse
@@ -271,9 +272,14 @@ def box_row(box: Box, recorded: Proposal, chosen: Proposal | None) -> dict[str, 
 
 
 def replay(
-    store_path: str | Path, what: Counterfactual | None = None, *, metrics: bool = True
+    store_path: str | Path,
+    what: Counterfactual | None = None,
+    *,
+    metrics: bool = True,
+    on_step: OnStep = no_progress,
 ) -> ReplayResult:
-    """Replay the trace at ``store_path`` under ``what`` (see the module docstring).
+    """Replay the trace at ``store_path`` under ``what`` (see the module docstring);
+    ``on_step("replay <label>", done, total)`` after each decision.
 
     Raises:
         StoreError: No trace there.
@@ -286,7 +292,8 @@ def replay(
     finally:
         store.close()
     result = ReplayResult(what.label())
-    for decision in rp.decisions:
+    job = f"replay {what.label()}"
+    for done, decision in enumerate(rp.decisions, start=1):
         settings = rp.settings_at(decision.step, what)
         agent = rp.adopt(settings, with_truth=metrics)
         seen = rp.seen_before(decision.step)
@@ -321,6 +328,7 @@ def replay(
             row.update(box_row(rp.space, decision, chosen))
         row.update(rp.metrics() if metrics else {})
         result.rows.append(row)
+        on_step(job, done, len(rp.decisions))
     if rp.decisions:
         last = rp.settings_at(rp.decisions[-1].step + 1, what)
         rp.adopt(last, with_truth=metrics)

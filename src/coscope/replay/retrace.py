@@ -28,6 +28,7 @@ from coscope.campaign.adopt import restrict
 from coscope.errors import ConfigError
 from coscope.models import DKLState, GPState, patch_features, predict
 from coscope.replay.counterfactual import Counterfactual, Replayer
+from coscope.report.step_progress import OnStep, no_progress
 from coscope.spaces import CandidateTable, layout_features, points_of
 from coscope.storage import TraceStore
 
@@ -128,8 +129,11 @@ def _feature_space(rp: Replayer, abilities: AgentAbilities) -> tuple[np.ndarray,
     return emb, "feature PCA" if table else "patch PCA"
 
 
-def retrace(store_path: str | Path, *, top_k: int = 5) -> RetraceResult:
-    """Explain every recorded decision of the trace at ``store_path`` (read-only)."""
+def retrace(
+    store_path: str | Path, *, top_k: int = 5, on_step: OnStep = no_progress
+) -> RetraceResult:
+    """Explain every recorded decision of the trace at ``store_path`` (read-only);
+    ``on_step("retrace", done, total)`` after each decision."""
     store = TraceStore.open(store_path, mode="r")
     try:
         rp = Replayer(store)
@@ -143,7 +147,7 @@ def retrace(store_path: str | Path, *, top_k: int = 5) -> RetraceResult:
     final_settings = rp.settings_at(end, what)
     adopted = rp.adopt(final_settings, with_truth=False)
     if isinstance(adopted, BoxAgent):
-        return _retrace_box(rp, adopted, end, result)
+        return _retrace_box(rp, adopted, end, result, on_step)
     abilities = rp.steered.abilities
     agent = abilities.retraceable
     if agent is None:  # a single-target agent (checked by adopt) without a grid surrogate
@@ -189,6 +193,7 @@ def retrace(store_path: str | Path, *, top_k: int = 5) -> RetraceResult:
                 ups = [int(i) for i in order if i != flat and eligible[i]][:top_k]
                 row["runners_up"] = [[i // W, i % W] for i in ups]
         result.rows.append(row)
+        on_step("retrace", k + 1, K)
     if scorer is not None:
         _set_policy(scorer, None, final_policy)
     result.acquisition, result.mean, result.std = maps["acquisition"], maps["mean"], maps["std"]
@@ -199,7 +204,9 @@ BOX_REFERENCE = 256
 """Scrambled Sobol points of the box a chosen point is ranked among (retrace on a box)."""
 
 
-def _retrace_box(rp: Replayer, agent: BoxAgent, end: int, result: RetraceResult) -> RetraceResult:
+def _retrace_box(
+    rp: Replayer, agent: BoxAgent, end: int, result: RetraceResult, on_step: OnStep
+) -> RetraceResult:
     """Retrace on a box: per decision, the final model's mean, std and acquisition at the
     recorded point (the final hyperparameters, the data known then, pending points
     believed), and its rank among :data:`BOX_REFERENCE` Sobol points of the box."""
@@ -233,6 +240,7 @@ def _retrace_box(rp: Replayer, agent: BoxAgent, end: int, result: RetraceResult)
                 row["score"] = float(here[0])
                 row["rank"] = 1 + int((others > here[0]).sum())
         result.rows.append(row)
+        on_step("retrace", k + 1, len(rp.decisions))
     result.points, result.dimensions = points, box.names
     result.embedding = unit[:, :2] if box.dim >= 2 else np.hstack([unit, np.zeros_like(unit)])
     result.space = "box" if box.dim <= 2 else f"box (first 2 of {box.dim} dimensions)"

@@ -23,6 +23,7 @@ from coscope.replay.output import _figure, plot_curves, write_retrace
 from coscope.replay.retrace import retrace
 from coscope.report.box_maps import write_learner_maps
 from coscope.report.maps import write_space_maps
+from coscope.report.step_progress import OnStep, no_progress
 from coscope.spaces import Box
 from coscope.storage import TraceStore
 
@@ -86,6 +87,7 @@ def write_html_report(
     *,
     counterfactual: Sequence[str] = (),
     with_retrace: bool = True,
+    on_step: OnStep = no_progress,
 ) -> Path:
     """Write ``index.html`` and its PNGs into ``out``; returns the page.
 
@@ -94,6 +96,8 @@ def write_html_report(
         out: Report folder (created).
         counterfactual: Scalarizers to replay along the recorded path for the comparison.
         with_retrace: Also draw the explainable retrace panels and trajectory.
+        on_step: Told ``(job, done, total)`` after each decision of each replay and of the
+            retrace (:mod:`coscope.report.step_progress`).
     """
     out.mkdir(parents=True, exist_ok=True)
     store = TraceStore.open(store_path, mode="r")
@@ -123,7 +127,7 @@ def write_html_report(
                 title=title,
                 value_label=spec.scalarizer.name,
             )
-        recorded = replay(store.path, metrics=False)
+        recorded = replay(store.path, metrics=False, on_step=on_step)
         rewards = {o.step: o.value for o in agent.observations}
         _timeline(store, rewards, out / "timeline.png")
         sections = [
@@ -141,9 +145,9 @@ def write_html_report(
             f"<p>{html.escape(recorded.summary())}</p>",
         ]
         if counterfactual:
-            sections += _counterfactual_section(store.path, counterfactual, out)
+            sections += _counterfactual_section(store.path, counterfactual, out, on_step)
         if with_retrace and rp.decisions:
-            result = retrace(store.path)
+            result = retrace(store.path, on_step=on_step)
             write_retrace(result, out / "retrace")
             sections += [
                 "<h2>Explainable retrace (final model along the path)</h2>",
@@ -162,9 +166,13 @@ def write_html_report(
     return page
 
 
-def _counterfactual_section(store_path: Path, scalarizers: Sequence[str], out: Path) -> list:
-    results = [replay(store_path)]
-    results += [replay(store_path, Counterfactual(scalarizer=s)) for s in scalarizers]
+def _counterfactual_section(
+    store_path: Path, scalarizers: Sequence[str], out: Path, on_step: OnStep
+) -> list:
+    results = [replay(store_path, on_step=on_step)]
+    results += [
+        replay(store_path, Counterfactual(scalarizer=s), on_step=on_step) for s in scalarizers
+    ]
     plot_curves(results, out / "counterfactual.png")
     rows = "".join(
         "<tr>"

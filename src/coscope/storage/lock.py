@@ -28,7 +28,6 @@ def acquire_lock(path: Path) -> IO:
     return lock
 
 
-
 @contextmanager
 def run_folder_lock(run_dir: Path, campaign: str) -> Iterator[None]:
     """Hold the run folder's lock for one ``coscope run|resume`` process (a ``flock`` on the
