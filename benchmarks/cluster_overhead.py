@@ -105,9 +105,14 @@ def main() -> None:
   alternating which cluster goes first. Both clusters up at once, on this machine's 2 cores.
 - Median overhead over the repeats (mean ± sd of the per-repeat medians): real cluster
   {mean_sd(medians["real"])} ms, LocalCluster {mean_sd(medians["local"])} ms.
-- Both are the same Dask protocol over loopback TCP; a real cluster adds the network between
-  hosts (not measured here: one host). Starting both clusters and warming their workers took
+- Both are the same Dask protocol over loopback TCP. The LocalCluster's scheduler runs in
+  the campaign's own process; the real one is a process of its own, so each round trip
+  crosses one more process boundary. A cluster on several hosts adds the network between
+  them (not measured here: one host). Starting both clusters and warming their workers took
   {t_start:.0f} s (torch, botorch and Prefect imported in each worker).
+- Each timing runs under `client.as_current()`: with two clients in one process,
+  `distributed.wait` otherwise waits through the other (the last created) client, and a first
+  try measured 2.5 s per round trip on the LocalCluster for that reason alone.
 - `uptime` before: {load_before}; after: {_uptime()}.
 """
     _report.publish(
