@@ -123,7 +123,7 @@ def checkpoint_maps(ctx: CampaignContext) -> Callable[[int], None]:
 
     def publish(version: int) -> None:
         n = ctx.store.counts()["measurements"]
-        title = f"{ctx.spec.name}: model v{version} after {n} measurements"
+        title = f"{ctx.spec.name}: model v{version} after {n} measurement{'s' * (n != 1)}"
         try:
             with tempfile.TemporaryDirectory() as tmp:
                 png = write_campaign_maps(ctx, Path(tmp), title).read_bytes()
