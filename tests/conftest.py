@@ -14,16 +14,15 @@ os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
 # timeout failed under load (test_queue_dask); waiting longer never changes an outcome.
 os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "600")
 
-import socket  # noqa: E402
 import subprocess  # noqa: E402
 import sys  # noqa: E402
-import time  # noqa: E402
-import urllib.request  # noqa: E402
 from collections.abc import Iterator  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 import pytest  # noqa: E402
 import torch  # noqa: E402
+
+from tests.servers import free_port, wait_for_http  # noqa: E402
 
 torch.set_num_threads(1)
 
@@ -38,17 +37,11 @@ def _datasets_folder() -> Path:
 DATASETS = _datasets_folder()
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @pytest.fixture(scope="session")
 def prefect_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A real ``prefect server`` on loopback for the subprocess tests; yields its API URL."""
     home = tmp_path_factory.mktemp("prefect-home")
-    port = _free_port()
+    port = free_port()
     env = {**os.environ, "PREFECT_HOME": str(home), "PREFECT_SERVER_ANALYTICS_ENABLED": "false"}
     env.pop("PREFECT_API_URL", None)
     log = (home / "server.log").open("w")
@@ -69,17 +62,7 @@ def prefect_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         stderr=subprocess.STDOUT,
     )
     url = f"http://127.0.0.1:{port}/api"
-    deadline = time.time() + 600  # generous: a loaded machine starts it slowly, never wrongly
-    while time.time() < deadline:
-        try:
-            with urllib.request.urlopen(f"{url}/health", timeout=2) as response:
-                if response.status == 200:
-                    break
-        except OSError:
-            time.sleep(0.5)
-    else:
-        proc.kill()
-        raise RuntimeError(f"prefect server did not start; see {home / 'server.log'}")
+    wait_for_http(f"{url}/health", proc, home / "server.log")
     yield url
     proc.terminate()
     try:

@@ -71,11 +71,7 @@ def _parser() -> argparse.ArgumentParser:
     resume = sub.add_parser("resume", help="continue an interrupted campaign from its store")
     resume.add_argument("store", help="path of the campaign's trace (…/trace.zarr)")
     for p in (run, resume):
-        p.add_argument(
-            "--dask-address",
-            help="Dask scheduler to use instead of the spec's (tcp://host:8786), or 'local' for "
-            "a LocalCluster; stored for later resumes",
-        )
+        _dask_address_option(p)
 
     status = sub.add_parser("status", help="print the state of a campaign from its store alone")
     status.add_argument("store", help="path of the campaign's trace (…/trace.zarr)")
@@ -90,6 +86,14 @@ def _parser() -> argparse.ArgumentParser:
     cli_check.add_parser(sub)  # coscope check
     cli_approve.add_parsers(sub)  # coscope approve | reject
     return parser
+
+
+def _dask_address_option(parser: argparse.ArgumentParser, stored: bool = True) -> None:
+    parser.add_argument(
+        "--dask-address",
+        help="Dask scheduler to use instead of the spec's (tcp://host:8786), or 'local' for "
+        "a LocalCluster" + ("; stored for later resumes" if stored else ""),
+    )
 
 
 def _study_parsers(sub: Any) -> None:
@@ -125,16 +129,17 @@ def _study_parsers(sub: Any) -> None:
         p.add_argument(
             "--workers", type=int, default=2, help="local Dask worker processes (default 2)"
         )
+        _dask_address_option(p, stored=False)
 
 
 def _study_command(args: argparse.Namespace) -> int:
     # heavy: Dask, MLflow and torch, only for `coscope benchmark | seeds`
     from coscope.infra.environment import prepare_environment
     from coscope.infra.settings import Settings
-    from coscope.studies import plan_benchmark, plan_seeds, run_study
+    from coscope.studies import plan_benchmark, plan_seeds
     from coscope.studies.benchmark import policy_entry
 
-    spec = load_spec(args.spec)
+    spec = _with_dask(load_spec(args.spec), args)
     out = Path(args.out) if args.out else Path("runs") / f"{spec.name}-{args.command}"
     if args.command == "benchmark":
         policies = (args.policies or policy_entry(spec.policy)).split(",")
@@ -152,9 +157,12 @@ def _study_command(args: argparse.Namespace) -> int:
             policy=args.policy,
             workers=args.workers,
         )
-    prepare_environment(Settings(), out)
+    settings = Settings()
+    prepare_environment(settings, out)
+    from coscope.flows.study import run_study_flow  # Prefect reads its settings at import
+
     print(f"{plan.kind} study: {len(plan.jobs)} campaigns → {out}", file=sys.stderr)
-    summary = run_study(plan, echo=lambda line: print(line, flush=True))
+    summary = run_study_flow(plan, lambda line: print(line, flush=True), settings.bind_host)
     print(
         f"done in {summary['seconds']:.0f} s: {out / 'curves.csv'}, {out / 'summary.md'}, "
         f"{out / 'plots'}; MLflow parent run {summary['parent_run_id']}",
@@ -268,10 +276,11 @@ def _execute(spec: CampaignSpec, quiet: bool) -> int:
 def _execute_locked(spec: CampaignSpec, quiet: bool) -> int:
     # heavy: Prefect, Dask, MLflow and torch (and rich's bar), only to run a campaign
     from coscope.infra.environment import prepare_environment
-    from coscope.infra.runner import nothing_to_do, prepare_store, run_campaign
+    from coscope.infra.runner import absolute_paths, nothing_to_do, prepare_store, run_campaign
     from coscope.infra.settings import Settings
     from coscope.report.progress import CampaignProgress
 
+    spec = absolute_paths(spec)  # stored in the trace: a resume from elsewhere finds them
     done = nothing_to_do(spec)
     if done is not None:
         print(

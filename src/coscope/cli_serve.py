@@ -38,9 +38,9 @@ def serve_command(args: argparse.Namespace) -> int:
         require_api_url,
         theory_deployment,
     )
-    from coscope.infra.runner import prepare_store
+    from coscope.infra.runner import absolute_paths, prepare_store
 
-    spec = load_spec(args.spec, {"run_dir": args.out} if args.out else None)
+    spec = absolute_paths(load_spec(args.spec, {"run_dir": args.out} if args.out else None))
     url = require_api_url()
     theory = theory_deployment(
         spec,

@@ -1,8 +1,10 @@
 """The engines' own views hold the campaign: a Prefect flow run named after it, with coscope's
-decisions in its logs and a summary and decision table as artifacts; a tagged MLflow run."""
+decisions in its logs and a summary, a decision table and the checkpoint's maps (an inline
+PNG) as artifacts; a tagged MLflow run."""
 
 from __future__ import annotations
 
+import base64
 import os
 import subprocess
 import sys
@@ -60,8 +62,15 @@ def test_prefect_and_mlflow_show_the_campaign(prefect_server: str, tmp_path: Pat
             messages = [log.message for log in logs]
             assert any(m.startswith("step 0: ") for m in messages)
             assert sum("measured (beps_loop)" in m for m in messages) == 4
-            keys = {a.key for a in client.read_artifacts() if a.flow_run_id == runs[0].id}
-    assert keys == {"views-test-summary", "views-test-decisions"}
+            artifacts = [a for a in client.read_artifacts() if a.flow_run_id == runs[0].id]
+    assert {a.key for a in artifacts} == {
+        "views-test-summary",
+        "views-test-decisions",
+        "views-test-maps",  # at each checkpoint fit (the first fit is one)
+    }
+    (maps,) = [a for a in artifacts if a.key == "views-test-maps"]
+    image = str(maps.data).split("(data:image/png;base64,", 1)[1].split(")", 1)[0]
+    assert base64.b64decode(image).startswith(b"\x89PNG")
     mlflow = MlflowClient(tracking_uri=f"sqlite:///{tmp_path / 'run' / 'mlflow.db'}")
     (run,) = mlflow.search_runs([mlflow.get_experiment_by_name("views-test").experiment_id])
     tags = run.data.tags

@@ -50,6 +50,8 @@ class CampaignContext:
             at cells that are not candidates of the space.
         space: The campaign's candidate space (``docs/spaces.md``; None: every pixel).
         on_measurement: Called with each history row (progress display), or ``None``.
+        on_checkpoint: Called with the model version after each checkpoint fit (every
+            ``spec.checkpoint_every``-th, the agent holding it), or ``None``.
         metrics_every: Compute prediction error against ground truth every this many
             measurements (it costs one prediction over the whole grid).
         reward: ``signal -> float`` replacing the scalarizer (vote similarity, set by
@@ -64,6 +66,7 @@ class CampaignContext:
     truth_map: np.ndarray | None = None
     space: Space | None = None
     on_measurement: Callable[[dict[str, float]], None] | None = None
+    on_checkpoint: Callable[[int], None] | None = None
     metrics_every: int = 1
     reward: Callable[[np.ndarray], float] | None = None
     _origins: dict[str, Location] = field(default_factory=dict, repr=False)

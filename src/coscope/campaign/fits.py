@@ -97,6 +97,8 @@ class FitBook:
         ctx.tracker.log_fit(record)
         if version % ctx.spec.checkpoint_every == 0:
             ctx.tracker.log_checkpoint(state, version)
+            if ctx.on_checkpoint is not None:
+                ctx.on_checkpoint(version)
         latent = ctx.abilities.embedding
         embedding = latent.embedding() if latent is not None else None
         if embedding is not None:  # DKL: the latent picture of every pixel, kept per version

@@ -6,10 +6,12 @@ the trace names everything else, so the same flow starts, resumes and is deploya
 
 from __future__ import annotations
 
+import base64
 import logging
 import re
 import sys
-from collections.abc import Iterator
+import tempfile
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Literal
@@ -20,10 +22,11 @@ from prefect.context import FlowRunContext
 from prefect.logging.handlers import APILogHandler
 from prefect.runtime import flow_run
 
-from coscope.campaign import CampaignLoop
+from coscope.campaign import CampaignContext, CampaignLoop
 from coscope.flows.finish import finish_campaign
 from coscope.infra.compose import instrument_references, mark_running, open_context
 from coscope.infra.executors import DaskExecutor
+from coscope.report.campaign import write_campaign_maps
 from coscope.storage import TraceStore
 from coscope.types import Proposal
 
@@ -111,6 +114,31 @@ def publish_artifacts(store_path: str, summary: dict[str, Any]) -> None:
         create_table_artifact(rows, key=artifact_key(name, "decisions"))
 
 
+def checkpoint_maps(ctx: CampaignContext) -> Callable[[int], None]:
+    """A callback that publishes the model's maps at a checkpoint as the flow run's markdown
+    artifact ``<campaign>-maps`` (a new version of the key each time): ``maps.png`` of
+    :func:`~coscope.report.campaign.write_campaign_maps` (prediction, uncertainty, the truth
+    when known, measured points; axes in µm) inline as a ``data:image/png`` URI. Prefect 3
+    has no image artifact; a failure to draw is logged and never stops the campaign."""
+
+    def publish(version: int) -> None:
+        n = ctx.store.counts()["measurements"]
+        title = f"{ctx.spec.name}: model v{version} after {n} measurement{'s' * (n != 1)}"
+        try:
+            with tempfile.TemporaryDirectory() as tmp:
+                png = write_campaign_maps(ctx, Path(tmp), title).read_bytes()
+            image = base64.b64encode(png).decode("ascii")
+            create_markdown_artifact(
+                f"# {title}\n\n![maps of model v{version}](data:image/png;base64,{image})",
+                key=artifact_key(ctx.spec.name, "maps"),
+                description=f"prediction and uncertainty of model v{version}",
+            )
+        except Exception as exc:  # noqa: BLE001 - a picture must never stop a campaign
+            logging.getLogger("coscope").warning("no checkpoint maps for v%d: %s", version, exc)
+
+    return publish
+
+
 def flow_run_name() -> str:
     """``<campaign>: <n> decisions`` from the trace the run was given (else ``campaign``)."""
     path = Path(str(flow_run.parameters.get("store_path", "")))
@@ -147,6 +175,7 @@ def execute_campaign(
     )
     loop = CampaignLoop(ctx, executor)
     if in_flow:  # a pause shows in the Prefect UI as a paused run waiting for typed input
+        ctx.on_checkpoint = checkpoint_maps(ctx)  # and the maps of each checkpoint's model
         from coscope.flows.pause import PAUSE_ATTR, prefect_approver, prefect_pauser
 
         if ctx.store.get_attr(PAUSE_ATTR, None) is not None:  # a killed run's pause is over

@@ -100,6 +100,18 @@ def _warm_worker(torch_threads: int) -> None:
     torch.set_num_threads(torch_threads)
 
 
+def absolute_paths(spec: CampaignSpec) -> CampaignSpec:
+    """``spec`` with its run folder and store made absolute (against this process's working
+    folder), before they are stored in the trace and travel to a flow run or a worker that
+    works elsewhere (a resume from another folder, a deployment's process)."""
+    return spec.model_copy(
+        update={
+            "run_dir": str(spec.resolved_run_dir().resolve()),
+            "store": str(spec.resolved_store().resolve()),
+        }
+    )
+
+
 def prepare_store(spec: CampaignSpec) -> tuple[Path, bool]:
     """Validate the spec against its sample, then create or reopen its trace.
 

@@ -26,30 +26,13 @@ def write_report(ctx: CampaignContext, history: list[dict[str, float]], folder: 
         ``folder``.
     """
     folder.mkdir(parents=True, exist_ok=True)
-    report = ctx.agent.report()
     measurements = ctx.store.measurements()
-    visited = [m.location for m in measurements]
     spec = ctx.spec
     title = (
-        f"{spec.name}: {spec.policy.name} on {spec.scalarizer.name}, {len(visited)} measurements"
+        f"{spec.name}: {spec.policy.name} on {spec.scalarizer.name}, {len(measurements)} "
+        "measurements"
     )
-    mean, std = getattr(report, "mean", None), getattr(report, "std", None)
-    learner = ctx.abilities.points
-    if isinstance(ctx.space, Box) and learner is not None:  # no image: map or slices
-        observed = [ctx.observe(m) for m in measurements if m.modality == ctx.target_modality]
-        write_learner_maps(folder, ctx.space, learner, observed, title)
-    else:
-        write_space_maps(
-            folder,
-            ctx.space,
-            structure=ctx.sample.structure,
-            mean=mean,
-            std=std,
-            truth=ctx.truth_map,
-            visited=visited,
-            title=title,
-            value_label=spec.scalarizer.name,
-        )
+    write_campaign_maps(ctx, folder, title)
     rows = [r for r in history if "rmse" in r]
     if rows:
         write_learning_curve(
@@ -73,3 +56,29 @@ def write_report(ctx: CampaignContext, history: list[dict[str, float]], folder: 
         summary["hypotheses"] = verdict
     (folder / "summary.json").write_text(json.dumps(summary, indent=2))
     return folder
+
+
+def write_campaign_maps(ctx: CampaignContext, folder: Path, title: str) -> Path:
+    """Write ``maps.png`` of the agent's model now: prediction and uncertainty over the space
+    (with the truth when known and the measured points), or a box's maps; returns its path."""
+    folder.mkdir(parents=True, exist_ok=True)
+    report = ctx.agent.report()
+    measurements = ctx.store.measurements()
+    mean, std = getattr(report, "mean", None), getattr(report, "std", None)
+    learner = ctx.abilities.points
+    if isinstance(ctx.space, Box) and learner is not None:  # no image: map or slices
+        observed = [ctx.observe(m) for m in measurements if m.modality == ctx.target_modality]
+        write_learner_maps(folder, ctx.space, learner, observed, title)
+    else:
+        write_space_maps(
+            folder,
+            ctx.space,
+            structure=ctx.sample.structure,
+            mean=mean,
+            std=std,
+            truth=ctx.truth_map,
+            visited=[m.location for m in measurements],
+            title=title,
+            value_label=ctx.spec.scalarizer.name,
+        )
+    return folder / "maps.png"

@@ -20,10 +20,11 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from distributed import as_completed
 
@@ -36,6 +37,9 @@ from coscope.studies.plots import plot_curves, plot_spread
 from coscope.studies.runs import run_job
 from coscope.studies.tables import summary_markdown, write_curves
 from coscope.studies.tracking import StudyTracker
+
+if TYPE_CHECKING:
+    from distributed import Client
 
 
 @dataclass(frozen=True)
@@ -113,8 +117,38 @@ def _describe(result: dict[str, Any]) -> str:
     return f"{keys}: " + ", ".join(parts)
 
 
-def run_study(plan: StudyPlan, echo: Callable[[str], None] = print) -> dict[str, Any]:
+Finished = Iterator[tuple[dict[str, Any], Callable[[], dict[str, Any]]]]
+"""``(job, result)`` per campaign in the order they finish; ``result()`` returns the
+:func:`~coscope.studies.runs.run_job` dict or raises the campaign's error."""
+
+
+def dask_campaigns(client: Client, plan: StudyPlan) -> Finished:
+    """Every job of ``plan`` as one Dask task :func:`~coscope.studies.runs.run_job`, keyed
+    ``<kind>-<i>`` on the scheduler; yielded as each finishes."""
+    futures = {
+        client.submit(run_job, job, pure=False, key=f"{plan.kind}-{i}"): job
+        for i, job in enumerate(plan.jobs)
+    }
+    for future in as_completed(list(futures)):
+        yield futures[future], future.result
+
+
+def run_study(
+    plan: StudyPlan,
+    echo: Callable[[str], None] = print,
+    *,
+    client: Client | None = None,
+    campaigns: Callable[[Client, StudyPlan], Finished] = dask_campaigns,
+) -> dict[str, Any]:
     """Run every campaign of ``plan`` on Dask; write and log the outputs.
+
+    Args:
+        plan: The validated study.
+        echo: Told one line per finished campaign.
+        client: The Dask client to run on (default: one on ``plan.spec.dask_address``, or a
+            LocalCluster of ``plan.workers``, for the length of the study).
+        campaigns: How the jobs are run on ``client`` (default :func:`dask_campaigns`; the
+            ``study`` Prefect flow wraps each in a task run, :mod:`coscope.flows.study`).
 
     Returns:
         ``{"results", "failed", "seconds", "out", "parent_run_id"}``.
@@ -133,31 +167,30 @@ def run_study(plan: StudyPlan, echo: Callable[[str], None] = print) -> dict[str,
     t0 = time.perf_counter()
     results: list[dict[str, Any]] = []
     failed: list[str] = []
-    with dask_client(plan.spec.dask_address, plan.workers) as client:
-        futures = {
-            client.submit(run_job, job, pure=False, key=f"{plan.kind}-{i}"): job
-            for i, job in enumerate(plan.jobs)
-        }
-        for done, future in enumerate(as_completed(list(futures)), start=1):
-            job = futures[future]
+    with ExitStack() as stack:
+        if client is None:
+            client = stack.enter_context(dask_client(plan.spec.dask_address, plan.workers))
+        n_workers = len(client.scheduler_info().get("workers", {}))
+        finished = campaigns(client, plan)
+        for done, (job, result_of) in enumerate(finished, start=1):
             try:
-                result = future.result()
+                result = result_of()
             except Exception as exc:  # one failed campaign must not lose the others
                 keys = " ".join(f"{k}={v}" for k, v in job["keys"].items())
                 failed.append(f"{keys}: {exc}")
                 tracker.log_campaign({"keys": job["keys"], "rows": []}, status="FAILED")
-                echo(f"[{done}/{len(futures)}] FAILED {keys}: {exc}")
+                echo(f"[{done}/{len(plan.jobs)}] FAILED {keys}: {exc}")
                 continue
             results.append(result)
             tracker.log_campaign(result)
-            echo(f"[{done}/{len(futures)}] {_describe(result)}")
+            echo(f"[{done}/{len(plan.jobs)}] {_describe(result)}")
     order = {json.dumps(j["keys"]): i for i, j in enumerate(plan.jobs)}
     results.sort(key=lambda r: order[json.dumps(r["keys"])])
     seconds = time.perf_counter() - t0
     artifacts = [out / "curves.csv", out / "summary.md"]
     write_curves(results, out / "curves.csv", plan.key_names)
     length = max((int(r["n_measurements"]) for res in results for r in res["rows"]), default=0)
-    notes = [*plan.notes, f"Wall time {seconds:.0f} s on {plan.workers} Dask workers."]
+    notes = [*plan.notes, f"Wall time {seconds:.0f} s on {n_workers} Dask workers."]
     if failed:
         notes.append("Failed campaigns: " + "; ".join(failed))
     (out / "summary.md").write_text(
