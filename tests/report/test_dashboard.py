@@ -164,6 +164,26 @@ def test_an_unknown_campaign_is_404(live) -> None:
     assert r.status_code == 404 and "shows 1" in r.json()["error"]
 
 
+def test_several_campaigns_at_once(live, tmp_path: Path) -> None:
+    stepper, _ = live
+    other = Stepper(small_spec(tmp_path / "other", name="other", policy={"name": "random"}))
+    try:
+        other.step(2)
+        with TestClient(create_app([stepper.store, other.store], TOKEN)) as client:
+            listed = client.get("/api/campaigns", headers=AUTH).json()
+            assert [c["name"] for c in listed] == ["live", "other"]
+            assert len(_state(client)["measured"]) == 4
+            r = client.get("/api/campaigns/1/state", headers=AUTH)
+            assert r.json()["status"]["campaign"] == "other" and len(r.json()["measured"]) == 2
+            r = client.post(
+                "/api/campaigns/1/intervene", headers=AUTH, json={"kind": "pause", "why": "x"}
+            )
+            assert r.status_code == 200
+        assert len(Inbox(other.store).pending()) == 1 and Inbox(stepper.store).pending() == []
+    finally:
+        other.close()
+
+
 def test_an_approval_answered_from_the_dashboard(tmp_path: Path) -> None:
     stepper = Stepper(small_spec(tmp_path, approval={"required": True}))
     try:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import math
+import time
 from pathlib import Path
 from typing import Any
 
@@ -220,11 +221,14 @@ def snapshot(path: str | Path) -> dict[str, Any]:
 
 
 class LiveState:
-    """The snapshot of one trace, read again only when the trace or its inbox changed."""
+    """The snapshot of one trace, read again only when the trace or its inbox changed, or
+    ``max_age_s`` passed (the runner process may have died meanwhile)."""
 
-    def __init__(self, path: str | Path) -> None:
+    def __init__(self, path: str | Path, *, max_age_s: float = 10.0) -> None:
         self.path = Path(path)
+        self.max_age_s = max_age_s
         self._key: str | None = None
+        self._read_at = -math.inf
         self._snapshot: dict[str, Any] | None = None
 
     def key(self) -> str:
@@ -244,7 +248,8 @@ class LiveState:
             StoreError: The trace cannot be read (and no snapshot was read before).
         """
         key = self.key()
-        if key != self._key or self._snapshot is None:
+        stale = time.monotonic() - self._read_at > self.max_age_s
+        if key != self._key or self._snapshot is None or stale:
             self._snapshot = snapshot(self.path)
-            self._key = key
+            self._key, self._read_at = key, time.monotonic()
         return self._snapshot
