@@ -14,7 +14,7 @@ export PREFECT_SERVER_ANALYTICS_ENABLED := false
 export DO_NOT_TRACK := 1
 export MLFLOW_DISABLE_TELEMETRY := true
 
-.PHONY: install demo typecheck test test-fast lint bench clean
+.PHONY: install chromium demo typecheck test test-fast lint bench clean
 
 $(STAMP): requirements.lock pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -26,6 +26,10 @@ $(STAMP): requirements.lock pyproject.toml
 
 install: $(STAMP)
 
+# Headless Chromium for the dashboard's browser test; quiet when installed (apt-get otherwise).
+chromium:
+	.ci/ensure-chromium
+
 demo: $(STAMP)
 	$(BIN)/coscope demo
 
@@ -33,7 +37,7 @@ demo: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/python -m mypy
 
-test: typecheck
+test: typecheck chromium
 	$(BIN)/python -m pytest -n 2 --dist loadgroup
 
 test-fast: typecheck

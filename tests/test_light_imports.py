@@ -45,6 +45,7 @@ SUBCOMMANDS = (
     "replay",
     "retrace",
     "report",
+    "dashboard",
 )
 EXAMPLES = sorted((Path(__file__).resolve().parents[1] / "examples").glob("*.yaml"))
 _IMPORT_LINE = re.compile(r"^import time:\s+\d+ \|\s+\d+ \|\s*(\S+)\s*$")

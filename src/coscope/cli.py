@@ -21,7 +21,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from coscope import cli_approve, cli_check, cli_steer
+from coscope import cli_approve, cli_check, cli_dashboard, cli_steer
 from coscope.campaign.inbox import Inbox
 from coscope.cli_serve import serve_command, serve_parsers
 from coscope.config import CampaignSpec, load_spec, parse_spec
@@ -85,6 +85,7 @@ def _parser() -> argparse.ArgumentParser:
     cli_steer.add_parsers(sub)  # coscope intervene | replay | retrace | report
     cli_check.add_parser(sub)  # coscope check
     cli_approve.add_parsers(sub)  # coscope approve | reject
+    cli_dashboard.add_parser(sub)  # coscope dashboard
     return parser
 
 
@@ -384,6 +385,8 @@ def _command(args: argparse.Namespace) -> int:
         return cli_approve.command(args)
     if args.command == "check":
         return cli_check.command(args)
+    if args.command in cli_dashboard.COMMANDS:
+        return cli_dashboard.command(args)
     if args.command == "status":
         from coscope.report.status import campaign_status, format_status  # zarr: reads a store
 

@@ -18,6 +18,7 @@ from coscope.infra.compose import check_spec_fits_sample, sample_from_spec
 from coscope.replay import replay, retrace
 from coscope.replay.output import write_retrace
 from coscope.report.html import write_html_report
+from coscope.report.live_maps import render_maps
 from coscope.report.status import campaign_status, format_status
 from coscope.spaces import Box, SpaceError
 from coscope.storage import TraceStore
@@ -226,6 +227,12 @@ def test_retrace_and_the_reports_of_a_box(branin_trace: Path, tmp_path: Path) ->
     assert page.exists() and (tmp_path / "html" / "maps.png").stat().st_size > 10_000
     report_maps = branin_trace.parent / "run" / "report" / "maps.png"
     assert not report_maps.exists()  # a study run writes no report; the HTML one did above
+
+
+def test_the_dashboard_draws_a_box_campaign(branin_trace: Path) -> None:
+    rendered = render_maps(branin_trace)
+    assert rendered.error == "" and rendered.n_measurements == 9
+    assert rendered.png.startswith(b"\x89PNG") and len(rendered.png) > 10_000
 
 
 def test_a_six_dimensional_box_reports_slices(tmp_path: Path) -> None:

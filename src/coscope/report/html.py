@@ -18,13 +18,11 @@ from pathlib import Path
 import numpy as np
 
 from coscope.campaign.steering import REJECTED
-from coscope.replay.counterfactual import Counterfactual, Replayer, replay
+from coscope.replay.counterfactual import Counterfactual, replay
 from coscope.replay.output import _figure, plot_curves, write_retrace
 from coscope.replay.retrace import retrace
-from coscope.report.box_maps import write_learner_maps
-from coscope.report.maps import write_space_maps
+from coscope.report.replayed import rebuilt, write_replayed_maps
 from coscope.report.step_progress import OnStep, no_progress
-from coscope.spaces import Box
 from coscope.storage import TraceStore
 
 _CSS = """
@@ -102,31 +100,11 @@ def write_html_report(
     out.mkdir(parents=True, exist_ok=True)
     store = TraceStore.open(store_path, mode="r")
     try:
-        rp = Replayer(store)
-        end = rp.decisions[-1].step + 1 if rp.decisions else 0
-        rp.adopt(rp.settings_at(end, Counterfactual()), with_truth=True)
-        rp.ingest(rp.measurements)
+        rp = rebuilt(store)
         agent = rp.steered.agent
-        report = agent.report()
         spec = rp.steered.spec
         title = f"{spec.name}: final settings {spec.policy.name} on {spec.scalarizer.name}"
-        learner, single = rp.steered.abilities.points, rp.steered.abilities.single_target
-        if isinstance(rp.space, Box) and learner is not None and single is not None:
-            target = single.scalar_target
-            observed = [target.observe(m) for m in rp.measurements if m.modality == target.modality]
-            write_learner_maps(out, rp.space, learner, observed, title)
-        else:
-            write_space_maps(
-                out,
-                rp.space,
-                structure=rp.sample.structure,
-                mean=report.mean,
-                std=report.std,
-                truth=rp.steered.truth,
-                visited=[d.location for d in rp.decisions],
-                title=title,
-                value_label=spec.scalarizer.name,
-            )
+        write_replayed_maps(out, rp, title, [d.location for d in rp.decisions])
         recorded = replay(store.path, metrics=False, on_step=on_step)
         rewards = {o.step: o.value for o in agent.observations}
         _timeline(store, rewards, out / "timeline.png")
