@@ -18,6 +18,7 @@ import numpy as np
 from coscope.agents import StructuredGPAgent, make_agent
 from coscope.agents.protocols import Agent
 from coscope.campaign.context import CampaignContext, scalar_target
+from coscope.campaign.feasible import constraints_of
 from coscope.campaign.front import objectives_of
 from coscope.campaign.probe import check_before_run
 from coscope.campaign.tracker import Tracker
@@ -312,6 +313,15 @@ def agent_from_spec(
             warm_start=policy.warm_start,
             cold_every=policy.cold_every,
             warm_iterations=policy.warm_iterations,
+            **common,
+        )
+    if spec.constraints or spec.feasibility == "learn":
+        from coscope.agents.constrained_agent import ConstrainedAgent  # botorch, on use
+
+        return ConstrainedAgent(
+            space,
+            constraints=constraints_of(spec, lambda m: sample.info(m).axis),
+            learn_feasibility=spec.feasibility == "learn",
             **common,
         )
     if policy.model == "structured" and policy.mean is not None:
