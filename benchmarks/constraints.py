@@ -8,8 +8,9 @@ is the same). Scores use the *noise-free* signals of the film.
 
 1. **Outcome constraint** ``coercive_field <= t``, ``t`` the grid's median coercive field
    (half the pixels feasible; the unconstrained optimum is infeasible): ``ei`` with
-   ``constraints`` vs plain ``ei``. Score: share of measurements that violate the constraint,
-   and the best feasible loop area measured over the grid's best feasible one.
+   ``constraints`` (and with ``min_p_feasible: 0.5`` too) vs plain ``ei``. Score: share of
+   measurements that violate the constraint, and the best feasible loop area measured over
+   the grid's best feasible one.
 2. **Learned feasibility**: a block of pixels where every measurement is a bad measurement
    (``faults.bad_region``, the ``--region`` corner block holding the loop-area optimum),
    tolerant failure policy; ``ei`` with ``feasibility: learn`` vs plain ``ei``. Score:
@@ -157,12 +158,10 @@ def main() -> None:
         for seed in range(args.seeds):
             plain = _run(_spec(folder, "ei", seed, args))
             record("ei", plain)
-            record(
-                "constrained",
-                _run(
-                    _spec(folder, "cons", seed, args, constraints=[{**constraint, "value": bound}])
-                ),
-            )
+            bounded = [{**constraint, "value": bound}]
+            record("constrained", _run(_spec(folder, "cons", seed, args, constraints=bounded)))
+            chance = _spec(folder, "chance", seed, args, constraints=bounded, min_p_feasible=0.5)
+            record("chance", _run(chance))
             for name, extra in (("ei_faulty", {}), ("learn", {"feasibility": "learn"})):
                 spec = _spec(
                     folder, name, seed, args, instruments=faulty, failures=tolerant, **extra
@@ -197,7 +196,11 @@ def main() -> None:
             ", ".join(f"{violation(r):.2f}" for r in rows[key]),
             f"{seconds[key]:.0f} s",
         ]
-        for key, label in (("constrained", "ei + constraint"), ("ei", "ei"))
+        for key, label in (
+            ("constrained", "ei + constraint"),
+            ("chance", "ei + constraint, min_p_feasible 0.5"),
+            ("ei", "ei"),
+        )
     ]
     feasibility_rows = [
         [

@@ -559,6 +559,13 @@ class CampaignSpec(_Strict):
         description="learn: decisions whose measurement failed (retired) are infeasible; a "
         "classifier weights the acquisition (policy ei, failures.max_rate > 0)",
     )
+    min_p_feasible: float = Field(
+        0.0,
+        ge=0.0,
+        lt=1.0,
+        description="candidates less likely feasible than this are proposed only when no "
+        "other is left (0: constrained EI alone decides)",
+    )
     stopping: StoppingSpec | None = Field(
         None, description="stop before the budget when the policy expects little more"
     )
@@ -758,6 +765,8 @@ def _check_constraints(spec: CampaignSpec) -> None:
     keys = [(c.name, sorted(c.params.items()), c.op) for c in spec.constraints]
     if any(keys.count(k) > 1 for k in keys):
         raise ValueError("constraints must differ (the same scalarizer, params and op twice)")
+    if spec.min_p_feasible > 0 and not constrained:
+        raise ValueError("min_p_feasible needs constraints or feasibility: learn")
     if spec.feasibility == "learn" and spec.failures.max_rate <= 0:
         raise ValueError(
             "feasibility: learn needs a tolerant failure policy (failures.max_rate > 0), or "

@@ -90,6 +90,15 @@ def test_constrained_agent_keeps_to_the_feasible_half() -> None:
     assert best >= 0.95 * feasible_max
 
 
+def test_min_p_feasible_ranks_unlikely_candidates_last() -> None:
+    agent = ConstrainedAgent((H, W), constraints=CONSTRAINTS, min_p_feasible=0.5, **COMMON)
+    _campaign(agent, 8)
+    scores = agent.scores()
+    p = np.exp(agent._last["log_c"] + agent._last["log_m"])
+    assert (p < 0.5).any() and (p >= 0.5).any()
+    assert scores[p < 0.5].max() < scores[p >= 0.5].min()
+
+
 def test_p_feasible_is_remembered_for_policy_decisions() -> None:
     agent = ConstrainedAgent((H, W), constraints=CONSTRAINTS, **COMMON)
     _campaign(agent, 8)

@@ -187,3 +187,8 @@ def test_bad_region_is_checked() -> None:
     inst = {"faults": {"bad_region": [3, 3, 2, 5]}}
     with pytest.raises(ConfigError, match="bad_region"):
         parse_spec({"instruments": [inst]})
+
+
+def test_min_p_feasible_needs_a_constraint() -> None:
+    with pytest.raises(ConfigError, match="min_p_feasible needs constraints"):
+        parse_spec({"min_p_feasible": 0.5})

@@ -16,6 +16,10 @@ an exact GP on those labels gives ``p_measurable(x) = P(f(x) > 0) = Phi(mean / s
 ``log p_measurable`` is added to the score, so the agent stops spending where measurements
 fail. Without any failure ``p_measurable`` is 1 everywhere.
 
+With ``min_p_feasible`` > 0 a candidate whose ``p_feasible`` (the product of every factor)
+is below it ranks after every other candidate (a chance constraint): it is proposed only when
+nothing likelier feasible is left.
+
 Every auxiliary GP is fitted in-process, seeded from the campaign seed and the data, when the
 data it serves changes: the same data give the same decisions (resume, replay).
 """
@@ -41,6 +45,8 @@ from coscope.types import Location, Measurement, Proposal
 
 LOG_FLOOR = -30.0
 """Smallest log-probability a factor contributes (``p ~ 1e-13``): scores stay finite."""
+BELOW_FLOOR = 1e4
+"""Taken off the score of a candidate below ``min_p_feasible``: it ranks after every other."""
 
 
 class ConstrainedAgent(GPAgent):
@@ -51,6 +57,7 @@ class ConstrainedAgent(GPAgent):
         grid_shape: The :class:`~coscope.spaces.Space`, or ``(H, W)`` for a pixel grid.
         constraints: Outcome constraints of the target modality, or ``None``.
         learn_feasibility: Learn retired failed decisions as infeasible.
+        min_p_feasible: Candidates less likely feasible than this rank last (0: none).
         **kwargs: See :class:`~coscope.agents.agent.GPAgent` (``policy`` is ``ei``).
     """
 
@@ -60,12 +67,14 @@ class ConstrainedAgent(GPAgent):
         *,
         constraints: OutcomeConstraints | None = None,
         learn_feasibility: bool = False,
+        min_p_feasible: float = 0.0,
         **kwargs: Any,
     ) -> None:
         kwargs.pop("policy", None)
         super().__init__(grid_shape, policy="ei", **kwargs)
         self.constraints = constraints
         self.learn_feasibility = bool(learn_feasibility)
+        self.min_p_feasible = float(min_p_feasible)
         self._cvalues: dict[int, np.ndarray] = {}
         self._infeasible: dict[int, Location] = {}
         self._aux_key: tuple[Any, ...] | None = None
@@ -173,7 +182,10 @@ class ConstrainedAgent(GPAgent):
             scores = self._evaluate(build_acquisition("ei", objective, best_f=float(best)))
         log_m = self._log_measurable if self._log_measurable is not None else np.zeros(n)
         self._last = {"log_c": log_c, "log_m": log_m}
-        return np.asarray(scores, dtype=np.float64) + log_m
+        out = np.asarray(scores, dtype=np.float64) + log_m
+        if self.min_p_feasible > 0:
+            out = out - BELOW_FLOOR * (log_c + log_m < np.log(self.min_p_feasible))
+        return out
 
     def suggest(self, n: int, **kwargs: Any) -> list[Proposal]:
         """:meth:`GPAgent.suggest`, remembering ``p_feasible`` of each policy pick."""

@@ -322,6 +322,7 @@ def agent_from_spec(
             space,
             constraints=constraints_of(spec, lambda m: sample.info(m).axis),
             learn_feasibility=spec.feasibility == "learn",
+            min_p_feasible=spec.min_p_feasible,
             **common,
         )
     if policy.model == "structured" and policy.mean is not None:
