@@ -192,3 +192,21 @@ def test_bad_region_is_checked() -> None:
 def test_min_p_feasible_needs_a_constraint() -> None:
     with pytest.raises(ConfigError, match="min_p_feasible needs constraints"):
         parse_spec({"min_p_feasible": 0.5})
+
+
+def test_mlflow_holds_p_feasible_of_every_policy_decision(tmp_path: Path) -> None:
+    from mlflow.tracking import MlflowClient  # heavy: this test only
+
+    spec = _spec(tmp_path, "tracked", constraints=[CONSTRAINT], budget={"max_measurements": 7})
+    sample = sample_from_spec(spec.sample, spec.seed)
+    create_or_open_store(spec, sample)[0].close()
+    ctx, _ = open_context(spec.resolved_store(), track=True)
+    outcome = CampaignLoop(ctx, LocalExecutor(instruments_from_spec(spec, sample))).run()
+    summary = finish_campaign(ctx, outcome)
+    client = MlflowClient(tracking_uri=spec.resolved_tracking_uri())
+    logged = client.get_metric_history(summary["mlflow_run_id"], "decision.p_feasible")
+    steps = sorted(m.step for m in logged)
+    assert steps == [4, 5, 6]  # after the 4 random initial pixels
+    assert all(0.0 <= m.value <= 1.0 for m in logged)
+    constraints = client.get_metric_history(summary["mlflow_run_id"], "decision.p_constraints")
+    assert sorted(m.step for m in constraints) == steps
