@@ -27,6 +27,7 @@ from coscope.infra.compose import (
 )
 from coscope.report.status import campaign_status, format_status
 from coscope.scalarizers import scalarize
+from coscope.storage import TraceStore
 
 REGION = [0, 0, 5, 5]
 CONSTRAINT = {"name": "coercive_field", "modality": "beps_loop", "op": "<=", "value": 4.0}
@@ -94,18 +95,14 @@ def test_constrained_campaign_violates_less_than_plain_ei(tmp_path: Path) -> Non
     constrained = _spec(tmp_path, "cons", constraints=[CONSTRAINT])
     _run(plain)
     _run(constrained)
-    spec_plain = _spec(tmp_path, "plain", constraints=[CONSTRAINT])  # only to count violations
     sample = sample_from_spec(constrained.sample, constrained.seed)
     axis = sample.info("beps_loop").axis
 
     def violated(spec: CampaignSpec) -> int:
-        from coscope.storage import TraceStore
-
         store = TraceStore.open(spec.resolved_store(), mode="r")
         values = [scalarize("coercive_field", m.signal, axis) for m in store.measurements()]
         return int(np.sum(np.array(values) > 4.0))
 
-    del spec_plain
     assert violated(constrained) < violated(plain)
     status = campaign_status(constrained.resolved_store())
     (row,) = status["constraints"]["constraints"]
@@ -131,8 +128,6 @@ def test_stopping_rule_ends_early_says_why_and_resume_does_nothing(tmp_path: Pat
         spec.model_copy(update={"budget": spec.budget.model_copy(update={"max_measurements": 30})})
     )
     assert again.n_measurements == n and again.reason.startswith("stopped early")
-    from coscope.storage import TraceStore
-
     store = TraceStore.open(spec.resolved_store(), mode="r")
     assert sum(i.kind == EARLY_STOP for i in store.interventions()) == 1
     assert store.counts()["decisions"] == n
