@@ -233,6 +233,11 @@ class FaultsSpec(_Strict):
     nan_rate: float = Field(0.0, ge=0.0, le=1.0, description="signals with a NaN")
     wrong_length_rate: float = Field(0.0, ge=0.0, le=1.0, description="signals one short")
     down_from_step: int | None = Field(None, ge=0, description="disconnected from this step")
+    bad_region: tuple[int, int, int, int] | None = Field(
+        None,
+        description="[r0, c0, r1, c1], ends exclusive: every measurement there is unusable "
+        "(bad_measurement), a region that always fails",
+    )
     seed: int = Field(0, ge=0)
 
     @model_validator(mode="after")
@@ -240,6 +245,12 @@ class FaultsSpec(_Strict):
         total = self.error_rate + self.hang_rate + self.nan_rate + self.wrong_length_rate
         if total > 1.0:
             raise ValueError(f"fault rates sum to {total:g}; they must sum to at most 1")
+        r = self.bad_region
+        if r is not None and (min(r) < 0 or r[2] <= r[0] or r[3] <= r[1]):
+            raise ValueError(
+                f"faults.bad_region {list(r)} must be [r0, c0, r1, c1] with 0 <= r0 < r1 and "
+                "0 <= c0 < c1"
+            )
         return self
 
 
@@ -406,6 +417,31 @@ class ObjectiveSpec(ScalarizerSpec):
     def sign(self) -> float:
         """``+1`` for ``goal: max``, ``-1`` for ``goal: min`` (the maximisation convention)."""
         return 1.0 if self.goal == "max" else -1.0
+
+
+class ConstraintSpec(ScalarizerSpec):
+    """An outcome constraint: a scalarizer of the target modality that must stay ``op value``
+    (``loop_height >= 0.5``). The agent models it with its own GP on the same measurements
+    and weights its acquisition by the probability that it holds (docs/constraints.md)."""
+
+    op: Literal[">=", "<="] = Field(description="'>=' (at least value) or '<=' (at most value)")
+    value: float = Field(allow_inf_nan=False, description="the bound, in the scalarizer's units")
+
+    def holds(self, x: float) -> bool:
+        """Whether the scalar ``x`` satisfies the constraint."""
+        return bool(x >= self.value) if self.op == ">=" else bool(x <= self.value)
+
+
+class StoppingSpec(_Strict):
+    """Ends a campaign before its budget (docs/constraints.md): after ``patience`` policy
+    decisions in a row whose value under ``rule`` is below ``threshold`` (``ei_below``: the
+    chosen point's expected improvement, target units, policy ei; ``std_below``: its
+    posterior std, target units), once at least ``min_measurements`` decisions were made."""
+
+    rule: Literal["ei_below", "std_below"]
+    threshold: float = Field(gt=0.0, allow_inf_nan=False, description="target units, > 0")
+    patience: int = Field(3, ge=1, le=1000, description="decisions in a row below threshold")
+    min_measurements: int = Field(0, ge=0, description="decisions before the rule may stop it")
 
 
 class PolicySpec(_Strict):
@@ -579,6 +615,25 @@ class CampaignSpec(_Strict):
     policy: PolicySpec = Field(default_factory=PolicySpec)
     budget: BudgetSpec = Field(default_factory=BudgetSpec)
     failures: FailurePolicySpec = Field(default_factory=FailurePolicySpec)
+    constraints: list[ConstraintSpec] = Field(
+        default_factory=list,
+        description="outcome constraints on other scalarizers of the target modality (policy ei)",
+    )
+    feasibility: Literal["ignore", "learn"] = Field(
+        "ignore",
+        description="learn: decisions whose measurement failed (retired) are infeasible; a "
+        "classifier weights the acquisition (policy ei, failures.max_rate > 0)",
+    )
+    min_p_feasible: float = Field(
+        0.0,
+        ge=0.0,
+        lt=1.0,
+        description="candidates less likely feasible than this are proposed only when no "
+        "other is left (0: constrained EI alone decides)",
+    )
+    stopping: StoppingSpec | None = Field(
+        None, description="stop before the budget when the policy expects little more"
+    )
     seed_points: list[tuple[int, int]] = Field(default_factory=list)
     time_scale: float = Field(1.0, ge=0.0, description="multiplies every instrument latency")
     run_dir: str | None = None
@@ -625,6 +680,7 @@ class CampaignSpec(_Strict):
                 f"use some of {names}"
             )
         _check_objectives(self.objectives, offered, self.policy)
+        _check_constraints(self)
         return self
 
     @model_validator(mode="before")
@@ -752,6 +808,51 @@ def _check_objectives(
         raise ValueError(
             f"objectives need a multi-objective policy or a baseline ({allowed}), "
             f"not '{policy.name}'"
+        )
+
+
+CONSTRAINED_POLICIES = ("ei",)
+"""Policies that honour ``constraints`` and ``feasibility: learn``."""
+
+
+def _check_constraints(spec: CampaignSpec) -> None:
+    """ValueError unless constraints, feasibility and the stopping rule suit the spec."""
+    policy = spec.policy
+    constrained = bool(spec.constraints) or spec.feasibility == "learn"
+    what = "constraints" if spec.constraints else "feasibility: learn"
+    if constrained and (policy.name not in CONSTRAINED_POLICIES or policy.model != "gp"):
+        raise ValueError(
+            f"{what} need policy ei on model gp (constrained log-EI), not "
+            f"'{policy.name}' on '{policy.model}'"
+        )
+    if constrained and (spec.objectives or spec.sample.box is not None):
+        raise ValueError(f"{what} apply to single-objective grid campaigns; remove them")
+    for c in spec.constraints:
+        if c.modality != spec.scalarizer.modality:
+            raise ValueError(
+                f"constraint '{c.name}' is of modality '{c.modality}', but constraints are "
+                f"scalars of the target modality '{spec.scalarizer.modality}'"
+            )
+    keys = [(c.name, sorted(c.params.items()), c.op) for c in spec.constraints]
+    if any(keys.count(k) > 1 for k in keys):
+        raise ValueError("constraints must differ (the same scalarizer, params and op twice)")
+    if spec.min_p_feasible > 0 and not constrained:
+        raise ValueError("min_p_feasible needs constraints or feasibility: learn")
+    if spec.feasibility == "learn" and spec.failures.max_rate <= 0:
+        raise ValueError(
+            "feasibility: learn needs a tolerant failure policy (failures.max_rate > 0), or "
+            "the first failure stops the campaign"
+        )
+    stop = spec.stopping
+    if stop is None:
+        return
+    family = catalog.POLICIES.get(policy.name).family
+    if stop.rule == "ei_below" and policy.name != "ei":
+        raise ValueError(f"stopping rule ei_below needs policy ei, not '{policy.name}'")
+    if stop.rule == "std_below" and family != "acquisition":
+        raise ValueError(
+            f"stopping rule std_below needs a GP acquisition policy (ei, ucb, maxvar), not "
+            f"'{policy.name}'"
         )
 
 

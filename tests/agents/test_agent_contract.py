@@ -144,6 +144,15 @@ KINDS: dict[str, dict[str, Any]] = {
         ],
         "policy": {"name": "novelty", "n_initial": 3, "fit_iterations": 20, "params": {"k": 2}},
     },
+    "constrained-ei": {
+        **GRID,
+        "constraints": [
+            {"name": "coercive_field", "modality": "beps_loop", "op": "<=", "value": 4}
+        ],
+        "feasibility": "learn",
+        "failures": {"max_rate": 0.5},
+        "policy": {"name": "ei", "n_initial": 3, "fit_iterations": 20},
+    },
     "conavigate": {
         **THEORY,
         "policy": {"name": "conavigate", "n_initial": 2, "params": {"n_design": 3}},
@@ -168,6 +177,7 @@ EXPECTED: dict[str, set[str]] = {
     "novelty": GRID_ABILITIES | {"policy", "hands_over_fits"},
     # fits every hypothesis itself, on the loop's executor, and weighs them
     "hypotheses": GRID_ABILITIES | {"policy", "hands_over_fits", "uses_executor", "hypotheses"},
+    "constrained-ei": GRID_ABILITIES | {"policy", "constrained"},
 }
 """The abilities each kind declares: losing one (a renamed method) would silently change
 what the loop does with it (no fits on the executor, no twin, no exclusions)."""
@@ -351,6 +361,9 @@ def test_declared_abilities_are_usable(campaign: _Campaign) -> None:
         fits = ab.hands_over_fits.take_fits()
         assert all(isinstance(f, FitRecord) for f in fits)
         assert ab.hands_over_fits.take_fits() == []  # handed over once
+    if ab.constrained is not None:
+        ab.constrained.mark_infeasible(99, Location(0, 0))
+        assert ab.constrained.decision_feasibility(99) == {}  # not its decision
     if ab.steerable is not None:
         assert ab.steerable.blocked.shape == (h * w,) and ab.steerable.grid_shape == (h, w)
     if ab.retraceable is not None:

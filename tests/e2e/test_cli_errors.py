@@ -101,8 +101,11 @@ def test_status_json_is_stable(tmp_path: Path, capsys: pytest.CaptureFixture[str
         "model",  # added by issue 14, the latest fit (a structured GP's law parameters)
         "pareto",  # added by issue 13, multi-objective campaigns
         "hypotheses",  # added by issue 14, hypothesis learning's verdict
+        "constraints",  # added by issue 13, outcome constraints and learned feasibility
+        "stopping",  # added by issue 13, the stopping rule
     }
     assert status["hypotheses"] is None
+    assert status["constraints"] is None and status["stopping"] is None
     assert status["approval"]["required"] is False and status["approval"]["waiting"] == []
     assert status["model"] == {"kind": "gp", "version": 5, "n_train": 6}
     assert status["pending_by_instrument"] == {}

@@ -25,6 +25,17 @@ from coscope.spaces import Box, PixelGrid, Space, layout_features
 from coscope.types import FitRecord, Location, Measurement, Observation, Proposal
 
 
+def finite_values(values: np.ndarray, step: int, what: str) -> np.ndarray:
+    """``values`` (``(k,)``, several scalars of step ``step``'s signal), or ModelError naming
+    ``what`` ("Objectives", "Constraints") when one is not finite."""
+    if not np.isfinite(values).all():
+        raise ModelError(
+            f"{what} of step {step} are not all finite ({values.tolist()}); fix the "
+            "scalarizers or drop that measurement before ingesting."
+        )
+    return values
+
+
 class ScheduledAgent:
     """What every single-target GP agent shares, on a finite space or a box: its target,
     its observations keyed by step, and the fit schedule (module docstring).

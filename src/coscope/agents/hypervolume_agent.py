@@ -30,7 +30,7 @@ from botorch.sampling import SobolQMCNormalSampler
 
 from coscope.agents.acquisition import evaluate
 from coscope.agents.agent import GPAgent
-from coscope.agents.base import GridAgent
+from coscope.agents.base import GridAgent, finite_values
 from coscope.agents.protocols import Objectives, ScalarTarget
 from coscope.errors import ConfigError, ModelError
 from coscope.models import GPState, fit_gp, load_model
@@ -87,13 +87,7 @@ class HypervolumeAgent(GPAgent):
         """Every objective of the measurements of the objectives' modality."""
         mine = [m for m in measurements if m.modality == self.objectives.modality]
         for m in mine:
-            values = self.objectives.of(m.signal)
-            if not np.isfinite(values).all():
-                raise ModelError(
-                    f"Objectives of step {m.step} are not all finite ({values.tolist()}); fix "
-                    "the scalarizers or drop that measurement before ingesting."
-                )
-            self._values[m.step] = values
+            self._values[m.step] = finite_values(self.objectives.of(m.signal), m.step, "Objectives")
         super().ingest_measurements(mine)
 
     def objective_values(self) -> np.ndarray:

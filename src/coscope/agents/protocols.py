@@ -147,6 +147,40 @@ class Objectives:
         return default_ref_point(self.maximised(Y), given)
 
 
+@dataclass(frozen=True)
+class OutcomeConstraints:
+    """Scalars of the target modality that must stay within bounds (``constraints:``).
+
+    Attributes:
+        modality: The modality every constraint is a scalar of (the target's).
+        names: Constraint names (the scalarizers'), in spec order, ``k`` of them.
+        values: ``signal (L,) -> float`` per constraint (:class:`Reducer` s).
+        lower: Lower bound per constraint in its units (``op: ">="``), else ``None``.
+        upper: Upper bound per constraint in its units (``op: "<="``), else ``None``.
+    """
+
+    modality: str
+    names: tuple[str, ...]
+    values: tuple[Callable[[np.ndarray], float], ...]
+    lower: tuple[float | None, ...]
+    upper: tuple[float | None, ...]
+
+    def of(self, signal: np.ndarray) -> np.ndarray:
+        """Constraint values of one signal, ``(k,)``, in their units."""
+        return np.array([float(f(signal)) for f in self.values], dtype=np.float64)
+
+    def holds(self, C: np.ndarray) -> np.ndarray:
+        """``(n,)`` bool: which rows of ``C`` (``n x k`` constraint values) satisfy all."""
+        C = np.asarray(C, dtype=np.float64).reshape(-1, len(self.names))
+        ok = np.ones(C.shape[0], dtype=bool)
+        for j, (lo, hi) in enumerate(zip(self.lower, self.upper, strict=True)):
+            if lo is not None:
+                ok &= C[:, j] >= lo
+            if hi is not None:
+                ok &= C[:, j] <= hi
+        return ok
+
+
 @runtime_checkable
 class Agent(Protocol):
     """What the campaign loop, replay and the reports ask of every agent."""
@@ -319,6 +353,21 @@ class WeighsHypotheses(Protocol):
 
 
 @runtime_checkable
+class Constrained(Protocol):
+    """Weights its acquisition by a probability of feasibility (docs/constraints.md): of
+    outcome constraints, and of decisions learned infeasible because their measurement failed."""
+
+    def mark_infeasible(self, step: int, location: Location) -> None:
+        """Decision ``step`` at ``location`` failed and was retired: learn it as infeasible."""
+        ...
+
+    def decision_feasibility(self, step: int) -> dict[str, float]:
+        """``p_feasible`` (and ``p_<constraint>``, ``p_measurable``) of decision ``step``'s
+        point when it was chosen; empty for a seed or random pick. Asked once per step."""
+        ...
+
+
+@runtime_checkable
 class Closable(Protocol):
     """Holds a resource (a background thread) to release at the end."""
 
@@ -348,6 +397,8 @@ class AgentAbilities:
     """It learns on points of a continuous box."""
     hypotheses: WeighsHypotheses | None = None
     """It weighs competing hypotheses (the verdict in metrics, status and the report)."""
+    constrained: Constrained | None = None
+    """It honours outcome constraints or learns feasibility."""
 
 
 def abilities_of(agent: Agent) -> AgentAbilities:
@@ -372,6 +423,7 @@ def abilities_of(agent: Agent) -> AgentAbilities:
         single_target=agent if isinstance(agent, LearnsOneTarget) else None,
         points=agent if isinstance(agent, PredictsPoints) else None,
         hypotheses=agent if isinstance(agent, WeighsHypotheses) else None,
+        constrained=agent if isinstance(agent, Constrained) else None,
     )
 
 

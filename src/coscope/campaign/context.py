@@ -15,6 +15,7 @@ from coscope.agents.protocols import (
     ScalarTarget,
     abilities_of,
 )
+from coscope.campaign.failures import FailureBook
 from coscope.campaign.front import FrontBook, objectives_of
 from coscope.campaign.pricing import CampaignPrices
 from coscope.campaign.tracker import Tracker
@@ -114,7 +115,8 @@ class CampaignContext:
     def feed_agent(self, measurements: list[Measurement]) -> list[Observation]:
         """Tell the agent stored ``measurements`` in step order; returns the target observations.
 
-        An agent that remembers request params gets those of every stored decision first.
+        An agent that remembers request params gets those of every stored decision first; a
+        constrained one the decisions the failure policy retired (learned infeasible).
         """
         target = self.target
         observations = [target.observe(m) for m in measurements if m.modality == target.modality]
@@ -122,6 +124,12 @@ class CampaignContext:
         if remembers is not None:
             for decision in self.store.decisions():
                 remembers.remember_params(decision.step, decision.params)
+        constrained = self.abilities.constrained
+        if constrained is not None:
+            retired = FailureBook(self.spec.failures, self.store.interventions()).retired
+            for decision in self.store.decisions():
+                if decision.step in retired:
+                    constrained.mark_infeasible(decision.step, decision.location)
         self.agent.ingest_measurements(sorted(measurements, key=lambda m: m.step))
         if self.front is not None:
             self.front.add(measurements)

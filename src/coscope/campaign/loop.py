@@ -56,6 +56,7 @@ from coscope.campaign.queues import Slot
 from coscope.campaign.reconcile import log_missing_records, missing_measurements
 from coscope.campaign.record import Recorder
 from coscope.campaign.sources import MeasurementSource, TheoryBatches
+from coscope.campaign.stopping import StopWatch
 from coscope.errors import InstrumentError
 from coscope.types import MeasurementRequest, Proposal
 
@@ -67,8 +68,9 @@ class LoopOutcome:
     """How a run of the loop ended.
 
     Attributes:
-        status: ``"finished"`` (budget or candidates exhausted), ``"stopped"`` (asked to
-            stop) or ``"failed"`` (an instrument failed; resume retries its decision).
+        status: ``"finished"`` (budget or candidates exhausted, or the stopping rule fired),
+            ``"stopped"`` (asked to stop) or ``"failed"`` (an instrument failed; resume
+            retries its decision).
         reason: One sentence.
         n_measurements: Measurements in the trace at the end.
         cost_spent: Total cost in the trace at the end.
@@ -120,6 +122,8 @@ class CampaignLoop:
         """Decisions the failure policy retired: never re-issued, their locations taken."""
         self.down: set[str] = set()
         """Instruments a tolerant failure policy stopped (``instrument_down``)."""
+        self.watch = StopWatch(ctx.spec.stopping)
+        """The spec's stopping rule over the stored decisions (rebuilt from the trace)."""
 
     @property
     def history(self) -> list[dict[str, float]]:
@@ -144,6 +148,7 @@ class CampaignLoop:
         self.failures = FailureBook(ctx.spec.failures, store.interventions())
         retired = self.failures.retired
         self.retired = [d for d in store.decisions() if d.step in retired]
+        self.watch = StopWatch(ctx.spec.stopping, store.decisions(), store.interventions())
         measurements = store.measurements()
         paid = set().union(*(s.paid_steps() for s in self.sources))  # not the campaign's
         logged = ctx.tracker.logged_steps()  # what a crash kept from the tracker
@@ -188,6 +193,8 @@ class CampaignLoop:
     def propose(self, instrument: str, step: int) -> Proposal | None:
         """Ask the agent for ``instrument``'s next request; None when it or the budget says no."""
         ctx, pending = self.ctx, self.pending()
+        if self.watch.stopped:  # the stopping rule fired: nothing more is decided
+            return None
         if not self.recorder.budget_state(pending).allows(
             ctx.spec.budget, ctx.cheapest_cost(instrument)
         ):
@@ -362,6 +369,9 @@ class CampaignLoop:
                     self.failures.record(ctx.store, ctx.tracker, slot.proposal, exc, verdict.retire)
                     if verdict.retire:
                         self.retired.append(slot.proposal)
+                        constrained = ctx.abilities.constrained
+                        if constrained is not None:  # learned infeasible (feasibility: learn)
+                            constrained.mark_infeasible(slot.proposal.step, slot.proposal.location)
                     if verdict.stop_instrument:
                         self.down.add(name)
                         self.inflight.pop(name, None)  # its queue stays pending for resume
@@ -414,12 +424,21 @@ class CampaignLoop:
                 if proposal is None:
                     return False, True
                 replaying = any(s.stored is not None for s in self.slots())
-                self._release_or_hold(self.recorder.decision(proposal, replaying=replaying))
+                stored = self.recorder.decision(proposal, replaying=replaying)
+                self._release_or_hold(stored)
                 step += 1
+                if self.watch.observe(stored):  # the last one is measured, then no more
+                    record = self.watch.record(step)
+                    ctx.store.append_intervention(record)
+                    ctx.tracker.log_intervention(record)
+                    log.info("%s", self.watch.reason)
         return False, False
 
     def _finish_reason(self) -> str:
         budget, n = self.ctx.spec.budget, self.recorder.n_measured
+        if self.watch.stopped:
+            limit = f" of {budget.max_measurements}" if budget.max_measurements else ""
+            return f"{self.watch.reason}; {n}{limit} measurements"
         if budget.max_measurements is not None and n >= budget.max_measurements:
             return f"measurement budget reached ({n} of {budget.max_measurements})"
         if budget.max_cost is not None:

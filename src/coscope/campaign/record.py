@@ -106,6 +106,13 @@ class Recorder:
         # from then on every fit is new, even one that repeats an earlier model
         self.fits.resuming = self.fits.resuming and replaying
         ctx.tracker.log_decision(proposal)
+        constrained = ctx.abilities.constrained
+        if constrained is not None:  # p_feasible of the chosen point (constraints, failures)
+            values = constrained.decision_feasibility(proposal.step)
+            if values:
+                ctx.tracker.log_metrics(
+                    proposal.step, {f"decision.{k}": v for k, v in values.items()}
+                )
         loc = proposal.location
         log.info(
             "step %d: %s -> %s at (%d, %d) on %s, expected cost %.4g",

@@ -18,6 +18,7 @@ import numpy as np
 from coscope.agents import Hypothesis, HypothesisAgent, StructuredGPAgent, make_agent
 from coscope.agents.protocols import Agent
 from coscope.campaign.context import CampaignContext, scalar_target
+from coscope.campaign.feasible import constraints_of
 from coscope.campaign.front import objectives_of
 from coscope.campaign.probe import check_before_run
 from coscope.campaign.tracker import Tracker
@@ -320,6 +321,16 @@ def agent_from_spec(
         return HypothesisAgent(
             space,
             hypotheses=[Hypothesis(m.label, m.law, m.priors) for m in policy.models],
+            **common,
+        )
+    if spec.constraints or spec.feasibility == "learn":
+        from coscope.agents.constrained_agent import ConstrainedAgent  # botorch, on use
+
+        return ConstrainedAgent(
+            space,
+            constraints=constraints_of(spec, lambda m: sample.info(m).axis),
+            learn_feasibility=spec.feasibility == "learn",
+            min_p_feasible=spec.min_p_feasible,
             **common,
         )
     if policy.model == "structured" and policy.mean is not None:

@@ -3,13 +3,17 @@
 :class:`WithFaults` draws, per request and attempt, one of: a transient error, a hang (the
 measurement takes ``hang_s`` longer, for a timeout to catch), a NaN in the signal, a signal
 one point short, or nothing; from ``down_from_step`` on, every request finds the instrument
-disconnected. The draw is seeded by the fault seed, the request's seed and step, and the
-attempt number (how often this wrapper saw that request), so a campaign with faults is as
-reproducible as one without: the same request fails the same way on its n-th attempt, also
-after a resume. Spec form (``instruments[].faults``)::
+disconnected; a request inside ``bad_region`` (a rectangle of pixels) always comes back
+unusable (:class:`~coscope.errors.BadMeasurement`): a region of the sample that cannot be
+measured, which a campaign with ``feasibility: learn`` learns to avoid. The draw is seeded
+by the fault seed, the request's seed and step, and the attempt number (how often this
+wrapper saw that request), so a campaign with faults is as reproducible as one without: the
+same request fails the same way on its n-th attempt, also after a resume. Spec form
+(``instruments[].faults``)::
 
     faults: {error_rate: 0.1, hang_rate: 0.05, hang_s: 2.0, nan_rate: 0.05,
-             wrong_length_rate: 0.02, down_from_step: 40, seed: 7}
+             wrong_length_rate: 0.02, down_from_step: 40, bad_region: [0, 0, 4, 8],
+             seed: 7}
 
 Put :class:`~coscope.instruments.resilience.WithResilience` above it (the registry does) to
 see the faults classified, retried and timed out.
@@ -24,7 +28,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from coscope.errors import ConfigError, InstrumentDown, TransientFault
+from coscope.errors import BadMeasurement, ConfigError, InstrumentDown, TransientFault
 from coscope.instruments.base import Instrument
 from coscope.instruments.wrappers import InstrumentWrapper
 from coscope.types import Measurement, MeasurementRequest
@@ -46,6 +50,8 @@ class FaultPlan:
         wrong_length_rate: The signal comes back one point short.
         down_from_step: From this decision step on the instrument is disconnected
             (:class:`~coscope.errors.InstrumentDown`); None: never.
+        bad_region: ``(r0, c0, r1, c1)``, pixels, ends exclusive: every request there is a
+            :class:`~coscope.errors.BadMeasurement`; None: nowhere.
         seed: Seed of the fault draws.
     """
 
@@ -55,6 +61,7 @@ class FaultPlan:
     nan_rate: float = 0.0
     wrong_length_rate: float = 0.0
     down_from_step: int | None = None
+    bad_region: tuple[int, int, int, int] | None = None
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -66,6 +73,14 @@ class FaultPlan:
             )
         if self.hang_s < 0:
             raise ConfigError(f"faults.hang_s must be >= 0 seconds; got {self.hang_s}.")
+
+    def in_bad_region(self, request: MeasurementRequest) -> bool:
+        """Whether ``request``'s location lies in :attr:`bad_region`."""
+        if self.bad_region is None:
+            return False
+        r0, c0, r1, c1 = self.bad_region
+        loc = request.location
+        return r0 <= loc.row < r1 and c0 <= loc.col < c1
 
     def rates(self) -> tuple[float, ...]:
         """The rate of each of :data:`KINDS`."""
@@ -108,6 +123,7 @@ class WithFaults(InstrumentWrapper):
 
         Raises:
             InstrumentDown: From ``plan.down_from_step`` on.
+            BadMeasurement: Inside ``plan.bad_region``.
             TransientFault: An injected error.
         """
         plan = self.plan
@@ -115,6 +131,11 @@ class WithFaults(InstrumentWrapper):
             raise InstrumentDown(
                 f"instrument {self.name!r} is disconnected (injected fault from step "
                 f"{plan.down_from_step}); reconnect it, then resume."
+            )
+        if plan.in_bad_region(request):
+            raise BadMeasurement(
+                f"instrument {self.name!r} measured nothing usable at {request.location} "
+                "(injected bad region)."
             )
         fault = plan.draw(request, self._attempt(request))
         if fault == "error":

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from coscope.approve_requests import approval_status
+from coscope.campaign.feasible import constraint_status, status_lines, stopping_status
 from coscope.campaign.front import FrontBook, objectives_of
 from coscope.campaign.theory_intake import batch_summary, campaign_measured
 from coscope.config import parse_spec
@@ -93,6 +94,10 @@ def campaign_status(path: str | Path) -> dict[str, Any]:
         "budget_used": max(used) if used else None,
         "best": best,
         "pareto": _pareto(store, campaign, measurements),
+        "constraints": constraint_status(
+            campaign, measurements, lambda m: store.modalities[m].axis
+        ),
+        "stopping": stopping_status(campaign, store.interventions()),
         "last_decision": None
         if last is None
         else {
@@ -339,6 +344,7 @@ def format_status(status: dict[str, Any]) -> str:
         lines.append(f"best       {b['value']:.4g} at {where}, step {b['step']}")
     if status.get("pareto"):
         lines.append(_pareto_line(status["pareto"]))
+    lines += status_lines(status)
     if status.get("utilisation"):
         lines.append(
             "busy       "
