@@ -252,8 +252,10 @@ class MlflowTracker:
 
     def log_checkpoint(self, state: Any, version: int) -> None:
         """Save the surrogate's plain state as ``checkpoints/model-v<version>.npz`` (arrays and
-        JSON, no pickle: :mod:`coscope.infra.checkpoints`); a checkpoint is a durable point,
-        so the queued metrics are written first."""
+        JSON, no pickle: :mod:`coscope.infra.checkpoints`); an exact GP is also logged as the
+        MLflow model ``models/surrogate-v<version>`` and registered as ``<campaign>-surrogate``
+        (:mod:`coscope.models.surrogate_pyfunc`). A checkpoint is a durable point, so the
+        queued metrics are written first."""
         if not self.run_id:
             return
         self.flush()
@@ -262,6 +264,13 @@ class MlflowTracker:
         with tempfile.TemporaryDirectory() as tmp:
             path = write_checkpoint(state, Path(tmp) / f"model-v{version:04d}.npz")
             self._client.log_artifact(self.run_id, str(path), artifact_path="checkpoints")
+            if type(state).__name__ == "GPState":  # an exact GP: also an MLflow model
+                from coscope.models.surrogate_pyfunc import save_surrogate_pyfunc
+
+                model = save_surrogate_pyfunc(state, Path(tmp) / "model")
+                self.register_model(
+                    model, f"models/surrogate-v{version:04d}", f"{self._experiment}-surrogate"
+                )
 
     def log_array(self, path: str, array: Any) -> None:
         """Save ``array`` as the ``.npy`` artifact ``path`` (e.g. ``embeddings/v0003.npy``)."""
