@@ -26,7 +26,7 @@ from coscope.agents.selection import select
 from coscope.errors import ConfigError
 from coscope.models import predict
 from coscope.spaces import Space
-from coscope.types import Location, Proposal
+from coscope.types import FitRecord, Location, Proposal
 
 
 class GPAgent(GridAgent):
@@ -157,6 +157,32 @@ class GPAgent(GridAgent):
             )
             for k, (idx, policy, score) in enumerate(chosen)
         ]
+
+
+class SelfFittingAgent(GPAgent):
+    """A GP agent that fits several models itself (one per objective, one per hypothesis)
+    rather than one on the loop's executor, and hands their records over
+    (:class:`~coscope.agents.protocols.HandsOverFits`). Subclasses implement :meth:`fit`
+    (appending its records to ``_handed``) and set ``_handed = []`` at construction."""
+
+    _handed: list[FitRecord]
+
+    def needs_fit(self, step: int) -> bool:
+        """Never: the loop's executor fits one target; this agent fits its models itself
+        (:meth:`fit`, when a decision needs them) and hands the records over."""
+        del step
+        return False
+
+    def take_fits(self) -> list[FitRecord]:
+        """Records of the fits made since the last call."""
+        out, self._handed = self._handed, []
+        return out
+
+    def _ensure_model(self, step: int) -> bool:
+        subset = self._fit_subset()
+        if subset and tuple(o.step for o in subset) != self._fit_steps:
+            self.fit(step)
+        return self._model is not None
 
 
 _BASELINES: dict[str, type[GridAgent]] = {"random": RandomAgent, "raster": RasterAgent}

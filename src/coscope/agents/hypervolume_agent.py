@@ -29,7 +29,7 @@ from botorch.models import ModelListGP
 from botorch.sampling import SobolQMCNormalSampler
 
 from coscope.agents.acquisition import evaluate
-from coscope.agents.agent import GPAgent
+from coscope.agents.agent import SelfFittingAgent
 from coscope.agents.base import GridAgent, finite_values
 from coscope.agents.protocols import Objectives, ScalarTarget
 from coscope.errors import ConfigError, ModelError
@@ -41,7 +41,7 @@ MC_BATCH = 256
 """Candidates per acquisition batch (memory grows with MC samples x baseline points)."""
 
 
-class HypervolumeAgent(GPAgent):
+class HypervolumeAgent(SelfFittingAgent):
     """qLogNEHVI over the candidates of a space (policy ``qlognehvi``).
 
     Args:
@@ -97,23 +97,6 @@ class HypervolumeAgent(GPAgent):
         return np.array(rows, dtype=np.float64).reshape(-1, m)
 
     # ------------------------------------------------------------------ fitting
-    def needs_fit(self, step: int) -> bool:
-        """Never: the loop's executor fits one target, this agent fits every objective
-        itself (:meth:`fit`) and hands the records over (:meth:`take_fits`)."""
-        del step
-        return False
-
-    def take_fits(self) -> list[FitRecord]:
-        """Records of the fits made since the last call (first objective's)."""
-        out, self._handed = self._handed, []
-        return out
-
-    def _ensure_model(self, step: int) -> bool:
-        subset = self._fit_subset()
-        if subset and tuple(o.step for o in subset) != self._fit_steps:
-            self.fit(step)
-        return self._model is not None
-
     def fit(self, step: int) -> FitRecord:
         """Fit one GP per objective on the fitted subset (seeded) and load them."""
         X, _ = self.training_data()

@@ -33,7 +33,7 @@ from typing import Any
 import numpy as np
 
 from coscope.agents.acquisition import believing
-from coscope.agents.agent import GPAgent
+from coscope.agents.agent import SelfFittingAgent
 from coscope.agents.base import GridAgent
 from coscope.agents.discrimination import discrimination_scores, mixture_moments
 from coscope.catalog import check_policy
@@ -76,7 +76,7 @@ class Hypothesis:
         return {"law": self.law, "priors": {k: dict(v) for k, v in self.priors.items()}}
 
 
-class HypothesisAgent(GPAgent):
+class HypothesisAgent(SelfFittingAgent):
     """Competing hypotheses, weighed by evidence, measured where they disagree (module doc).
 
     Args:
@@ -127,23 +127,6 @@ class HypothesisAgent(GPAgent):
     def use_executor(self, executor: Any) -> None:
         """Fit the hypotheses with ``executor.fit`` (the campaign loop's executor)."""
         self.fitter = executor.fit
-
-    def needs_fit(self, step: int) -> bool:
-        """Never: the loop's executor fits one model; this agent fits every hypothesis
-        itself through :attr:`fitter` (:meth:`fit`) and hands the records over."""
-        del step
-        return False
-
-    def take_fits(self) -> list[FitRecord]:
-        """One record per hypothesis of every refresh since the last call (version -1)."""
-        out, self._handed = self._handed, []
-        return out
-
-    def _ensure_model(self, step: int) -> bool:
-        subset = self._fit_subset()
-        if subset and tuple(o.step for o in subset) != self._fit_steps:
-            self.fit(step)
-        return self._model is not None
 
     def fit(self, step: int) -> FitRecord:
         """Fit every hypothesis on the fitted subset, weigh them; returns the leader's record."""

@@ -22,6 +22,7 @@ from typing import Any
 import mlflow.pyfunc
 import numpy as np
 import pandas as pd
+from mlflow.pyfunc.model import PythonModel
 
 from coscope.infra.checkpoints import read_checkpoint, write_checkpoint
 from coscope.models.gp import GPState, load_model, predict
@@ -45,7 +46,7 @@ def gp_state_from_checkpoint(path: str | Path) -> GPState:
     )
 
 
-class SurrogateModel(mlflow.pyfunc.PythonModel):
+class SurrogateModel(PythonModel):
     """``predict(frame x0..x{d-1}) -> frame mean, std`` of the checkpointed exact GP."""
 
     def load_context(self, context: Any) -> None:
