@@ -71,6 +71,7 @@ def test_every_registered_policy_is_in_the_catalog_with_its_options(registered: 
         "conavigate",
         *catalog.MULTI_OBJECTIVE_POLICIES,
         "hypotheses",
+        "fidelity",
     }
     assert catalog.policy_names("dkl") == ("balance", "map")
     assert catalog.MULTI_OBJECTIVE_POLICIES == ("qlognehvi", "novelty")

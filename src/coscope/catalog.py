@@ -69,11 +69,13 @@ Family = Literal[
     "conavigate",
     "multi_objective",
     "hypotheses",
+    "fidelity",
 ]
 """How a policy decides: an acquisition function over one target, a model-free baseline,
 Thompson sampling on DKL, choosing among modalities (co-orchestration), co-navigation, or
-improving the hypervolume of several objectives (``objectives:``), or weighing competing
-hypotheses (``policy.models``, docs/hypotheses.md)."""
+improving the hypervolume of several objectives (``objectives:``), weighing competing
+hypotheses (``policy.models``, docs/hypotheses.md), or choosing a location and a dwell time
+by map information per price (docs/fidelity.md)."""
 
 MAX_BOUNDARIES = 4
 """Most learned boundary features of the multitask kernel (``params.boundaries``)."""
@@ -185,6 +187,12 @@ _BUILTIN = (
         "multi_objective",
         ("gp",),
         {"k": Param("integer", 1, 50, doc="nearest seen outcomes a novelty is averaged over")},
+    ),
+    PolicyInfo(
+        "fidelity",
+        "fidelity",
+        ("gp",),
+        {"n_reference": Param("integer", 8, 4096, doc="cells the map's variance is averaged over")},
     ),
     PolicyInfo(
         "hypotheses",

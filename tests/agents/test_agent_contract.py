@@ -153,6 +153,11 @@ KINDS: dict[str, dict[str, Any]] = {
         "failures": {"max_rate": 0.5},
         "policy": {"name": "ei", "n_initial": 3, "fit_iterations": 20},
     },
+    "fidelity": {
+        "sample": FILM,
+        "instruments": [{**AFM[0], "options": {"dwell": [0.25, 1.0, 4.0]}}],
+        "policy": {"name": "fidelity", "n_initial": 3, "fit_iterations": 20},
+    },
     "conavigate": {
         **THEORY,
         "policy": {"name": "conavigate", "n_initial": 2, "params": {"n_design": 3}},
@@ -178,6 +183,8 @@ EXPECTED: dict[str, set[str]] = {
     # fits every hypothesis itself, on the loop's executor, and weighs them
     "hypotheses": GRID_ABILITIES | {"policy", "hands_over_fits", "uses_executor", "hypotheses"},
     "constrained-ei": GRID_ABILITIES | {"policy", "constrained"},
+    # knows each observation's dwell from the decisions' params (resume, replay)
+    "fidelity": GRID_ABILITIES | {"policy", "remembers_params"},
 }
 """The abilities each kind declares: losing one (a renamed method) would silently change
 what the loop does with it (no fits on the executor, no twin, no exclusions)."""

@@ -180,6 +180,21 @@ def _synthetic(root: Path, wrapped: bool) -> ContractCase:
     return ContractCase(make, requests, BOX.shape, bad)
 
 
+def _dwelling(root: Path) -> ContractCase:
+    def make():
+        return build_instrument(
+            "afm", FILM, cost=2.0, noise=0.05, options={"dwell": [0.25, 1.0, 4.0]}
+        )
+
+    requests = [
+        _req("afm", "beps_loop", Location(5, 7), dwell=0.25),
+        _req("afm", "beps_loop", Location(9, 2), step=5, dwell=4.0),
+        _req("afm", "beps_loop", Location(1, 1), step=6),
+    ]
+    bad = [{"dwell": 2.0}, {"dwell": True}, {"dwell": "long"}]
+    return ContractCase(make, requests, FILM.shape, bad)
+
+
 CASES: dict[str, tuple[str, Callable[[Path], ContractCase]]] = {
     "simulated": ("simulated", _film(lambda: SimulatedInstrument("afm", FILM))),
     "latency": (
@@ -217,6 +232,7 @@ CASES: dict[str, tuple[str, Callable[[Path], ContractCase]]] = {
             )
         ),
     ),
+    "simulated_dwell": ("simulated", _dwelling),
     "dataset_twin": ("simulated", _twin),
     "library": ("simulated", _library),
     "theory_lgd_bare": ("theory_lgd", lambda root: _lgd(root, wrapped=False)),

@@ -32,6 +32,7 @@ _EXPORTS = {
     "RandomAgent": "baselines",
     "RasterAgent": "baselines",
     "DKLAgent": "dkl_agent",
+    "FidelityAgent": "fidelity_agent",
     "HypervolumeAgent": "hypervolume_agent",
     "NoveltyAgent": "novelty_agent",
     "Hypothesis": "hypotheses",

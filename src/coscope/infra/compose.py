@@ -27,6 +27,7 @@ from coscope.config import CampaignSpec, InstrumentSpec, SampleSpec, parse_spec
 from coscope.errors import ConfigError, StoreError
 from coscope.infra.tracking import MlflowTracker, NullTracker, local_artifact_root, run_tags
 from coscope.instruments import (
+    Dwells,
     Instrument,
     MeasuresPoints,
     Sample,
@@ -323,6 +324,10 @@ def agent_from_spec(
             hypotheses=[Hypothesis(m.label, m.law, m.priors) for m in policy.models],
             **common,
         )
+    if policy.name == "fidelity":
+        from coscope.agents.fidelity_agent import FidelityAgent  # botorch, on use
+
+        return FidelityAgent(space, dwells=dwells_of(spec, sample, space), **common)
     if spec.constraints or spec.feasibility == "learn":
         from coscope.agents.constrained_agent import ConstrainedAgent  # botorch, on use
 
@@ -338,6 +343,33 @@ def agent_from_spec(
             space, policy=policy.name, law=policy.mean.law, priors=policy.mean.priors, **common
         )
     return make_agent(policy.name, space, **common)
+
+
+def dwells_of(spec: CampaignSpec, sample: Sample, space: Space) -> dict[str, tuple[float, ...]]:
+    """Instrument name -> relative dwell times offered, for the instruments that
+    :class:`~coscope.instruments.base.Dwells` (``docs/fidelity.md``).
+
+    Raises:
+        ConfigError: No instrument of the target modality offers dwell times.
+    """
+    out: dict[str, tuple[float, ...]] = {}
+    for inst in spec.instruments:
+        base = build_base(
+            inst.name,
+            sample,
+            kind=inst.kind,
+            modalities=inst.modalities,
+            options=inst.options,
+            space=space,
+        )
+        if isinstance(base, Dwells) and spec.scalarizer.modality in base.modalities:
+            out[inst.name] = base.dwells()
+    if not out:
+        raise ConfigError(
+            f"policy 'fidelity' needs an instrument of modality '{spec.scalarizer.modality}' "
+            "that offers dwell times: add options: {dwell: [0.25, 1.0, 4.0]} to it."
+        )
+    return out
 
 
 def box_agent_from_spec(

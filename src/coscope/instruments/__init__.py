@@ -8,6 +8,7 @@ from __future__ import annotations
 from coscope.instruments.base import (
     Calibratable,
     Connects,
+    Dwells,
     Instrument,
     MeasuresPoints,
     ParameterisedRequests,
@@ -36,7 +37,7 @@ from coscope.instruments.sample import (
     sample_kinds,
     synthetic_film,
 )
-from coscope.instruments.simulated import SimulatedInstrument
+from coscope.instruments.simulated import DwellingInstrument, SimulatedInstrument
 from coscope.instruments.synthetic import SyntheticFunction  # registers box, synthetic
 from coscope.instruments.theory import TheoryInstrument  # registers the theory kinds
 from coscope.instruments.wrappers import InstrumentWrapper, WithLatency, WithNoise, unwrap
@@ -44,6 +45,8 @@ from coscope.instruments.wrappers import InstrumentWrapper, WithLatency, WithNoi
 __all__ = [
     "Calibratable",
     "Connects",
+    "DwellingInstrument",
+    "Dwells",
     "EpicsInstrument",
     "Instrument",
     "InstrumentWrapper",

@@ -15,6 +15,8 @@ only some instruments can do is a separate small protocol the class declares by 
 * :class:`Stoppable` — a running measurement can be stopped;
 * :class:`Connects` — the instrument talks to hardware (a control system) and connects to it
   before the campaign starts, so a PV that does not connect stops it with one sentence.
+* :class:`Dwells` — requests choose a relative dwell time (request param ``dwell``) that
+  trades noise for price (:mod:`coscope.instruments.simulated`, ``docs/fidelity.md``).
 * :class:`MeasuresPoints` — it measures points of a continuous box, given by the request
   param ``x`` (:mod:`coscope.instruments.synthetic`).
 
@@ -147,6 +149,26 @@ class MeasuresPoints(Protocol):
 
     def point_dimension(self) -> int:
         """Number of coordinates ``d`` of a point it measures."""
+        ...
+
+
+DWELL = "dwell"
+"""Request param: relative dwell time (1.0 = the reference request); see :class:`Dwells`."""
+
+
+@runtime_checkable
+class Dwells(Protocol):
+    """An instrument whose requests choose a relative dwell time ``d`` (param :data:`DWELL`):
+    the noise std of a measurement scales as ``1 / sqrt(d)`` (what
+    :class:`~coscope.instruments.wrappers.WithNoise` adds), its relative price as ``d``."""
+
+    def dwells(self) -> tuple[float, ...]:
+        """The relative dwell times offered, ascending (``1.0``: the reference request)."""
+        ...
+
+    def dwell(self, params: Mapping[str, Any]) -> float:
+        """The dwell a request's ``params`` ask for (default 1.0); InstrumentError if not
+        offered."""
         ...
 
 

@@ -33,7 +33,7 @@ from coscope.instruments.faults import FaultPlan, WithFaults
 from coscope.instruments.pricing import CostModel, Pricing, WithCost
 from coscope.instruments.resilience import RetryPolicy, WithResilience
 from coscope.instruments.sample import Sample
-from coscope.instruments.simulated import SimulatedInstrument
+from coscope.instruments.simulated import DwellingInstrument, SimulatedInstrument
 from coscope.instruments.wrappers import WithLatency, WithNoise
 from coscope.plugins import entry_point_names, import_reference, is_reference, load_entry_point
 from coscope.registry import Registry
@@ -90,10 +90,16 @@ def space_factory(kind: str) -> InstrumentFactory:
 
 @register_instrument("simulated")
 def _simulated(
-    name: str, sample: Sample, modalities: Sequence[str] | None = None
+    name: str,
+    sample: Sample,
+    modalities: Sequence[str] | None = None,
+    dwell: Sequence[float] | None = None,
 ) -> SimulatedInstrument:
-    """Noise-free instrument reading the sample's ground truth."""
-    return SimulatedInstrument(name, sample, modalities)
+    """Noise-free instrument reading the sample's ground truth; with option ``dwell`` (relative
+    dwell times offered) a :class:`DwellingInstrument` (``docs/fidelity.md``)."""
+    if dwell is None:
+        return SimulatedInstrument(name, sample, modalities)
+    return DwellingInstrument(name, sample, modalities, dwell)
 
 
 def default_space(sample: Sample) -> Space:

@@ -1,14 +1,21 @@
-"""An instrument that returns a sample's exact ground-truth signals (a noise-free twin)."""
+"""An instrument that returns a sample's exact ground-truth signals (a noise-free twin).
+
+:class:`DwellingInstrument` is the same twin offering relative dwell times (spec option
+``dwell: [0.25, 1.0, 4.0]``, ``docs/fidelity.md``): a request's param ``dwell`` ``d`` costs
+``d`` times the reference price and, under the noise wrapper, has noise std ``sigma/sqrt(d)``.
+"""
 
 from __future__ import annotations
 
+import math
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
-from coscope.errors import ConfigError
-from coscope.instruments.base import validate_request, validate_signal
+from coscope.errors import ConfigError, InstrumentError
+from coscope.instruments.base import DWELL, validate_request, validate_signal
 from coscope.instruments.sample import Sample
-from coscope.types import Measurement, MeasurementRequest, ModalityInfo
+from coscope.types import Location, Measurement, MeasurementRequest, ModalityInfo
 
 
 class SimulatedInstrument:
@@ -56,3 +63,77 @@ class SimulatedInstrument:
             self.info(request.modality), self.sample.signal(request.modality, request.location)
         )
         return Measurement.answering(request, self.name, signal, t_start)
+
+
+class DwellingInstrument(SimulatedInstrument):
+    """A :class:`SimulatedInstrument` whose requests choose a relative dwell time.
+
+    It is :class:`~coscope.instruments.base.Priced` (relative price = dwell),
+    :class:`~coscope.instruments.base.PriceFloor`,
+    :class:`~coscope.instruments.base.ParameterisedRequests` (param ``dwell``) and
+    :class:`~coscope.instruments.base.Dwells` (noise std ``1/sqrt(dwell)`` under
+    :class:`~coscope.instruments.wrappers.WithNoise`). The signal itself is the ground truth.
+
+    Args:
+        name: Instrument name.
+        sample: The sample measured.
+        modalities: Modalities offered (default: all with ground truth).
+        dwell: Relative dwell times offered, each finite and > 0 (1.0: the reference request,
+            the spec's ``cost`` and ``noise``); a request without ``dwell`` asks for 1.0, which
+            must then be offered.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        sample: Sample,
+        modalities: Sequence[str] | None = None,
+        dwell: Sequence[float] = (1.0,),
+    ) -> None:
+        super().__init__(name, sample, modalities)
+        try:
+            offered = sorted({float(d) for d in dwell})
+        except (TypeError, ValueError):
+            offered = []
+        if not offered or not all(math.isfinite(d) and d > 0 for d in offered):
+            raise ConfigError(
+                f"instrument {name!r}: options.dwell {list(dwell)!r} is invalid: give a list of "
+                "relative dwell times > 0, e.g. [0.25, 1.0, 4.0]."
+            )
+        self.offered: tuple[float, ...] = tuple(offered)
+
+    def __repr__(self) -> str:
+        dwell = list(self.offered)
+        return f"DwellingInstrument({self.name!r}, sample={self.sample.name!r}, dwell={dwell})"
+
+    def dwells(self) -> tuple[float, ...]:
+        """The relative dwell times offered, ascending."""
+        return self.offered
+
+    def dwell(self, params: Mapping[str, Any]) -> float:
+        """The dwell ``params`` ask for (default 1.0); InstrumentError if it is not offered."""
+        value = params.get(DWELL, 1.0)
+        number = isinstance(value, int | float) and not isinstance(value, bool)
+        if not number or value not in self.offered:
+            raise InstrumentError(
+                f"instrument {self.name!r}: dwell {value!r} is not offered; use one of "
+                f"{list(self.offered)}."
+            )
+        return float(value)
+
+    def request_params(self) -> dict[str, str]:
+        """``dwell``: the relative dwell time of the request."""
+        return {DWELL: f"relative dwell time, one of {list(self.offered)} (default 1.0)"}
+
+    def check_params(self, params: Mapping[str, Any]) -> None:
+        """InstrumentError unless the dwell asked for (default 1.0) is offered."""
+        self.dwell(params)
+
+    def relative_price(self, modality: str, location: Location, params: Mapping[str, Any]) -> float:
+        """The dwell: a request of dwell ``d`` costs ``d`` times the reference request."""
+        del modality, location
+        return self.dwell(params)
+
+    def lowest_relative_price(self) -> float:
+        """The shortest dwell offered (the budget pre-check's floor), at most 1."""
+        return min(self.offered[0], 1.0)

@@ -18,7 +18,13 @@ from collections.abc import Mapping
 import numpy as np
 
 from coscope.errors import ConfigError
-from coscope.instruments.base import Instrument, check_modality, per_modality, validate_signal
+from coscope.instruments.base import (
+    Dwells,
+    Instrument,
+    check_modality,
+    per_modality,
+    validate_signal,
+)
 from coscope.types import Measurement, MeasurementRequest, ModalityInfo
 
 _NOISE_STREAM = 0x6E6F6973  # "nois": keeps noise independent of other per-request streams
@@ -109,6 +115,9 @@ class WithNoise(InstrumentWrapper):
         sigma: Noise standard deviation (>= 0); with ``relative`` it is a fraction of the
             clean signal's peak-to-peak amplitude, else in signal units.
         relative: Whether ``sigma`` is relative to the signal's peak-to-peak amplitude.
+
+    Over a base that :class:`~coscope.instruments.base.Dwells`, a request of dwell ``d`` gets
+    ``sigma / sqrt(d)`` (``d = 1``: ``sigma`` exactly).
     """
 
     def __init__(self, inner: Instrument, sigma: float, relative: bool = True) -> None:
@@ -122,6 +131,9 @@ class WithNoise(InstrumentWrapper):
         """The inner signal plus ``N(0, std**2)`` noise from ``default_rng((seed, stream))``."""
         m = self._inner_measure(request)
         scale = self.sigma * (float(np.ptp(m.signal)) if self.relative else 1.0)
+        base = unwrap(self.inner)
+        if isinstance(base, Dwells):
+            scale /= float(np.sqrt(base.dwell(request.params)))
         rng = np.random.default_rng((int(request.seed), _NOISE_STREAM))
         noisy = m.signal + scale * rng.standard_normal(m.signal.shape)
         return dataclasses.replace(m, signal=noisy)
