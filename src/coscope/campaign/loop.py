@@ -116,6 +116,9 @@ class CampaignLoop:
         """Blocks while paused until something may have been posted (Prefect pause); None:
         sleep ``pause_poll_s`` and look at the inbox again."""
         self.pause_poll_s = 0.2
+        self.release: Callable[[Proposal], None] = self._submit
+        """What happens to a decision an answer from the inbox released: submitted to the
+        executor (the Python API, whose caller measures, replaces it by queueing it)."""
         self.failures = FailureBook(ctx.spec.failures, ())
         """Failed measurements and the spec's failure policy (rebuilt from the trace)."""
         self.retired: list[Proposal] = []
@@ -298,7 +301,7 @@ class CampaignLoop:
             elif item.kind == APPROVAL:  # an answer to a waiting decision
                 released = self.gate.take(item, step)
                 if released is not None:
-                    self._submit(released)
+                    self.release(released)
             elif self.steering.take([item], step, stale=stale):  # re-scalarized
                 self.recorder.rescore()
 
