@@ -117,8 +117,8 @@ class CampaignLoop:
         sleep ``pause_poll_s`` and look at the inbox again."""
         self.pause_poll_s = 0.2
         self.release: Callable[[Proposal], None] = self._submit
-        """What happens to a decision an answer from the inbox released: submitted to the
-        executor (the Python API, whose caller measures, replaces it by queueing it)."""
+        """Called with each decision that an answer taken from the inbox released. Default:
+        submit it to the executor. The Python API, whose caller measures, queues it instead."""
         self.failures = FailureBook(ctx.spec.failures, ())
         """Failed measurements and the spec's failure policy (rebuilt from the trace)."""
         self.retired: list[Proposal] = []
