@@ -77,24 +77,14 @@ def _truth(spec) -> dict[str, np.ndarray]:
 
 def _run(spec) -> dict[str, Any]:
     """Run one campaign: measured pixels (flat, in order), failures, outcome, last RMSE."""
-    from coscope.campaign import CampaignLoop, LocalExecutor
-    from coscope.infra.compose import (
-        create_or_open_store,
-        instruments_from_spec,
-        open_context,
-        sample_from_spec,
-    )
+    from coscope.infra.local import run_local
 
-    sample = sample_from_spec(spec.sample, spec.seed)
-    create_or_open_store(spec, sample)[0].close()
-    ctx, _ = open_context(spec.resolved_store(), track=False)
     t0 = time.perf_counter()
-    outcome = CampaignLoop(ctx, LocalExecutor(instruments_from_spec(spec, sample))).run()
+    outcome, store = run_local(spec)
     seconds = time.perf_counter() - t0
-    width = sample.shape[1]
-    measured = [m.location.flat(width) for m in ctx.store.measurements()]
-    failed = sum(i.kind == "failed_measurement" for i in ctx.store.interventions())
-    ctx.store.close()
+    width = store.sample_shape[1]
+    measured = [m.location.flat(width) for m in store.measurements()]
+    failed = sum(i.kind == "failed_measurement" for i in store.interventions())
     rmse = next((r["rmse"] for r in reversed(outcome.history) if "rmse" in r), float("nan"))
     return {
         "measured": measured,

@@ -76,22 +76,11 @@ def _truth(spec) -> np.ndarray:
 
 def _run(spec) -> list[int]:
     """Run one campaign; the flat pixel indices it measured, in order."""
-    from coscope.campaign import CampaignLoop, LocalExecutor
-    from coscope.infra.compose import (
-        create_or_open_store,
-        instruments_from_spec,
-        open_context,
-        sample_from_spec,
-    )
+    from coscope.infra.local import run_local
 
-    sample = sample_from_spec(spec.sample, spec.seed)
-    create_or_open_store(spec, sample)[0].close()
-    ctx, _ = open_context(spec.resolved_store(), track=False)
-    CampaignLoop(ctx, LocalExecutor(instruments_from_spec(spec, sample))).run()
-    width = sample.shape[1]
-    measured = [m.location.flat(width) for m in ctx.store.measurements()]
-    ctx.store.close()
-    return measured
+    _, store = run_local(spec)
+    width = store.sample_shape[1]
+    return [m.location.flat(width) for m in store.measurements()]
 
 
 def _mean_sd(values: list[float]) -> str:

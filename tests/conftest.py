@@ -14,6 +14,7 @@ os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
 # timeout failed under load (test_queue_dask); waiting longer never changes an outcome.
 os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "600")
 
+import shutil  # noqa: E402
 import subprocess  # noqa: E402
 import sys  # noqa: E402
 from collections.abc import Iterator  # noqa: E402
@@ -35,14 +36,35 @@ def _datasets_folder() -> Path:
 
 
 DATASETS = _datasets_folder()
+UNUSED_PREFECT_SERVICES = (
+    "CANCELLATION_CLEANUP",
+    "DB_VACUUM",
+    "EVENT_LOGGER",
+    "FOREMAN",
+    "LATE_RUNS",
+    "SCHEDULER",
+    "REPOSSESSOR",
+    "CLEANUP_RECONCILER",
+    "TRIGGERS",
+)
 
 
 @pytest.fixture(scope="session")
 def prefect_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A real ``prefect server`` on loopback for the subprocess tests; yields its API URL."""
+    from coscope.infra.prefect_api import database_template
+
     home = tmp_path_factory.mktemp("prefect-home")
+    if database_template().is_file():  # migrated by an earlier private API of this version
+        shutil.copyfile(database_template(), home / "prefect.db")
     port = free_port()
     env = {**os.environ, "PREFECT_HOME": str(home), "PREFECT_SERVER_ANALYTICS_ENABLED": "false"}
+    # Only the services the tests use: task-run recording (task runs reach the database as
+    # events), event persistence and pause expirations (approval timeouts). The others
+    # (scheduler, late runs, foreman, triggers …) poll the database every few seconds, a
+    # steady share of a core per test process for nothing here.
+    for service in UNUSED_PREFECT_SERVICES:
+        env[f"PREFECT_SERVER_SERVICES_{service}_ENABLED"] = "false"
     env.pop("PREFECT_API_URL", None)
     log = (home / "server.log").open("w")
     proc = subprocess.Popen(

@@ -11,16 +11,14 @@ import numpy as np
 import pytest
 
 import coscope
-from coscope.campaign import CampaignLoop, LocalExecutor
 from coscope.campaign.inbox import Inbox
 from coscope.config import CampaignSpec, parse_spec
 from coscope.errors import ConfigError, CoscopeError, InstrumentError, ProposalError, StoreError
 from coscope.infra.compose import (
-    create_or_open_store,
     instruments_from_spec,
-    open_context,
     sample_from_spec,
 )
+from coscope.infra.local import run_local
 from coscope.storage import TraceStore
 from coscope.types import Measurement
 
@@ -72,12 +70,7 @@ def test_docs_example_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> N
 
 
 def _loop_trace(spec: CampaignSpec) -> TraceStore:
-    sample = sample_from_spec(spec.sample, spec.seed)
-    create_or_open_store(spec, sample)[0].close()
-    ctx, _ = open_context(spec.resolved_store(), track=False)
-    CampaignLoop(ctx, LocalExecutor(instruments_from_spec(spec, sample))).run()
-    ctx.store.close()
-    return TraceStore.open(spec.resolved_store(), "r")
+    return run_local(spec)[1]
 
 
 def test_trace_equals_the_loop_run(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
@@ -325,3 +318,27 @@ def test_approval_gate_from_python(tmp_path: Path) -> None:
     answers = [i.payload.get("answer") for i in store.interventions() if i.kind == "approval"]
     assert answers == ["modified", "rejected", "approved"]
     assert {m.step for m in store.measurements()} == {0, 2}
+
+
+def test_answers_posted_elsewhere_reach_ask_and_tell(tmp_path: Path) -> None:
+    """An answer posted as ``coscope approve`` or the dashboard posts it is taken by the next
+    ``ask()`` (no instrument named) while the instrument's only proposal waits, and the
+    proposal comes back as answered; ``tell`` takes a posted answer too."""
+    from coscope.approve_requests import post_answer
+
+    spec = _spec(tmp_path, approval={"required": True}, budget={"max_measurements": 4})
+    with coscope.Campaign.create(spec, track=False) as campaign:
+        (first,) = campaign.ask()
+        post_answer(campaign.store_path, {"step": first.step, "action": "approve",
+                                          "location": [2, 3]}, why="moved by hand")  # fmt: skip
+        (moved,) = campaign.ask()
+        assert moved.step == first.step and (moved.location.row, moved.location.col) == (2, 3)
+        assert campaign.waiting == []
+        campaign.tell(moved, _truth(campaign, moved))
+        (second,) = campaign.ask()
+        post_answer(campaign.store_path, {"step": second.step, "action": "approve"})
+        campaign.tell(second, _truth(campaign, second))  # tell takes the answer first
+    store = TraceStore.open(spec.resolved_store(), "r")
+    answers = [i.payload.get("answer") for i in store.interventions() if i.kind == "approval"]
+    assert answers == ["modified", "approved"]
+    assert {m.step for m in store.measurements()} == {first.step, second.step}

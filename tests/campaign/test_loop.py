@@ -16,6 +16,7 @@ from coscope.infra.compose import (
     open_context,
     sample_from_spec,
 )
+from coscope.infra.local import open_local
 from coscope.storage import TraceStore
 from coscope.types import MeasurementRequest
 
@@ -36,13 +37,10 @@ def _spec(tmp_path: Path, **changes) -> CampaignSpec:
 
 
 def _run(spec: CampaignSpec):
-    sample = sample_from_spec(spec.sample, spec.seed)
-    create_or_open_store(spec, sample)[0].close()
-    ctx, _ = open_context(spec.resolved_store(), track=False)
-    loop = CampaignLoop(ctx, LocalExecutor(instruments_from_spec(spec, sample)))
+    loop, _ = open_local(spec)
     outcome = loop.run()
-    ctx.store.close()
-    return outcome, ctx
+    loop.ctx.store.close()
+    return outcome, loop.ctx
 
 
 def _path(store: TraceStore) -> list[tuple[int, int]]:
@@ -261,10 +259,9 @@ def test_dkl_embedding_of_every_pixel_is_kept_per_model_version(tmp_path: Path) 
         policy={"name": "ei", "model": "dkl", "window": 5, "n_initial": 3, "fit_iterations": 20},
         budget={"max_measurements": 5},
     )
-    sample = sample_from_spec(spec.sample, spec.seed)
-    create_or_open_store(spec, sample)[0].close()
-    ctx, _ = open_context(spec.resolved_store(), track=True)  # real MLflow, sqlite in tmp
-    CampaignLoop(ctx, LocalExecutor(instruments_from_spec(spec, sample))).run()
+    loop, _ = open_local(spec, track=True)  # real MLflow, sqlite in tmp
+    loop.run()
+    ctx = loop.ctx
     client = MlflowClient(tracking_uri=spec.resolved_tracking_uri())
     files = [a.path for a in client.list_artifacts(ctx.tracker.run_id, "embeddings")]
     assert files == [f"embeddings/v{v:04d}.npy" for v in range(5)]

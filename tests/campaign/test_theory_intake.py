@@ -28,7 +28,7 @@ from coscope.report.status import campaign_status, format_status
 from coscope.storage import TraceStore
 from coscope.types import Location, Measurement, Proposal
 from tests.agents.test_conavigation import _run, _spec
-from tests.e2e.test_kill_resume import _coscope, _wait_until
+from tests.e2e.campaign_process import _coscope, _wait_until
 
 
 def _batch_waiting(tmp_path: Path, budget: int, n: int) -> tuple[Path, dict, dict]:

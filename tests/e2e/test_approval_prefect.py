@@ -15,6 +15,7 @@ import time
 from pathlib import Path
 from uuid import UUID
 
+import httpx
 import pytest
 
 from coscope.campaign.approval import APPROVAL
@@ -103,7 +104,17 @@ def _submit(api_url: str, attr: dict, run_input: dict) -> None:
                 if state is not None and state.is_paused():
                     break
                 time.sleep(0.2)
-        assert state.is_paused() and state.state_details.run_input_keyset  # a form waits
+            assert state.is_paused() and state.state_details.run_input_keyset  # a form waits
+            # Prefect sets the Paused state first and stores the form's schema just after it
+            # (prefect/flow_runs.py, pause_flow_run): resuming in between is refused ("Run
+            # input schema not found"), so wait for the schema as the UI's form does.
+            schema_key = state.state_details.run_input_keyset["schema"]
+            while time.time() < deadline:
+                try:
+                    client.read_flow_run_input(UUID(attr["flow_run_id"]), schema_key)
+                    break
+                except httpx.HTTPStatusError:  # 404: not stored yet
+                    time.sleep(0.2)
         resume_flow_run(UUID(attr["flow_run_id"]), run_input=run_input)
 
 

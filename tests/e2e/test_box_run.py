@@ -1,7 +1,8 @@
 """A continuous box end to end on the real engines: `coscope run examples/box_branin.yaml`-like
 specs in a subprocess (Prefect flow, Dask LocalCluster, MLflow sqlite, Zarr trace), killed
 with SIGKILL while a decision is in flight and resumed: the same points as an uninterrupted
-run. Then status, replay, retrace and report on the produced trace."""
+run. Then `coscope status` and `coscope check` read the produced trace (a box's replay,
+retrace and reports are tests/spaces/test_box.py's, in process)."""
 
 from __future__ import annotations
 
@@ -14,12 +15,12 @@ from pathlib import Path
 import pytest
 
 from coscope.storage import TraceStore
-from tests.e2e.test_kill_resume import _coscope, _counts, _env, _finish, _wait_until
+from tests.e2e.campaign_process import _coscope, _counts, _env, _finish, _wait_until
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("engines")]
 
 ROOT = Path(__file__).resolve().parents[2]
-BUDGET = 10
+BUDGET = 8
 
 
 def _spec(tmp_path: Path, name: str) -> Path:
@@ -57,7 +58,7 @@ def test_box_campaign_runs_resumes_to_the_same_points_and_reads_back(
 
     store = tmp_path / "killed" / "trace.zarr"
     proc = _coscope("run", str(_spec(tmp_path, "killed")), api_url=prefect_server)
-    in_flight = lambda c: c["measurements"] >= 6 and c["decisions"] > c["measurements"]  # noqa: E731
+    in_flight = lambda c: c["measurements"] >= 5 and c["decisions"] > c["measurements"]  # noqa: E731
     _wait_until(store, proc, in_flight)
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait(timeout=30)
@@ -73,8 +74,3 @@ def test_box_campaign_runs_resumes_to_the_same_points_and_reads_back(
     assert "best       " in status.stdout and "x1 = " in status.stdout
     check = _cli("check", str(store), api_url=prefect_server)
     assert check.returncode == 0 and "intact" in check.stdout, check.stdout + check.stderr
-    replayed = _cli("replay", str(store), "--out", str(tmp_path / "replay"), api_url=prefect_server)
-    assert replayed.returncode == 0 and "100% agree" in replayed.stdout, replayed.stderr
-    report = _cli("report", str(store), "--out", str(tmp_path / "html"), api_url=prefect_server)
-    assert report.returncode == 0, report.stderr
-    assert (tmp_path / "html" / "retrace" / "trajectory.png").exists()

@@ -1,11 +1,11 @@
 """Crashes at random moments (seeded): after every resume the trace and MLflow hold every step
 exactly once, with the values of an uninterrupted run (issue 17).
 
-One campaign (`coscope run` in a subprocess: Prefect flow, Dask LocalCluster, MLflow sqlite,
-Zarr trace) is killed several times — SIGKILL to its process group, or SIGTERM to the
-campaign process — each time once the trace holds a drawn number of measurements plus a drawn
-delay (so the kill lands anywhere in a step: deciding, measuring, writing), then resumed with
-`coscope resume`, until it finishes.
+One campaign (the kill-test campaign of `campaign_process`: `coscope run` in a subprocess,
+Prefect flow, Dask LocalCluster, MLflow sqlite, Zarr trace) is killed twice — SIGKILL to its
+process group, or SIGTERM to the campaign process — each time once the trace holds a drawn
+number of measurements plus a drawn delay (so the kill lands anywhere in a step: deciding,
+measuring, writing), then resumed with `coscope resume`, until it finishes.
 """
 
 from __future__ import annotations
@@ -19,33 +19,13 @@ import numpy as np
 import pytest
 
 from coscope.storage import TraceStore
-from tests.e2e.test_kill_resume import _coscope, _counts, _finish, _wait_until
+from tests.e2e.campaign_process import BUDGET, _coscope, _counts, _finish, _spec, _wait_until
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("engines")]
 
-BUDGET = 14
-SPEC = """
-name: crash-test
-seed: 23
-sample: {{kind: synthetic_film, params: {{size: 20}}}}
-instruments:
-  - {{name: afm, modalities: [beps_loop], latency_s: 0.2, cost: 1.0, noise: 0.02}}
-scalarizer: {{name: loop_area, modality: beps_loop}}
-policy: {{name: ei, n_initial: 3, fit_iterations: 40}}
-budget: {{max_measurements: {budget}}}
-time_scale: 1.0
-dask_workers: 1
-run_dir: {run_dir}
-"""
 PER_EVENT = ("reward", "best_so_far", "cost_spent", "n_measurements", "rmse", "nrmse", "mae")
 """Per-measurement metrics; with every ``decision.*`` and ``fit.*`` (but ``fit.seconds``)
 the keys whose histories must equal the uninterrupted run's."""
-
-
-def _spec(tmp: Path, name: str) -> Path:
-    path = tmp / f"{name}.yaml"
-    path.write_text(SPEC.format(budget=BUDGET, run_dir=tmp / name))
-    return path
 
 
 def _histories(store: Path) -> dict[str, list[tuple[int, float]]]:
@@ -61,23 +41,15 @@ def _histories(store: Path) -> dict[str, list[tuple[int, float]]]:
     }
 
 
-@pytest.fixture(scope="module")
-def uninterrupted(tmp_path_factory: pytest.TempPathFactory, prefect_server: str) -> Path:
-    tmp = tmp_path_factory.mktemp("uninterrupted")
-    code, _, err = _finish(_coscope("run", str(_spec(tmp, "ref")), api_url=prefect_server))
-    assert code == 0, err
-    return tmp / "ref" / "trace.zarr"
-
-
 @pytest.mark.parametrize(("seed", "how"), [(0, signal.SIGKILL), (1, signal.SIGTERM)])
 def test_random_crashes_leave_every_step_once_in_trace_and_mlflow(
-    tmp_path: Path, prefect_server: str, uninterrupted: Path, seed: int, how: signal.Signals
+    tmp_path: Path, prefect_server: str, reference: Path, seed: int, how: signal.Signals
 ) -> None:
     rng = np.random.default_rng([17, seed])
     spec = _spec(tmp_path, "crashed")
     store = tmp_path / "crashed" / "trace.zarr"
     n_kills = 0
-    for drawn in sorted(rng.choice(np.arange(1, BUDGET), size=3, replace=False)):
+    for drawn in sorted(rng.choice(np.arange(1, BUDGET), size=2, replace=False)):
         target = max(int(drawn), _counts(store)["measurements"] + 1)
         if target > BUDGET:
             break
@@ -101,7 +73,7 @@ def test_random_crashes_leave_every_step_once_in_trace_and_mlflow(
     assert [m.step for m in trace.measurements()] == list(range(BUDGET))
     assert [d.step for d in trace.decisions()] == list(range(BUDGET))
     assert trace.pending_decisions() == [] and trace.get_attr("status") == "finished"
-    got, want = _histories(store), _histories(uninterrupted)
+    got, want = _histories(store), _histories(reference)
     for key in ("n_measurements", "reward", "decision.model_version"):
         assert [s for s, _ in got[key]] == list(range(BUDGET)), key  # every step, once
     assert sorted(s for s, _ in got["fit.n_train"]) == sorted(f.step for f in trace.fits())

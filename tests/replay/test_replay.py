@@ -8,16 +8,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from coscope.campaign import CampaignLoop, LocalExecutor
 from coscope.campaign.inbox import Inbox
 from coscope.campaign.steering import REJECTED, InterventionError
 from coscope.config import CampaignSpec, parse_spec
-from coscope.infra.compose import (
-    create_or_open_store,
-    instruments_from_spec,
-    open_context,
-    sample_from_spec,
-)
+from coscope.infra.local import open_local
 from coscope.replay import Counterfactual, replay, retrace, write_replay, write_retrace
 from coscope.storage import TraceStore
 
@@ -47,9 +41,8 @@ def _spec(tmp_path: Path, **changes) -> CampaignSpec:
 
 
 def _run_scripted(spec: CampaignSpec, script: dict) -> tuple[TraceStore, list[int]]:
-    sample = sample_from_spec(spec.sample, spec.seed)
-    create_or_open_store(spec, sample)[0].close()
-    ctx, _ = open_context(spec.resolved_store(), track=False)
+    loop, _ = open_local(spec)
+    ctx = loop.ctx
     inbox = Inbox(ctx.store.path)
     paused_at: list[int] = []
 
@@ -63,7 +56,6 @@ def _run_scripted(spec: CampaignSpec, script: dict) -> tuple[TraceStore, list[in
         inbox.post("resume", why="looked at it")
 
     ctx.on_measurement = on_measurement
-    loop = CampaignLoop(ctx, LocalExecutor(instruments_from_spec(spec, sample)))
     loop.pauser = pauser
     outcome = loop.run()
     assert outcome.status == "finished"

@@ -63,6 +63,7 @@ class Campaign:
         self._ctx, self.sample = open_context(store_path, track=track)
         self.store_path = Path(store_path)
         self._loop = CampaignLoop(self._ctx, executor or LocalExecutor({}))
+        self._loop.release = self._released  # the caller measures what an answer releases
         self._handed: set[int] = set()  # steps returned by ask in this session
         self.reason = ""
         self._used_up: str | None = None  # the instrument last refused by budget or agent
@@ -208,6 +209,7 @@ class Campaign:
         if n < 1:
             raise ConfigError(f"n={n} asks for no proposal: ask for n >= 1.")
         ctx, loop = self._ctx, self._loop
+        self._take_posted()
         active = ctx.active_instruments()
         names = [known_instrument(ctx.spec, active, instrument)] if instrument else active
         out: list[Proposal] = []
@@ -232,6 +234,17 @@ class Campaign:
         self._handed.update(p.step for p in out)
         self.reason = " ".join(reasons)
         return Proposals(out, self.reason)
+
+    def _take_posted(self) -> None:
+        """Take what was posted since the last look: answers to waiting proposals (from
+        ``coscope approve`` or the dashboard), interventions, measurements from sources."""
+        self._loop.steer(self._ctx.store.counts()["decisions"], stale=False)
+
+    def _released(self, proposal: Proposal) -> None:
+        """An answer posted elsewhere released ``proposal``: queue it, and let the next
+        :meth:`ask` hand it out again (as answered: maybe moved or with other params)."""
+        self._loop.inflight.setdefault(proposal.instrument, []).append(Slot(proposal))
+        self._handed.discard(proposal.step)
 
     def _decide(self, instrument: str) -> tuple[Proposal | None, str]:
         """One new decision for ``instrument``, recorded; or ``None`` and why not."""
@@ -342,6 +355,7 @@ class Campaign:
             InstrumentError: The signal has the wrong length, is not numeric, or not finite.
         """
         self._check_open()
+        self._take_posted()
         ctx, loop = self._ctx, self._loop
         step = step_of(proposal)
         if step in loop.gate.waiting:

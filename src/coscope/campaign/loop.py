@@ -116,6 +116,9 @@ class CampaignLoop:
         """Blocks while paused until something may have been posted (Prefect pause); None:
         sleep ``pause_poll_s`` and look at the inbox again."""
         self.pause_poll_s = 0.2
+        self.release: Callable[[Proposal], None] = self._submit
+        """Called with each decision that an answer taken from the inbox released. Default:
+        submit it to the executor. The Python API, whose caller measures, queues it instead."""
         self.failures = FailureBook(ctx.spec.failures, ())
         """Failed measurements and the spec's failure policy (rebuilt from the trace)."""
         self.retired: list[Proposal] = []
@@ -298,7 +301,7 @@ class CampaignLoop:
             elif item.kind == APPROVAL:  # an answer to a waiting decision
                 released = self.gate.take(item, step)
                 if released is not None:
-                    self._submit(released)
+                    self.release(released)
             elif self.steering.take([item], step, stale=stale):  # re-scalarized
                 self.recorder.rescore()
 

@@ -5,19 +5,27 @@ needs it (so every Dask worker would start one) and in our process group (so a t
 Ctrl-C kills it while the campaign still needs it: uvicorn installs its own SIGINT handler).
 This starts it once, in its own session, tied to our lifetime: Linux's parent-death signal
 stops it even when the campaign is killed with SIGKILL.
+
+A new run folder's database needs Prefect's migrations (~10 s of CPU). The first private API
+of a Prefect version keeps a copy of its freshly migrated database in the user's cache
+(``~/.cache/coscope``); later run folders start from a copy of it, and their API is ready in
+the time Prefect takes to import.
 """
 
 from __future__ import annotations
 
 import ctypes
 import os
+import shutil
 import signal
 import socket
+import sqlite3
 import subprocess
 import sys
 import threading
 import time
 import urllib.request
+from contextlib import closing
 from pathlib import Path
 
 from coscope.errors import ConfigError
@@ -38,6 +46,35 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def database_file() -> Path | None:
+    """The sqlite file a Prefect API started now uses (its settings read from the
+    environment: ``PREFECT_HOME``, a database URL), or None for another database (a
+    configured PostgreSQL)."""
+    from prefect.settings import Settings
+
+    url = Settings().server.database.connection_url
+    value = url.get_secret_value() if url is not None else ""
+    prefix = "sqlite+aiosqlite:///"
+    return Path(value.removeprefix(prefix)) if value.startswith(prefix) else None
+
+
+def database_template() -> Path:
+    """Where a freshly migrated database of this Prefect version is kept."""
+    import prefect
+
+    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    return cache / "coscope" / f"prefect-{prefect.__version__}.db"
+
+
+def _copy_database(source: Path, target: Path) -> None:
+    """Copy an sqlite database consistently (its write-ahead log included), atomically."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    partial = target.with_name(f".{target.name}.{os.getpid()}.partial")
+    with closing(sqlite3.connect(source)) as src, closing(sqlite3.connect(partial)) as dst:
+        src.backup(dst)
+    os.replace(partial, target)
+
+
 class LocalPrefectAPI:
     """``uvicorn prefect.server.api.server:create_app`` on a free loopback port.
 
@@ -52,6 +89,8 @@ class LocalPrefectAPI:
         self._process: subprocess.Popen | None = None
         self._ready = threading.Event()
         self._error: str | None = None
+        self._database = database_file()
+        self._new_database = self._database is not None and not self._database.exists()
 
     def spawn(self) -> None:
         """Start the server process (from the main thread: the death signal follows it)."""
@@ -66,6 +105,10 @@ class LocalPrefectAPI:
             "PREFECT__SERVER_FINAL": "1",
         }
         env.pop("PREFECT_API_URL", None)
+        template = database_template()
+        if self._new_database and self._database is not None and template.is_file():
+            shutil.copyfile(template, self._database)  # migrated once: start from the copy
+            self._new_database = False
         self._log_path.parent.mkdir(parents=True, exist_ok=True)
         log = self._log_path.open("ab")
         self._process = subprocess.Popen(
@@ -103,6 +146,7 @@ class LocalPrefectAPI:
             try:
                 with urllib.request.urlopen(f"{self.url}/health", timeout=2) as response:
                     if response.status == 200:
+                        self._keep_template()
                         return self.url
             except OSError:
                 time.sleep(0.2)
@@ -112,6 +156,17 @@ class LocalPrefectAPI:
             "raise PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS or set PREFECT_API_URL to a "
             "running `prefect server`."
         )
+
+    def _keep_template(self) -> None:
+        """After migrating a new database (before any flow ran on it), keep a copy of it for
+        the next run folders; a cache that cannot be written only costs them the migration."""
+        template = database_template()
+        if not self._new_database or self._database is None or template.exists():
+            return
+        try:
+            _copy_database(self._database, template)
+        except (OSError, sqlite3.Error):
+            pass
 
     def stop(self) -> None:
         """Terminate the server and wait for it."""

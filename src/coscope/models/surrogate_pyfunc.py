@@ -80,7 +80,7 @@ def save_surrogate_pyfunc(state: GPState, folder: str | Path) -> Path:
     with tempfile.TemporaryDirectory() as tmp:
         path = write_checkpoint(state, Path(tmp) / STATE_FILE)
         with warnings.catch_warnings():  # no input example: the signature is explicit
-            warnings.filterwarnings("ignore", message="An input example was not provided")
+            warnings.filterwarnings("ignore", message=".*An input example was not provided")
             mlflow.pyfunc.save_model(
                 str(folder),
                 python_model=surrogate_pyfunc_code.__file__,

@@ -7,11 +7,12 @@ A *job* is a JSON-safe dict::
                                                  #   run_dir, store, time_scale already set)
      "inject": {"at": 20, "n": 5, "seed": [..]}} # optional seed-point intervention
 
-:func:`run_job` builds the campaign from the spec in the worker (composition root), runs the
-plain :class:`~coscope.campaign.CampaignLoop` with the :class:`~coscope.campaign.LocalExecutor`
-and no tracker, writes the trace to the spec's store, and returns the per-step curve rows
-(:mod:`coscope.studies.metrics`). Nothing live crosses the process boundary and no MLflow
-client is opened in the worker: the driver logs what it gets back.
+:func:`run_job` builds the campaign from the spec in the worker
+(:func:`~coscope.infra.local.open_local`: the plain :class:`~coscope.campaign.CampaignLoop`
+with the :class:`~coscope.campaign.LocalExecutor` and no tracker), writes the trace to the
+spec's store, and returns the per-step curve rows (:mod:`coscope.studies.metrics`). Nothing
+live crosses the process boundary and no MLflow client is opened in the worker: the driver
+logs what it gets back.
 """
 
 from __future__ import annotations
@@ -23,18 +24,12 @@ import numpy as np
 
 from coscope.agents.base import GridAgent
 from coscope.agents.box_agent import BoxAgent
-from coscope.campaign import CampaignContext, CampaignLoop, LocalExecutor
+from coscope.campaign import CampaignLoop
 from coscope.campaign.inbox import Inbox
 from coscope.config import parse_spec
 from coscope.errors import ConfigError
-from coscope.infra.compose import (
-    box_truth,
-    check_spec_fits_sample,
-    create_or_open_store,
-    instruments_from_spec,
-    open_context,
-    sample_from_spec,
-)
+from coscope.infra.compose import box_truth
+from coscope.infra.local import open_local
 from coscope.instruments import Sample
 from coscope.spaces import PixelGrid, Space
 from coscope.studies.metrics import BoxMetrics, StepMetrics
@@ -68,18 +63,17 @@ def run_job(job: dict[str, Any]) -> dict[str, Any]:
     """
     t0 = time.perf_counter()
     spec = parse_spec(job["spec"])
-    sample = sample_from_spec(spec.sample, spec.seed)
-    check_spec_fits_sample(spec, sample)
-    create_or_open_store(spec, sample)[0].close()
-    ctx, _ = open_context(spec.resolved_store(), track=False)
+    loop, sample = open_local(spec)
+    ctx = loop.ctx
     agent = ctx.agent
     inject = job.get("inject")
     if isinstance(agent, BoxAgent):
         if inject:
             ctx.store.close()
             raise ConfigError("seed-point injection needs a finite space, not a box.")
-        return _run_box_job(job, ctx, agent, sample, t0)
+        return _run_box_job(job, loop, agent, sample, t0)
     if not isinstance(agent, GridAgent):  # the study reads its observations and seed points
+        ctx.store.close()
         raise ConfigError(
             f"policy '{spec.policy.name}' cannot run in a study: benchmark and seed studies "
             "take single-target policies (ei, ucb, maxvar, thompson, random, raster)."
@@ -121,7 +115,7 @@ def run_job(job: dict[str, Any]) -> dict[str, Any]:
 
     ctx.on_measurement = on_measurement
     try:
-        outcome = CampaignLoop(ctx, LocalExecutor(instruments_from_spec(spec, sample))).run()
+        outcome = loop.run()
         points = [
             [m.location.row, m.location.col]
             for m in sorted(ctx.store.measurements(), key=lambda m: m.step)
@@ -141,11 +135,12 @@ def run_job(job: dict[str, Any]) -> dict[str, Any]:
 
 
 def _run_box_job(
-    job: dict[str, Any], ctx: CampaignContext, agent: BoxAgent, sample: Sample, t0: float
+    job: dict[str, Any], loop: CampaignLoop, agent: BoxAgent, sample: Sample, t0: float
 ) -> dict[str, Any]:
     """:func:`run_job` of a box campaign: curve rows of :class:`BoxMetrics` (best so far,
     simple regret when the instrument is a synthetic function); ``points`` are the
     measured coordinates."""
+    ctx = loop.ctx
     spec = ctx.spec
     truth = box_truth(spec, sample)
     metrics = BoxMetrics(truth.value, truth.maximum) if truth else BoxMetrics()
@@ -168,7 +163,7 @@ def _run_box_job(
 
     ctx.on_measurement = on_measurement
     try:
-        outcome = CampaignLoop(ctx, LocalExecutor(instruments_from_spec(spec, sample))).run()
+        outcome = loop.run()
         steps = sorted(m.step for m in ctx.store.measurements())
         points = [agent.point(s).tolist() for s in steps]
     finally:
