@@ -1,8 +1,9 @@
 """Fidelity as a choice: (location, dwell) by map information per price (policy ``fidelity``).
 
 An instrument that :class:`~coscope.instruments.base.Dwells` offers relative dwell times
-``d``: a measurement of dwell ``d`` has noise variance ``s^2 / d`` and costs ``d`` times the
-reference (``docs/fidelity.md``). This agent learns the campaign's scalar target over a
+``d``: a measurement of dwell ``d`` has noise variance ``s^2 / d``; its price is whatever the
+campaign's price function says (the simulated microscope: a fixed overhead plus the dwell,
+``docs/fidelity.md``). This agent learns the campaign's scalar target over a
 finite space with an exact GP that knows each observation's noise, and picks the pair
 ``(x, d)`` with the most information per cost::
 
@@ -39,7 +40,7 @@ from botorch.models.transforms.outcome import Standardize
 
 from coscope.agents.agent import GPAgent
 from coscope.agents.protocols import Ask
-from coscope.instruments.base import DWELL
+from coscope.instruments.base import DWELL, reference_dwell
 from coscope.models import GPState, load_model, predict
 from coscope.models.gp import gp_scalars
 from coscope.spaces import Space
@@ -49,11 +50,6 @@ N_REFERENCE = 256
 """Default number of reference cells the map's variance is averaged over."""
 JITTER = 1e-8
 """Added to the diagonal (standardised units) before the Cholesky factorisation."""
-
-
-def reference_dwell(dwells: Sequence[float]) -> float:
-    """The dwell of seed points and the initial design: 1.0 if offered, else the middle one."""
-    return 1.0 if 1.0 in dwells else float(sorted(dwells)[len(dwells) // 2])
 
 
 def variance_reduction(

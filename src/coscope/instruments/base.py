@@ -27,7 +27,7 @@ instrument, whose capabilities count, is :func:`~coscope.instruments.wrappers.un
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
@@ -156,19 +156,26 @@ DWELL = "dwell"
 """Request param: relative dwell time (1.0 = the reference request); see :class:`Dwells`."""
 
 
+def reference_dwell(dwells: Sequence[float]) -> float:
+    """The dwell of a request that names none: 1.0 if offered, else the middle one offered."""
+    return 1.0 if 1.0 in dwells else float(sorted(dwells)[len(dwells) // 2])
+
+
 @runtime_checkable
 class Dwells(Protocol):
     """An instrument whose requests choose a relative dwell time ``d`` (param :data:`DWELL`):
     the noise std of a measurement scales as ``1 / sqrt(d)`` (what
-    :class:`~coscope.instruments.wrappers.WithNoise` adds), its relative price as ``d``."""
+    :class:`~coscope.instruments.wrappers.WithNoise` adds); its price is its
+    :class:`Priced` relative price (for the simulated microscope: a fixed overhead plus the
+    dwell, ``docs/fidelity.md``)."""
 
     def dwells(self) -> tuple[float, ...]:
         """The relative dwell times offered, ascending (``1.0``: the reference request)."""
         ...
 
     def dwell(self, params: Mapping[str, Any]) -> float:
-        """The dwell a request's ``params`` ask for (default 1.0); InstrumentError if not
-        offered."""
+        """The dwell a request's ``params`` ask for (default :func:`reference_dwell`);
+        InstrumentError if not offered."""
         ...
 
 

@@ -94,12 +94,21 @@ def _simulated(
     sample: Sample,
     modalities: Sequence[str] | None = None,
     dwell: Sequence[float] | None = None,
+    overhead: float | None = None,
 ) -> SimulatedInstrument:
     """Noise-free instrument reading the sample's ground truth; with option ``dwell`` (relative
-    dwell times offered) a :class:`DwellingInstrument` (``docs/fidelity.md``)."""
+    dwell times offered) and optionally ``overhead`` (the fixed time of a measurement, in
+    reference dwells, default 1.0) a :class:`DwellingInstrument` (``docs/fidelity.md``)."""
     if dwell is None:
+        if overhead is not None:
+            raise ConfigError(
+                f"instrument {name!r}: options.overhead is the fixed time of a dwell; "
+                "add options.dwell (e.g. [0.25, 1.0, 4.0]) or remove it."
+            )
         return SimulatedInstrument(name, sample, modalities)
-    return DwellingInstrument(name, sample, modalities, dwell)
+    if overhead is None:
+        return DwellingInstrument(name, sample, modalities, dwell)
+    return DwellingInstrument(name, sample, modalities, dwell, overhead)
 
 
 def default_space(sample: Sample) -> Space:
