@@ -43,15 +43,9 @@ from pathlib import Path  # noqa: E402
 import numpy as np  # noqa: E402
 
 from coscope.agents import DKLAgent  # noqa: E402
-from coscope.campaign import CampaignLoop, LocalExecutor  # noqa: E402
 from coscope.campaign.context import scalar_target  # noqa: E402
 from coscope.config import parse_spec  # noqa: E402
-from coscope.infra.compose import (  # noqa: E402
-    create_or_open_store,
-    instruments_from_spec,
-    open_context,
-    sample_from_spec,
-)
+from coscope.infra.local import open_local  # noqa: E402
 from coscope.spaces import layout_features  # noqa: E402
 from coscope.storage.datasets import Dataset, write_dataset  # noqa: E402
 from coscope.types import Location, ModalityInfo  # noqa: E402
@@ -104,9 +98,8 @@ def campaign(kind: str, method: str, seed: int, folder: Path) -> list[dict[str, 
             "run_dir": str(folder / f"{kind}-{method}-{seed}"),
         }
     )
-    sample = sample_from_spec(spec.sample, spec.seed)
-    create_or_open_store(spec, sample)[0].close()
-    ctx, _ = open_context(spec.resolved_store(), track=False)
+    loop, sample = open_local(spec)
+    ctx = loop.ctx
     if method == "dkl":  # DKL over the coordinates: the sample has no structure to learn
         assert ctx.space is not None
         ctx.use_agent(
@@ -121,8 +114,10 @@ def campaign(kind: str, method: str, seed: int, folder: Path) -> list[dict[str, 
                 fit_iterations=60,
             )
         )
-    outcome = CampaignLoop(ctx, LocalExecutor(instruments_from_spec(spec, sample))).run()
-    ctx.store.close()
+    try:
+        outcome = loop.run()
+    finally:
+        ctx.store.close()
     return outcome.history
 
 

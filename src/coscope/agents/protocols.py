@@ -93,6 +93,30 @@ class Reducer:
         return float(scalarize(self.name, signal, self.axis, dict(self.params)))
 
 
+class Scalarized(Protocol):
+    """A spec's scalar of one modality (an objective, a constraint): scalarizer and params."""
+
+    @property
+    def modality(self) -> str: ...
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def params(self) -> Mapping[str, Any]: ...
+
+
+def reducers_of(
+    items: Sequence[Scalarized], axis_of: Callable[[str], np.ndarray]
+) -> tuple[str, tuple[str, ...], tuple[Reducer, ...]]:
+    """``(modality, names, reducers)`` of scalars that share the first one's modality;
+    ``axis_of`` gives a modality's signal axis (the sample's, or the trace's)."""
+    modality = items[0].modality
+    axis = axis_of(modality)
+    names = tuple(item.name for item in items)
+    return modality, names, tuple(Reducer(i.name, dict(i.params), axis) for i in items)
+
+
 @dataclass(frozen=True)
 class ScalarTarget:
     """The one number a single-target agent learns.

@@ -138,7 +138,7 @@ class Campaign:
             if slot.stored is not None:  # queued campaigns: measured after the last decision
                 loop.recorder.measurement(slot.stored, replayed=True)
             else:
-                loop.inflight.setdefault(slot.proposal.instrument, []).append(Slot(slot.proposal))
+                loop.enqueue(Slot(slot.proposal))
         loop.steer(self._ctx.store.counts()["decisions"], stale=True)
 
     # --- state ------------------------------------------------------------------------
@@ -243,7 +243,7 @@ class Campaign:
     def _released(self, proposal: Proposal) -> None:
         """An answer posted elsewhere released ``proposal``: queue it, and let the next
         :meth:`ask` hand it out again (as answered: maybe moved or with other params)."""
-        self._loop.inflight.setdefault(proposal.instrument, []).append(Slot(proposal))
+        self._loop.enqueue(Slot(proposal))
         self._handed.discard(proposal.step)
 
     def _decide(self, instrument: str) -> tuple[Proposal | None, str]:
@@ -271,7 +271,7 @@ class Campaign:
         if loop.gate.applies(instrument):
             loop.gate.hold(stored)  # measured once approved
         else:
-            loop.inflight.setdefault(instrument, []).append(Slot(stored))
+            loop.enqueue(Slot(stored))
         return stored, ""
 
     # --- the approval gate ------------------------------------------------------------
@@ -308,7 +308,7 @@ class Campaign:
             payload["params"] = dict(params)
         released = self._answer(payload, why)
         assert released is not None  # an approval always releases
-        self._loop.inflight.setdefault(released.instrument, []).append(Slot(released))
+        self._loop.enqueue(Slot(released))
         return released
 
     def reject(self, proposal: Proposal | int, reason: str = "") -> None:

@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from coscope.agents.protocols import OutcomeConstraints, Reducer
+from coscope.agents.protocols import OutcomeConstraints, Reducer, reducers_of
 from coscope.campaign.stopping import EARLY_STOP
 from coscope.config import CampaignSpec, ConstraintSpec, parse_spec
 from coscope.errors import CoscopeError
@@ -29,12 +29,11 @@ def constraints_of(
     signal axis (the sample's, or the trace's)."""
     if not spec.constraints:
         return None
-    modality = spec.constraints[0].modality
-    axis = axis_of(modality)
+    modality, names, values = reducers_of(spec.constraints, axis_of)
     return OutcomeConstraints(
         modality=modality,
-        names=tuple(c.name for c in spec.constraints),
-        values=tuple(Reducer(c.name, dict(c.params), axis) for c in spec.constraints),
+        names=names,
+        values=values,
         lower=tuple(c.value if c.op == ">=" else None for c in spec.constraints),
         upper=tuple(c.value if c.op == "<=" else None for c in spec.constraints),
     )

@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from coscope.agents.protocols import Objectives, Reducer
+from coscope.agents.protocols import Objectives, reducers_of
 from coscope.config import CampaignSpec
 from coscope.pareto import hypervolume, pareto_mask
 from coscope.types import Measurement
@@ -25,12 +25,11 @@ def objectives_of(spec: CampaignSpec, axis_of: Callable[[str], np.ndarray]) -> O
     a modality's signal axis (the sample's, or the trace's)."""
     if not spec.objectives:
         return None
-    modality = spec.objectives[0].modality
-    axis = axis_of(modality)
+    modality, names, values = reducers_of(spec.objectives, axis_of)
     return Objectives(
         modality=modality,
-        names=tuple(o.name for o in spec.objectives),
-        values=tuple(Reducer(o.name, dict(o.params), axis) for o in spec.objectives),
+        names=names,
+        values=values,
         signs=tuple(o.sign for o in spec.objectives),
         ref_points=tuple(o.ref_point for o in spec.objectives),
     )

@@ -188,6 +188,11 @@ class CampaignLoop:
         waiting for approval), over all instruments."""
         return [s.proposal for s in self.slots()] + list(self.gate.waiting.values())
 
+    def enqueue(self, slot: Slot) -> None:
+        """Put ``slot`` at the end of its instrument's queue as it is (not started: a replayed
+        measurement, or a proposal the Python API hands to its caller)."""
+        self.inflight.setdefault(slot.proposal.instrument, []).append(slot)
+
     def n_queued(self, instrument: str) -> int:
         """Requests of ``instrument`` in flight, queued or waiting for approval."""
         return len(self.inflight.get(instrument, ())) + self.gate.n_waiting(instrument)
@@ -248,7 +253,7 @@ class CampaignLoop:
         queue = self.inflight.pop(instrument, [])
         for slot in queue:
             if slot.stored is not None:
-                self.inflight.setdefault(instrument, []).append(slot)
+                self.enqueue(slot)
             else:
                 self._submit(slot.proposal)
 
@@ -263,7 +268,7 @@ class CampaignLoop:
         if slot.stored is None:
             self._submit(slot.proposal)
         else:
-            self.inflight.setdefault(slot.proposal.instrument, []).append(slot)
+            self.enqueue(slot)
 
     def _completed(self) -> list[Slot]:
         """Wait for the first completions; take their slots off the queues, in step order.

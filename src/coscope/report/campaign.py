@@ -64,7 +64,7 @@ def write_campaign_maps(ctx: CampaignContext, folder: Path, title: str) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     report = ctx.agent.report()
     measurements = ctx.store.measurements()
-    mean, std = getattr(report, "mean", None), getattr(report, "std", None)
+    mean, std = report.mean, report.std
     learner = ctx.abilities.points
     if isinstance(ctx.space, Box) and learner is not None:  # no image: map or slices
         observed = [ctx.observe(m) for m in measurements if m.modality == ctx.target_modality]
